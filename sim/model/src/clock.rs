@@ -1,0 +1,79 @@
+//! The virtual clock. Nothing in dwsim reads the wall clock: long-running work (an LCS
+//! deployment, a Retry-After window, token expiry) advances this clock instead of sleeping.
+
+use serde::{Deserialize, Serialize};
+
+/// Unix seconds of the fixed epoch every world starts at: 2026-01-01T00:00:00Z.
+pub const EPOCH_UNIX_SECONDS: i64 = 1_767_225_600;
+
+/// Milliseconds since [`EPOCH_UNIX_SECONDS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Instant(pub i64);
+
+impl Instant {
+    pub fn plus_minutes(self, minutes: i64) -> Instant {
+        Instant(self.0 + minutes * 60_000)
+    }
+    pub fn plus_seconds(self, seconds: i64) -> Instant {
+        Instant(self.0 + seconds * 1000)
+    }
+    pub fn unix_seconds(self) -> i64 {
+        EPOCH_UNIX_SECONDS + self.0.div_euclid(1000)
+    }
+    /// ISO 8601 in UTC with a `Z`, as Dataverse and F&O write timestamps.
+    pub fn iso(self) -> String {
+        let secs = self.unix_seconds();
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )
+    }
+}
+
+/// The clock a [`crate::World`] owns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Clock {
+    now: Instant,
+}
+
+impl Clock {
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+    pub fn advance_ms(&mut self, ms: i64) {
+        self.now = Instant(self.now.0 + ms.max(0));
+    }
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_formats_as_new_year_2026() {
+        assert_eq!(Instant(0).iso(), "2026-01-01T00:00:00Z");
+        assert_eq!(Instant(0).plus_minutes(61).iso(), "2026-01-01T01:01:00Z");
+        assert_eq!(
+            Instant(0).plus_minutes(60 * 24 * 59).iso(),
+            "2026-03-01T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! A Dataverse environment: tables of rows, solutions, business units, teams and users, and
+//! the platform behaviour of a write (validation, alternate keys, system columns, the
+//! cdm_company plug-in). The dual-write runtime wraps these writes in `world.rs`.
+
+use crate::catalogue::Catalogue;
+use crate::clock::Instant;
+use crate::error::{ErrorKind, SimError, SimResult};
+use crate::ids::Ids;
+use crate::schema::{DvTable, DvType};
+use crate::store::{Row, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DvEnv {
+    /// Unique organization name; also the first path segment of its base URL.
+    pub org: String,
+    pub organization_id: String,
+    pub tenant_id: String,
+    pub geography: String,
+    /// Created with "Enable Dynamics 365 apps".
+    pub d365_apps_enabled: bool,
+    /// DualWriteRegistration.Plugins and DualWriteRuntime.Plugins steps enabled.
+    pub dual_write_plugins_enabled: bool,
+    pub root_business_unit: String,
+    /// The F&O environment linked through the Power Platform integration.
+    pub fno_integration: Option<String>,
+    pub next_version: i64,
+    pub store: Store,
+}
+
+/// Everything a write needs besides the environment itself.
+pub struct WriteContext<'a> {
+    pub catalogue: &'a Catalogue,
+    pub ids: &'a mut Ids,
+    pub now: Instant,
+    /// systemuserid of the caller (Created by / Modified by).
+    pub caller: String,
+    /// Owner to set; the caller's own team-less default is the root business unit's team.
+    pub owner: Option<String>,
+}
+
+pub fn error(kind: ErrorKind, code: &str, message: impl Into<String>) -> SimError {
+    SimError::new(kind, code, message)
+}
+
+pub fn does_not_exist(table: &str, id: &str) -> SimError {
+    error(
+        ErrorKind::NotFound,
+        "0x80040217",
+        format!("{table} With Id = {id} Does Not Exist"),
+    )
+}
+
+impl DvEnv {
+    pub fn table<'c>(&self, catalogue: &'c Catalogue, logical: &str) -> SimResult<&'c DvTable> {
+        catalogue.dv_tables.get(logical).ok_or_else(|| {
+            error(
+                ErrorKind::NotFound,
+                "0x80040217",
+                format!("Could not find a table with logical name '{logical}'."),
+            )
+        })
+    }
+
+    pub fn get(&self, logical: &str, id: &str) -> Option<&Row> {
+        self.store.get(logical, &id.to_lowercase())
+    }
+
+    /// Finds a row by the values of a key (attribute names), comparing case-insensitively.
+    pub fn find_by(&self, logical: &str, key: &[(String, Value)]) -> Option<(String, &Row)> {
+        self.store
+            .rows(logical)
+            .find(|(_, r)| key.iter().all(|(k, v)| same_value(r.get(k), Some(v))))
+            .map(|(id, r)| (id.clone(), r))
+    }
+
+    /// The systemuserid of the application user bound to `application_id`, if any.
+    pub fn application_user(&self, application_id: &str) -> Option<String> {
+        self.store
+            .rows("systemuser")
+            .find(|(_, r)| {
+                r.get("applicationid")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(application_id))
+            })
+            .map(|(id, _)| id.clone())
+    }
+
+    pub fn has_solution(&self, uniquename: &str) -> bool {
+        self.store
+            .rows("solution")
+            .any(|(_, r)| r.get("uniquename").and_then(Value::as_str) == Some(uniquename))
+    }
+
+    /// The default team of a business unit.
+    pub fn default_team(&self, business_unit: &str) -> Option<String> {
+        self.store
+            .rows("team")
+            .find(|(_, r)| {
+                r.get("_businessunitid_value").and_then(Value::as_str) == Some(business_unit)
+                    && r.get("isdefault") == Some(&Value::Bool(true))
+            })
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The cdm_company row with this company code.
+    pub fn company_by_code(&self, code: &str) -> Option<(String, &Row)> {
+        self.find_by(
+            "cdm_company",
+            &[("cdm_companycode".to_string(), Value::from(code))],
+        )
+    }
+
+    pub fn company_code(&self, company_id: &str) -> Option<String> {
+        self.get("cdm_company", company_id)
+            .and_then(|r| r.get("cdm_companycode"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    /// Creates a row. `attrs` are attribute names (`_x_value` for lookups).
+    pub fn create(
+        &mut self,
+        cx: &mut WriteContext,
+        logical: &str,
+        mut attrs: Row,
+    ) -> SimResult<(String, Row)> {
+        let table = self.table(cx.catalogue, logical)?.clone();
+        let id = match attrs.remove(&table.primary_id) {
+            Some(Value::String(s)) => s.to_lowercase(),
+            Some(Value::Null) | None => cx.ids.guid(),
+            Some(other) => {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x80048d19",
+                    format!(
+                        "Cannot convert the literal '{other}' to the expected type 'Edm.Guid'."
+                    ),
+                ))
+            }
+        };
+        if self.store.get(logical, &id).is_some() {
+            return Err(error(
+                ErrorKind::Duplicate,
+                "0x80040237",
+                "Cannot insert duplicate key.",
+            ));
+        }
+        self.validate(cx.catalogue, &table, &attrs, None)?;
+        let mut row = Row::new();
+        row.insert(table.primary_id.clone(), Value::from(id.clone()));
+        // Two-option columns always hold a value; a create without one gets No.
+        for c in table.columns.iter().filter(|c| c.kind == DvType::Boolean) {
+            row.insert(c.name.clone(), Value::Bool(false));
+        }
+        for (k, v) in attrs {
+            row.insert(k, v);
+        }
+        self.stamp(cx, &table, &mut row, true);
+        self.check_keys(&table, &id, &row)?;
+        self.store.put(logical, &id, row.clone());
+        if logical == "cdm_company" {
+            self.company_plugin(cx, &id)?;
+            row = self.store.get(logical, &id).cloned().unwrap_or(row);
+        }
+        Ok((id, row))
+    }
+
+    /// Updates a row's attributes; the company of a company-specific row is read-only once set.
+    pub fn update(
+        &mut self,
+        cx: &mut WriteContext,
+        logical: &str,
+        id: &str,
+        attrs: Row,
+    ) -> SimResult<Row> {
+        let table = self.table(cx.catalogue, logical)?.clone();
+        let id = id.to_lowercase();
+        let mut row = self
+            .store
+            .get(logical, &id)
+            .cloned()
+            .ok_or_else(|| does_not_exist(logical, &id))?;
+        self.validate(cx.catalogue, &table, &attrs, Some(&row))?;
+        for (k, v) in attrs {
+            if k == table.primary_id {
+                continue;
+            }
+            row.insert(k, v);
+        }
+        self.stamp(cx, &table, &mut row, false);
+        self.check_keys(&table, &id, &row)?;
+        self.store.put(logical, &id, row.clone());
+        Ok(row)
+    }
+
+    pub fn delete(&mut self, logical: &str, id: &str) -> SimResult<Row> {
+        let id = id.to_lowercase();
+        self.store
+            .remove(logical, &id)
+            .ok_or_else(|| does_not_exist(logical, &id))
+    }
+
+    fn validate(
+        &self,
+        catalogue: &Catalogue,
+        table: &DvTable,
+        attrs: &Row,
+        existing: Option<&Row>,
+    ) -> SimResult<()> {
+        for (k, v) in attrs {
+            let Some(col) = table.column_by_attribute(k) else {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x80048d19",
+                    format!(
+                        "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: The property '{k}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type or mark the type as open type.",
+                        table.logical_name, table.logical_name
+                    ),
+                ));
+            };
+            if col.read_only && k != &table.primary_id {
+                continue;
+            }
+            if v.is_null() {
+                continue;
+            }
+            let type_ok = match col.kind {
+                DvType::String | DvType::Memo | DvType::Datetime => v.is_string(),
+                DvType::Uniqueidentifier | DvType::Lookup => v.is_string(),
+                DvType::Integer | DvType::Picklist => v.is_i64() || v.is_u64(),
+                DvType::Decimal | DvType::Money => v.is_number(),
+                DvType::Boolean => v.is_boolean(),
+            };
+            if !type_ok {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x80048d19",
+                    format!(
+                        "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: Cannot convert the literal '{v}' to the expected type for the property '{k}'.",
+                        table.logical_name
+                    ),
+                ));
+            }
+            if let (Some(max), Some(s)) = (col.max_length, v.as_str()) {
+                if s.chars().count() > max {
+                    return Err(error(
+                        ErrorKind::BadRequest,
+                        "0x80044331",
+                        format!(
+                            "A validation error occurred.  The length of the '{}' attribute of the '{}' entity exceeded the maximum allowed length of '{max}'.",
+                            col.name, table.logical_name
+                        ),
+                    ));
+                }
+            }
+            if col.kind == DvType::Lookup {
+                let target = col.target.clone().unwrap_or_default();
+                let target_id = v.as_str().unwrap_or_default();
+                if self.get(&target, target_id).is_none() {
+                    return Err(does_not_exist(&target, target_id));
+                }
+                let _ = catalogue;
+            }
+            if Some(col.name.as_str()) == table.company_lookup.as_deref() {
+                if let Some(current) = existing.and_then(|r| r.get(k)).filter(|c| !c.is_null()) {
+                    if !same_value(Some(current), Some(v)) {
+                        return Err(error(
+                            ErrorKind::BadRequest,
+                            "0x80040265",
+                            "The company of a record can't be changed after the record is saved.",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// System columns every write maintains.
+    fn stamp(&mut self, cx: &WriteContext, table: &DvTable, row: &mut Row, create: bool) {
+        self.next_version += 1;
+        row.insert("versionnumber".into(), Value::from(self.next_version));
+        row.insert("modifiedon".into(), Value::from(cx.now.iso()));
+        row.insert("_modifiedby_value".into(), Value::from(cx.caller.clone()));
+        if create {
+            row.insert("createdon".into(), Value::from(cx.now.iso()));
+            row.insert("_createdby_value".into(), Value::from(cx.caller.clone()));
+            row.entry("statecode").or_insert(Value::from(0));
+        }
+        if table.owned {
+            let owner = cx
+                .owner
+                .clone()
+                .or_else(|| {
+                    row.get("_ownerid_value")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .or_else(|| self.default_team(&self.root_business_unit));
+            if let Some(owner) = owner {
+                let bu = self
+                    .get("team", &owner)
+                    .and_then(|t| t.get("_businessunitid_value").cloned())
+                    .unwrap_or(Value::from(self.root_business_unit.clone()));
+                row.insert("_ownerid_value".into(), Value::from(owner));
+                row.insert("_owningbusinessunit_value".into(), bu);
+            }
+        }
+        if table.logical_name == "contact" {
+            let full = [row.get("firstname"), row.get("lastname")]
+                .into_iter()
+                .filter_map(|v| v.and_then(Value::as_str))
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            row.insert("fullname".into(), Value::from(full));
+        }
+    }
+
+    /// Alternate keys are unique across the table once every key column has a value.
+    fn check_keys(&self, table: &DvTable, id: &str, row: &Row) -> SimResult<()> {
+        for key in &table.alternate_keys {
+            let values: Vec<(String, Value)> = key
+                .columns
+                .iter()
+                .map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null)))
+                .collect();
+            if values.iter().any(|(_, v)| v.is_null()) {
+                continue;
+            }
+            let clash = self.store.rows(&table.logical_name).any(|(other, r)| {
+                other != id && values.iter().all(|(k, v)| same_value(r.get(k), Some(v)))
+            });
+            if clash {
+                return Err(error(
+                    ErrorKind::Duplicate,
+                    "0x80060892",
+                    format!(
+                        "Entity Key {} violated. A record with the same value for {} already exists. A duplicate record cannot be created. Select one or more unique values and try again.",
+                        key.name,
+                        key.columns.join(",")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The dual-write plug-in on cdm_company: a business unit named after the company, with
+    /// its default team, and a separate owner team "<code> DW" set as Default owning team.
+    fn company_plugin(&mut self, cx: &mut WriteContext, company_id: &str) -> SimResult<()> {
+        let Some(code) = self.company_code(company_id) else {
+            return Ok(());
+        };
+        let existing_team = self
+            .get("cdm_company", company_id)
+            .and_then(|r| r.get("_cdm_defaultowningteam_value"))
+            .is_some_and(|v| !v.is_null());
+        if existing_team {
+            return Ok(());
+        }
+        let bu = match self.find_by(
+            "businessunit",
+            &[("name".into(), Value::from(code.clone()))],
+        ) {
+            Some((id, _)) => id,
+            None => {
+                let bu = cx.ids.guid();
+                let mut row = Row::new();
+                row.insert("businessunitid".into(), Value::from(bu.clone()));
+                row.insert("name".into(), Value::from(code.clone()));
+                row.insert(
+                    "_parentbusinessunitid_value".into(),
+                    Value::from(self.root_business_unit.clone()),
+                );
+                self.store.put("businessunit", &bu, row);
+                self.put_team(cx, &code, &bu, true);
+                bu
+            }
+        };
+        let team_name = format!("{code} DW");
+        let team = match self.find_by("team", &[("name".into(), Value::from(team_name.clone()))]) {
+            Some((id, _)) => id,
+            None => self.put_team(cx, &team_name, &bu, false),
+        };
+        let mut row = self
+            .store
+            .get("cdm_company", company_id)
+            .cloned()
+            .unwrap_or_default();
+        row.insert("_cdm_defaultowningteam_value".into(), Value::from(team));
+        self.store.put("cdm_company", company_id, row);
+        Ok(())
+    }
+
+    pub fn put_team(
+        &mut self,
+        cx: &mut WriteContext,
+        name: &str,
+        bu: &str,
+        is_default: bool,
+    ) -> String {
+        let id = cx.ids.guid();
+        let mut row = Row::new();
+        row.insert("teamid".into(), Value::from(id.clone()));
+        row.insert("name".into(), Value::from(name));
+        row.insert("_businessunitid_value".into(), Value::from(bu));
+        row.insert("teamtype".into(), Value::from(0));
+        row.insert("isdefault".into(), Value::from(is_default));
+        self.store.put("team", &id, row);
+        id
+    }
+}
+
+/// Dataverse compares strings and GUIDs case-insensitively; numbers by value.
+pub fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => true,
+        (Some(Value::String(x)), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}

@@ -1,0 +1,648 @@
+//! Live sync: every write through F&O OData or the Dataverse Web API is one transaction
+//! across both products. The originating write and the dual-written counterpart commit
+//! together; if the other side fails, both stores roll back to their savepoints and the
+//! caller gets the documented error. Counterpart writes go straight to the other store, so
+//! they never trigger dual-write back (echo suppression).
+
+use super::initial_sync::owner_team;
+use super::transform::{self, Partition};
+use super::{MapState, Side};
+use crate::dataverse::WriteContext;
+use crate::error::{ErrorKind, SimError, SimResult};
+use crate::fno::{value_text, LEGAL_ENTITIES};
+use crate::schema::TableMap;
+use crate::store::Row;
+use crate::world::World;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A change recorded while its map was paused, replayed in order on resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedChange {
+    pub map: String,
+    pub origin: Side,
+    /// Store id of the origin row (F&O key or Dataverse GUID).
+    pub row: String,
+    pub company: String,
+}
+
+/// A write on one side, as the runtime sees it.
+struct Change<'a> {
+    table: &'a str,
+    before: Option<Row>,
+    after: Option<Row>,
+}
+
+impl World {
+    /// Runs `write` and the dual-write it triggers as one transaction on both stores.
+    fn transaction<T>(
+        &mut self,
+        fno_env: Option<&str>,
+        org: Option<&str>,
+        write: impl FnOnce(&mut World) -> SimResult<T>,
+    ) -> SimResult<T> {
+        let fno_sp = fno_env
+            .and_then(|e| self.fno.get_mut(e))
+            .map(|e| e.store.begin());
+        let dv_sp = org
+            .and_then(|o| self.dataverse.get_mut(o))
+            .map(|d| d.store.begin());
+        let result = write(self);
+        if let (Some(sp), Some(env)) = (fno_sp, fno_env.and_then(|e| self.fno.get_mut(e))) {
+            if result.is_ok() {
+                env.store.commit(sp)
+            } else {
+                env.store.rollback(sp)
+            }
+        }
+        if let (Some(sp), Some(dv)) = (dv_sp, org.and_then(|o| self.dataverse.get_mut(o))) {
+            if result.is_ok() {
+                dv.store.commit(sp)
+            } else {
+                dv.store.rollback(sp)
+            }
+        }
+        result
+    }
+
+    /// F&O OData create.
+    pub fn fno_create(&mut self, fno_env: &str, entity_set: &str, row: Row) -> SimResult<Row> {
+        let org = self.linked_dataverse(fno_env);
+        self.transaction(Some(fno_env), org.as_deref(), |w| {
+            let catalogue = w.catalogue.clone();
+            let entity = fno_entity(&catalogue, entity_set)?;
+            let now = w.clock.now();
+            let env = w
+                .fno
+                .get_mut(fno_env)
+                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
+            let created = env.insert(&catalogue, entity, row, now)?;
+            w.propagate_from_fno(
+                fno_env,
+                Change {
+                    table: entity_set,
+                    before: None,
+                    after: Some(created.clone()),
+                },
+            )?;
+            Ok(created)
+        })
+    }
+
+    /// F&O OData update of the row with store id `id`.
+    pub fn fno_update(
+        &mut self,
+        fno_env: &str,
+        entity_set: &str,
+        id: &str,
+        changes: Row,
+    ) -> SimResult<Row> {
+        let org = self.linked_dataverse(fno_env);
+        self.transaction(Some(fno_env), org.as_deref(), |w| {
+            let catalogue = w.catalogue.clone();
+            let entity = fno_entity(&catalogue, entity_set)?;
+            let now = w.clock.now();
+            let env = w
+                .fno
+                .get_mut(fno_env)
+                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
+            let before = env.get(entity_set, id).cloned();
+            let updated = env.update(&catalogue, entity, id, &changes, now)?;
+            w.propagate_from_fno(
+                fno_env,
+                Change {
+                    table: entity_set,
+                    before,
+                    after: Some(updated.clone()),
+                },
+            )?;
+            Ok(updated)
+        })
+    }
+
+    /// F&O OData delete.
+    pub fn fno_delete(&mut self, fno_env: &str, entity_set: &str, id: &str) -> SimResult<()> {
+        let org = self.linked_dataverse(fno_env);
+        self.transaction(Some(fno_env), org.as_deref(), |w| {
+            let catalogue = w.catalogue.clone();
+            let entity = fno_entity(&catalogue, entity_set)?;
+            let env = w
+                .fno
+                .get_mut(fno_env)
+                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
+            let before = env.delete(entity, id)?;
+            w.propagate_from_fno(
+                fno_env,
+                Change {
+                    table: entity_set,
+                    before: Some(before),
+                    after: None,
+                },
+            )
+        })
+    }
+
+    /// Dataverse create as `caller` (a systemuserid). Answers the new id and row.
+    pub fn dv_create(
+        &mut self,
+        org: &str,
+        table: &str,
+        attrs: Row,
+        caller: &str,
+    ) -> SimResult<(String, Row)> {
+        let fno_env = self.linked_fno(org);
+        self.transaction(fno_env.as_deref(), Some(org), |w| {
+            let created = w.dv_write(org, caller, |dv, cx| dv.create(cx, table, attrs))?;
+            w.propagate_from_dataverse(
+                org,
+                Change {
+                    table,
+                    before: None,
+                    after: Some(created.1.clone()),
+                },
+            )?;
+            Ok(created)
+        })
+    }
+
+    /// Dataverse update.
+    pub fn dv_update(
+        &mut self,
+        org: &str,
+        table: &str,
+        id: &str,
+        attrs: Row,
+        caller: &str,
+    ) -> SimResult<Row> {
+        let fno_env = self.linked_fno(org);
+        self.transaction(fno_env.as_deref(), Some(org), |w| {
+            let before = w.dataverse.get(org).and_then(|d| d.get(table, id)).cloned();
+            let updated = w.dv_write(org, caller, |dv, cx| dv.update(cx, table, id, attrs))?;
+            w.propagate_from_dataverse(
+                org,
+                Change {
+                    table,
+                    before,
+                    after: Some(updated.clone()),
+                },
+            )?;
+            Ok(updated)
+        })
+    }
+
+    /// Dataverse delete.
+    pub fn dv_delete(&mut self, org: &str, table: &str, id: &str) -> SimResult<()> {
+        let fno_env = self.linked_fno(org);
+        self.transaction(fno_env.as_deref(), Some(org), |w| {
+            let dv = w
+                .dataverse
+                .get_mut(org)
+                .ok_or_else(|| SimError::not_found(org.to_string()))?;
+            let before = dv.delete(table, id)?;
+            w.propagate_from_dataverse(
+                org,
+                Change {
+                    table,
+                    before: Some(before),
+                    after: None,
+                },
+            )
+        })
+    }
+
+    fn dv_write<T>(
+        &mut self,
+        org: &str,
+        caller: &str,
+        f: impl FnOnce(&mut crate::dataverse::DvEnv, &mut WriteContext) -> SimResult<T>,
+    ) -> SimResult<T> {
+        let catalogue = self.catalogue.clone();
+        let now = self.clock.now();
+        let World { dataverse, ids, .. } = self;
+        let dv = dataverse
+            .get_mut(org)
+            .ok_or_else(|| SimError::not_found(org.to_string()))?;
+        let mut cx = WriteContext {
+            catalogue: &catalogue,
+            ids,
+            now,
+            caller: caller.to_string(),
+            owner: None,
+        };
+        f(dv, &mut cx)
+    }
+
+    /// Maps on `table` whose state lets writes through, with their state.
+    fn live_maps(
+        &self,
+        fno_env: &str,
+        pick: impl Fn(&TableMap) -> bool,
+    ) -> Vec<(TableMap, MapState)> {
+        let Some(connection) = self.fno.get(fno_env).and_then(|e| e.dual_write.as_ref()) else {
+            return Vec::new();
+        };
+        self.catalogue
+            .maps
+            .iter()
+            .filter(|m| pick(m))
+            .filter_map(|m| connection.maps.get(&m.id).map(|r| (m.clone(), r.state)))
+            .filter(|(_, s)| matches!(s, MapState::Running | MapState::Paused | MapState::Resuming))
+            .collect()
+    }
+
+    /// The partition an F&O row belongs to, if its company is in the connection.
+    fn fno_partition(&self, fno_env: &str, map: &TableMap, row: &Row) -> Option<Partition> {
+        let connection = self.fno.get(fno_env)?.dual_write.as_ref()?;
+        let company = if map.fno_entity == LEGAL_ENTITIES {
+            value_text(row.get("LegalEntityId"))
+        } else {
+            value_text(row.get("dataAreaId"))
+        };
+        if !transform::is_company_specific(&self.catalogue, map) && map.fno_entity != LEGAL_ENTITIES
+        {
+            return Some(Partition::Global);
+        }
+        if !connection.is_connected(&company) {
+            return None;
+        }
+        self.partitions(&connection.dataverse, map, &[company.to_uppercase()])
+            .into_iter()
+            .next()
+    }
+
+    /// The partition a Dataverse row belongs to: its company must be in the connection.
+    fn dv_partition(
+        &self,
+        fno_env: &str,
+        org: &str,
+        map: &TableMap,
+        row: &Row,
+    ) -> Option<Partition> {
+        let connection = self.fno.get(fno_env)?.dual_write.as_ref()?;
+        let dv = self.dataverse.get(org)?;
+        let table = self.catalogue.dv_tables.get(&map.dv_table)?;
+        let code = match table.company_attribute() {
+            Some(attr) => dv.company_code(row.get(&attr).and_then(Value::as_str)?)?,
+            None if map.fno_entity == LEGAL_ENTITIES => value_text(row.get("cdm_companycode")),
+            None => return Some(Partition::Global),
+        };
+        if !connection.is_connected(&code) {
+            return None;
+        }
+        self.partitions(org, map, &[code.to_uppercase()])
+            .into_iter()
+            .next()
+    }
+
+    fn queue(&mut self, fno_env: &str, change: super::live_sync::QueuedChange) {
+        if let Some(c) = self
+            .fno
+            .get_mut(fno_env)
+            .and_then(|e| e.dual_write.as_mut())
+        {
+            c.queue.push(change);
+        }
+    }
+
+    fn propagate_from_fno(&mut self, fno_env: &str, change: Change) -> SimResult<()> {
+        let Some(org) = self.linked_dataverse(fno_env) else {
+            return Ok(());
+        };
+        let catalogue = self.catalogue.clone();
+        let entity = fno_entity(&catalogue, change.table)?;
+        for (map, state) in self.live_maps(fno_env, |m| m.fno_entity == change.table) {
+            let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
+                continue;
+            };
+            let Some(partition) = self.fno_partition(fno_env, &map, sample) else {
+                continue;
+            };
+            if state == MapState::Paused {
+                let row = crate::fno::row_id(entity, sample);
+                self.queue(
+                    fno_env,
+                    QueuedChange {
+                        map: map.id.clone(),
+                        origin: Side::Fno,
+                        row,
+                        company: partition.label(),
+                    },
+                );
+                continue;
+            }
+            self.apply_to_dataverse(
+                fno_env,
+                &org,
+                &map,
+                &partition,
+                change.before.as_ref(),
+                change.after.as_ref(),
+            )
+            .map_err(|detail| {
+                fno_failure(entity.entity_class.as_str(), &catalogue, &map, detail)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the Dataverse counterpart of an F&O change. The error is the detail text.
+    fn apply_to_dataverse(
+        &mut self,
+        fno_env: &str,
+        org: &str,
+        map: &TableMap,
+        partition: &Partition,
+        before: Option<&Row>,
+        after: Option<&Row>,
+    ) -> Result<(), String> {
+        let catalogue = self.catalogue.clone();
+        let writer = self.dual_write_user(org);
+        let now = self.clock.now();
+        let _ = fno_env;
+        let World { dataverse, ids, .. } = self;
+        let Some(dv) = dataverse.get_mut(org) else {
+            return Ok(());
+        };
+        let key_row = after.or(before).ok_or_else(String::new)?;
+        let Some(key) = transform::fno_key(map, key_row) else {
+            return Ok(());
+        };
+        let target = transform::dv_rows(&catalogue, map, dv, partition)
+            .into_iter()
+            .find(|(_, r)| transform::dv_key(map, r).as_ref() == Some(&key))
+            .map(|(id, _)| id);
+        let owner = owner_team(dv, partition);
+        let mut cx = WriteContext {
+            catalogue: &catalogue,
+            ids,
+            now,
+            caller: writer,
+            owner,
+        };
+        match after {
+            Some(row) if transform::passes_fno_filter(map, row) => {
+                if let (Some(b), Some(_)) = (before, &target) {
+                    let old =
+                        transform::to_dataverse(&catalogue, map, dv, b, partition, false, false);
+                    let new =
+                        transform::to_dataverse(&catalogue, map, dv, row, partition, false, false);
+                    if old == new {
+                        return Ok(()); // no mapped field changed: F&O does not trigger
+                    }
+                }
+                let attrs = transform::to_dataverse(
+                    &catalogue,
+                    map,
+                    dv,
+                    row,
+                    partition,
+                    target.is_none(),
+                    false,
+                )
+                .map_err(|f| {
+                    format!(
+                        "Unable to lookup {} with values {{{}}}.",
+                        f.entity_set, f.value
+                    )
+                })?;
+                let result = match &target {
+                    None => dv.create(&mut cx, &map.dv_table, attrs).map(|_| ()),
+                    Some(id) => {
+                        let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
+                        let patch = transform::changed(&attrs, &current);
+                        if patch.is_empty() {
+                            Ok(())
+                        } else {
+                            dv.update(&mut cx, &map.dv_table, id, patch).map(|_| ())
+                        }
+                    }
+                };
+                result.map_err(|e| {
+                    format!(
+                        "Request failed with status code BadRequest and CDS error code : {} response message: {}",
+                        e.code, e.message
+                    )
+                })
+            }
+            Some(_) => Ok(()),
+            None => {
+                if let Some(id) = target {
+                    dv.delete(&map.dv_table, &id).map_err(|e| e.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn propagate_from_dataverse(&mut self, org: &str, change: Change) -> SimResult<()> {
+        let Some(fno_env) = self.linked_fno(org) else {
+            return Ok(());
+        };
+        for (map, state) in self.live_maps(&fno_env, |m| m.dv_table == change.table) {
+            let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
+                continue;
+            };
+            let Some(partition) = self.dv_partition(&fno_env, org, &map, sample) else {
+                continue;
+            };
+            if state == MapState::Paused {
+                let table = &self.catalogue.dv_tables[&map.dv_table];
+                let row = value_text(sample.get(&table.primary_id));
+                self.queue(
+                    &fno_env,
+                    QueuedChange {
+                        map: map.id.clone(),
+                        origin: Side::Dataverse,
+                        row,
+                        company: partition.label(),
+                    },
+                );
+                continue;
+            }
+            self.apply_to_fno(
+                &fno_env,
+                org,
+                &map,
+                &partition,
+                change.before.as_ref(),
+                change.after.as_ref(),
+            )
+            .map_err(|detail| dv_failure(&map, detail))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the F&O counterpart of a Dataverse change. The error is the F&O message.
+    fn apply_to_fno(
+        &mut self,
+        fno_env: &str,
+        org: &str,
+        map: &TableMap,
+        partition: &Partition,
+        before: Option<&Row>,
+        after: Option<&Row>,
+    ) -> Result<(), String> {
+        let catalogue = self.catalogue.clone();
+        let now = self.clock.now();
+        let entity = fno_entity(&catalogue, &map.fno_entity).map_err(|e| e.message)?;
+        let World { dataverse, fno, .. } = self;
+        let (Some(dv), Some(fno)) = (dataverse.get(org), fno.get_mut(fno_env)) else {
+            return Ok(());
+        };
+        let key_row = after.or(before).ok_or_else(String::new)?;
+        let Some(key) = transform::dv_key(map, key_row) else {
+            return Ok(());
+        };
+        let target = transform::fno_rows(map, fno, partition)
+            .into_iter()
+            .find(|(_, r)| transform::fno_key(map, r).as_ref() == Some(&key))
+            .map(|(id, _)| id);
+        match after {
+            Some(row) if transform::passes_dv_filter(map, row) => {
+                if let (Some(b), Some(_)) = (before, &target) {
+                    let old = transform::to_fno(&catalogue, map, dv, b, partition, false, false);
+                    let new = transform::to_fno(&catalogue, map, dv, row, partition, false, false);
+                    if old == new {
+                        return Ok(());
+                    }
+                }
+                let attrs =
+                    transform::to_fno(&catalogue, map, dv, row, partition, target.is_none(), false);
+                let result = match &target {
+                    None => fno.insert(&catalogue, entity, attrs, now).map(|_| ()),
+                    Some(id) => {
+                        let current = fno.get(&map.fno_entity, id).cloned().unwrap_or_default();
+                        let patch = transform::changed(&attrs, &current);
+                        if patch.is_empty() {
+                            Ok(())
+                        } else {
+                            fno.update(&catalogue, entity, id, &patch, now).map(|_| ())
+                        }
+                    }
+                };
+                result.map_err(|e| e.message)
+            }
+            Some(_) => Ok(()),
+            None => {
+                if let Some(id) = target {
+                    fno.delete(entity, &id).map_err(|e| e.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Replays the changes queued while `map` was paused, oldest first. A change that fails
+    /// stays in the queue as a catch-up error.
+    pub fn replay_queue(&mut self, fno_env: &str, map_id: &str) -> SimResult<usize> {
+        let Some(connection) = self
+            .fno
+            .get_mut(fno_env)
+            .and_then(|e| e.dual_write.as_mut())
+        else {
+            return Ok(0);
+        };
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut connection.queue)
+            .into_iter()
+            .partition(|q| q.map == map_id);
+        connection.queue = rest;
+        let org = connection.dataverse.clone();
+        let catalogue = self.catalogue.clone();
+        let Some(map) = catalogue.map(map_id) else {
+            return Ok(0);
+        };
+        let mut failed = Vec::new();
+        let mut replayed = 0;
+        for q in mine {
+            let partitions = self.partitions(&org, map, std::slice::from_ref(&q.company));
+            let Some(partition) = partitions
+                .first()
+                .cloned()
+                .or_else(|| (q.company == "global").then_some(Partition::Global))
+            else {
+                continue;
+            };
+            let result = match q.origin {
+                Side::Fno => {
+                    let row = self
+                        .fno
+                        .get(fno_env)
+                        .and_then(|e| e.get(&map.fno_entity, &q.row))
+                        .cloned();
+                    let org2 = org.clone();
+                    self.transaction(Some(fno_env), Some(&org2), |w| {
+                        w.apply_to_dataverse(fno_env, &org2, map, &partition, None, row.as_ref())
+                            .map_err(SimError::bad_request)
+                    })
+                }
+                Side::Dataverse => {
+                    let row = self
+                        .dataverse
+                        .get(&org)
+                        .and_then(|d| d.get(&map.dv_table, &q.row))
+                        .cloned();
+                    let org2 = org.clone();
+                    self.transaction(Some(fno_env), Some(&org2), |w| {
+                        w.apply_to_fno(fno_env, &org2, map, &partition, None, row.as_ref())
+                            .map_err(SimError::bad_request)
+                    })
+                }
+            };
+            match result {
+                Ok(()) => replayed += 1,
+                Err(_) => failed.push(q),
+            }
+        }
+        if let Some(c) = self
+            .fno
+            .get_mut(fno_env)
+            .and_then(|e| e.dual_write.as_mut())
+        {
+            c.catch_up_errors.extend(failed);
+        }
+        Ok(replayed)
+    }
+}
+
+fn fno_entity<'c>(
+    catalogue: &'c crate::catalogue::Catalogue,
+    entity_set: &str,
+) -> SimResult<&'c crate::schema::FnoEntity> {
+    catalogue
+        .fno_entities
+        .get(entity_set)
+        .ok_or_else(|| SimError::not_found(format!("Entity set {entity_set} does not exist.")))
+}
+
+/// What an F&O caller sees when the Dataverse side of its write fails.
+fn fno_failure(
+    entity_class: &str,
+    catalogue: &crate::catalogue::Catalogue,
+    map: &TableMap,
+    detail: String,
+) -> SimError {
+    let dv_set = catalogue
+        .dv_tables
+        .get(&map.dv_table)
+        .map_or(map.dv_table.as_str(), |t| t.entity_set.as_str());
+    SimError::new(
+        ErrorKind::WriteFailed,
+        "",
+        format!(
+            "Write failed for table row of type '{entity_class}'. Infolog: Error: Cannot save the changes to the database. Unit of Work can not commit transaction. Unable to write data to entity {dv_set}. Writes to {entity_class} failed with error message {detail}"
+        ),
+    )
+}
+
+/// What a Dataverse caller sees when the F&O side of its write fails (the dual-write
+/// runtime plug-in throws).
+fn dv_failure(map: &TableMap, detail: String) -> SimError {
+    SimError::new(
+        ErrorKind::BadRequest,
+        "0x80040265",
+        format!(
+            "Unexpected exception from plug-in (Execute): Microsoft.Dynamics.Integrator.DualWriteRuntime.Plugins.PostCommitPlugin: System.Exception: failed to process entity {} - (Unable to write data to entity {}. {detail})",
+            map.dv_table, map.fno_entity
+        ),
+    )
+}

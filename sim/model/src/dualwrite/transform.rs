@@ -1,0 +1,321 @@
+//! Field mappings applied to rows: F&O row → Dataverse attributes and back, integration
+//! keys, source filters and the partition (company) a row belongs to.
+
+use crate::catalogue::Catalogue;
+use crate::dataverse::{same_value, DvEnv};
+use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
+use crate::schema::{Direction, FieldMap, TableMap};
+use crate::store::Row;
+use serde_json::Value;
+
+/// The rows one initial-sync leg or live-sync write looks at: one company, or all
+/// connected legal entities for the legal entity map itself, or a global table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partition {
+    Company { code: String, dv_company_id: String },
+    LegalEntities { codes: Vec<String> },
+    Global,
+}
+
+impl Partition {
+    pub fn label(&self) -> String {
+        match self {
+            Partition::Company { code, .. } => code.clone(),
+            Partition::LegalEntities { .. } | Partition::Global => "global".to_string(),
+        }
+    }
+}
+
+/// Why a row could not be transformed: the lookup that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFailure {
+    /// Dataverse entity set the lookup searched (`msdyn_customergroups`).
+    pub entity_set: String,
+    /// The map field (`msdyn_customergroupid.msdyn_groupid`).
+    pub field: String,
+    pub value: String,
+}
+
+pub fn is_company_specific(catalogue: &Catalogue, map: &TableMap) -> bool {
+    catalogue
+        .dv_tables
+        .get(&map.dv_table)
+        .is_some_and(|t| t.company_lookup.is_some())
+}
+
+fn passes(filter: &[crate::schema::FieldEquals], row: &Row) -> bool {
+    filter
+        .iter()
+        .all(|f| same_value(row.get(&f.field), Some(&f.equals)))
+}
+
+pub fn passes_fno_filter(map: &TableMap, row: &Row) -> bool {
+    passes(&map.fno_filter, row)
+}
+
+pub fn passes_dv_filter(map: &TableMap, row: &Row) -> bool {
+    passes(&map.dv_filter, row)
+}
+
+/// The Dataverse attribute a mapped key field lands in.
+fn dv_attribute(field: &FieldMap) -> Option<String> {
+    let dv = field.dv.as_ref()?;
+    Some(match dv.split_once('.') {
+        Some((nav, _)) => format!("_{nav}_value"),
+        None => dv.clone(),
+    })
+}
+
+/// The integration key of an F&O row (without the company), or None when a part is empty.
+pub fn fno_key(map: &TableMap, row: &Row) -> Option<Vec<String>> {
+    let parts: Vec<String> = map
+        .key
+        .iter()
+        .map(|k| value_text(row.get(k)).to_lowercase())
+        .collect();
+    (!parts.iter().any(String::is_empty)).then_some(parts)
+}
+
+/// The integration key of a Dataverse row (without the company).
+pub fn dv_key(map: &TableMap, row: &Row) -> Option<Vec<String>> {
+    let parts: Vec<String> = map
+        .key
+        .iter()
+        .map(|k| {
+            map.field_for_fno(k)
+                .and_then(dv_attribute)
+                .map(|a| value_text(row.get(&a)).to_lowercase())
+                .unwrap_or_default()
+        })
+        .collect();
+    (!parts.iter().any(String::is_empty)).then_some(parts)
+}
+
+fn map_value(field: &FieldMap, v: &Value, to_dataverse: bool) -> Value {
+    if field.dir != Direction::BothTransformed || field.value_map.is_empty() {
+        return v.clone();
+    }
+    for (fno, dv) in &field.value_map {
+        if to_dataverse && same_value(Some(fno), Some(v)) {
+            return dv.clone();
+        }
+        if !to_dataverse && same_value(Some(dv), Some(v)) {
+            return fno.clone();
+        }
+    }
+    v.clone()
+}
+
+/// Whether the field is written when the destination row already exists: defaults are
+/// only for rows created without a source value.
+fn flows(field: &FieldMap, to_dataverse: bool, creating: bool) -> bool {
+    let dir_ok = if to_dataverse {
+        field.dir.flows_to_dataverse()
+    } else {
+        field.dir.flows_to_fno()
+    };
+    let is_default = matches!(
+        field.dir,
+        Direction::DefaultToDataverse | Direction::DefaultToFno
+    );
+    dir_ok && (creating || !is_default)
+}
+
+/// Projects an F&O row to Dataverse attributes. `only_one_way` keeps just the fields F&O
+/// owns outright (`>`), for a conflict that Dataverse wins.
+pub fn to_dataverse(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    row: &Row,
+    partition: &Partition,
+    creating: bool,
+    only_one_way: bool,
+) -> Result<Row, LookupFailure> {
+    let table = catalogue.dv_tables.get(&map.dv_table);
+    let mut out = Row::new();
+    for field in &map.fields {
+        if !flows(field, true, creating) {
+            continue;
+        }
+        if only_one_way && field.dir != Direction::ToDataverse {
+            continue;
+        }
+        let Some(dv_name) = &field.dv else { continue };
+        let value = match &field.fno {
+            Some(f) => map_value(field, row.get(f).unwrap_or(&Value::Null), true),
+            None => field.default.clone().unwrap_or(Value::Null),
+        };
+        match field.dv_lookup() {
+            Some((nav, keyfield)) => {
+                let attr = format!("_{nav}_value");
+                if value.is_null() || value_text(Some(&value)).is_empty() {
+                    out.insert(attr, Value::Null);
+                    continue;
+                }
+                let target = table
+                    .and_then(|t| t.column(nav))
+                    .and_then(|c| c.target.clone())
+                    .unwrap_or_default();
+                let target_table = catalogue.dv_tables.get(&target);
+                let mut key = vec![(keyfield.to_string(), value.clone())];
+                if let (Some(company_attr), Partition::Company { dv_company_id, .. }) =
+                    (target_table.and_then(|t| t.company_attribute()), partition)
+                {
+                    key.push((company_attr, Value::from(dv_company_id.clone())));
+                }
+                match dv.find_by(&target, &key) {
+                    Some((id, _)) => {
+                        out.insert(attr, Value::from(id));
+                    }
+                    None => {
+                        return Err(LookupFailure {
+                            entity_set: target_table
+                                .map_or(target.clone(), |t| t.entity_set.clone()),
+                            field: dv_name.clone(),
+                            value: value_text(Some(&value)),
+                        })
+                    }
+                }
+            }
+            None => {
+                out.insert(dv_name.clone(), value);
+            }
+        }
+    }
+    if let (Some(attr), Partition::Company { dv_company_id, .. }) =
+        (table.and_then(|t| t.company_attribute()), partition)
+    {
+        out.insert(attr, Value::from(dv_company_id.clone()));
+    }
+    Ok(out)
+}
+
+/// Projects a Dataverse row to F&O fields. `only_one_way` keeps the `<` fields.
+pub fn to_fno(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    row: &Row,
+    partition: &Partition,
+    creating: bool,
+    only_one_way: bool,
+) -> Row {
+    let table = catalogue.dv_tables.get(&map.dv_table);
+    let mut out = Row::new();
+    for field in &map.fields {
+        if !flows(field, false, creating) {
+            continue;
+        }
+        if only_one_way && field.dir != Direction::ToFno {
+            continue;
+        }
+        let Some(fno_name) = &field.fno else { continue };
+        let value = match (&field.dv, field.dv_lookup()) {
+            (_, Some((nav, keyfield))) => {
+                let target = table
+                    .and_then(|t| t.column(nav))
+                    .and_then(|c| c.target.clone())
+                    .unwrap_or_default();
+                row.get(&format!("_{nav}_value"))
+                    .and_then(Value::as_str)
+                    .and_then(|id| dv.get(&target, id))
+                    .and_then(|r| r.get(keyfield).cloned())
+                    .unwrap_or(Value::Null)
+            }
+            (Some(dv_name), None) => {
+                map_value(field, row.get(dv_name).unwrap_or(&Value::Null), false)
+            }
+            (None, None) => field.default.clone().unwrap_or(Value::Null),
+        };
+        out.insert(fno_name.clone(), value);
+    }
+    if let Partition::Company { code, .. } = partition {
+        out.insert("dataAreaId".into(), Value::from(code.to_lowercase()));
+    }
+    out
+}
+
+/// F&O has no nulls: an empty string or a zero is what Dataverse's null comes back as. Values
+/// are equivalent when equal, or both empty in that sense.
+pub fn equivalent(a: Option<&Value>, b: Option<&Value>) -> bool {
+    fn empty(v: Option<&Value>) -> bool {
+        match v {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+            _ => false,
+        }
+    }
+    same_value(a, b) || (empty(a) && empty(b))
+}
+
+/// Fields of `patch` whose value differs from `row` (so an update would change something).
+pub fn changed(patch: &Row, row: &Row) -> Row {
+    patch
+        .iter()
+        .filter(|(k, v)| !equivalent(row.get(*k), Some(v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// F&O rows of the map's entity in a partition that pass the source filter, by key.
+pub fn fno_rows(map: &TableMap, fno: &FnoEnv, partition: &Partition) -> Vec<(String, Row)> {
+    fno.store
+        .rows(&map.fno_entity)
+        .filter(|(_, r)| in_fno_partition(map, r, partition))
+        .filter(|(_, r)| passes_fno_filter(map, r))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect()
+}
+
+pub fn in_fno_partition(map: &TableMap, row: &Row, partition: &Partition) -> bool {
+    match partition {
+        Partition::Company { code, .. } => {
+            value_text(row.get("dataAreaId")).eq_ignore_ascii_case(code)
+        }
+        Partition::LegalEntities { codes } => {
+            map.fno_entity == LEGAL_ENTITIES
+                && codes
+                    .iter()
+                    .any(|c| value_text(row.get("LegalEntityId")).eq_ignore_ascii_case(c))
+        }
+        Partition::Global => true,
+    }
+}
+
+/// Dataverse rows of the map's table in a partition that pass the reverse filter.
+pub fn dv_rows(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    partition: &Partition,
+) -> Vec<(String, Row)> {
+    dv.store
+        .rows(&map.dv_table)
+        .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
+        .filter(|(_, r)| passes_dv_filter(map, r))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .collect()
+}
+
+pub fn in_dv_partition(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    row: &Row,
+    partition: &Partition,
+) -> bool {
+    match partition {
+        Partition::Company { dv_company_id, .. } => {
+            let attr = catalogue
+                .dv_tables
+                .get(&map.dv_table)
+                .and_then(|t| t.company_attribute());
+            attr.is_some_and(|a| same_value(row.get(&a), Some(&Value::from(dv_company_id.clone()))))
+        }
+        Partition::LegalEntities { codes } => codes
+            .iter()
+            .any(|c| value_text(row.get("cdm_companycode")).eq_ignore_ascii_case(c)),
+        Partition::Global => true,
+    }
+}

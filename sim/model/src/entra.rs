@@ -1,0 +1,215 @@
+//! Microsoft Entra ID: one tenant with the app registrations and users the harness signs in
+//! with, and the access tokens it has issued. Tokens are opaque to clients but JWT-shaped.
+
+use crate::clock::Instant;
+use crate::error::{ErrorKind, SimError, SimResult};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Application ids that dual-write itself uses (`requirements-and-prerequisites`).
+pub const DUAL_WRITE_DV_TO_FNO_APP: &str = "6f7d0213-62b1-43a8-b7f4-ff2bb8b7b452";
+pub const DUAL_WRITE_APP: &str = "2e49aa60-1bd3-43b6-8ab6-03ada3d9f08b";
+pub const DUAL_WRITE_RUNTIME_APP: &str = "00000015-0000-0000-c000-000000000000";
+
+/// Lifetime of an access token, as Entra reports `expires_in`.
+pub const TOKEN_LIFETIME_SECONDS: i64 = 3599;
+
+/// What a token is for: its audience, resolved from the `scope` or `resource` requested.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Audience {
+    Dataverse(String),
+    Fno(String),
+    Lcs,
+    PowerPlatform,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRegistration {
+    pub client_id: String,
+    pub display_name: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub upn: String,
+    pub object_id: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    pub audience: Audience,
+    pub tenant_id: String,
+    pub client_id: String,
+    /// The signed-in user for delegated tokens (LCS), none for app-only tokens.
+    pub user: Option<String>,
+    pub expires_at: Instant,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub domain: String,
+    pub apps: BTreeMap<String, AppRegistration>,
+    pub users: BTreeMap<String, User>,
+    /// Issued access tokens by their text.
+    pub tokens: BTreeMap<String, Token>,
+}
+
+/// An Entra error: the OAuth `error` value, the AADSTS code and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraError {
+    pub status: u16,
+    pub error: &'static str,
+    pub code: u32,
+    pub description: String,
+}
+
+impl EntraError {
+    fn new(status: u16, error: &'static str, code: u32, description: impl Into<String>) -> Self {
+        EntraError {
+            status,
+            error,
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+impl Tenant {
+    pub fn knows(&self, tenant: &str) -> bool {
+        tenant.eq_ignore_ascii_case(&self.id)
+            || tenant.eq_ignore_ascii_case(&self.domain)
+            || tenant == "common"
+            || tenant == "organizations"
+    }
+
+    pub fn app(&self, client_id: &str) -> Result<&AppRegistration, EntraError> {
+        self.apps.get(client_id).ok_or_else(|| {
+            EntraError::new(
+                400,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                    self.domain
+                ),
+            )
+        })
+    }
+
+    /// Checks an app's secret (client credentials).
+    pub fn check_secret(&self, client_id: &str, secret: &str) -> Result<(), EntraError> {
+        let app = self.app(client_id)?;
+        if app.secret != secret {
+            return Err(EntraError::new(
+                401,
+                "invalid_client",
+                7000215,
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '".to_string()
+                    + client_id
+                    + "'.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a user's password (the ROPC grant LCS tools use).
+    pub fn check_password(&self, upn: &str, password: &str) -> Result<&User, EntraError> {
+        match self.users.get(&upn.to_ascii_lowercase()) {
+            Some(u) if u.password == password => Ok(u),
+            _ => Err(EntraError::new(
+                400,
+                "invalid_grant",
+                50126,
+                "AADSTS50126: Error validating credentials due to invalid username or password.",
+            )),
+        }
+    }
+
+    pub fn issue(&mut self, text: String, token: Token) -> String {
+        self.tokens.insert(text.clone(), token);
+        text
+    }
+
+    /// Validates a bearer token for `audience` at `now`. The message is what the resource
+    /// server puts in its 401.
+    pub fn validate(
+        &self,
+        bearer: Option<&str>,
+        audience: &Audience,
+        now: Instant,
+    ) -> SimResult<&Token> {
+        let unauthorized = |m: &str| SimError::new(ErrorKind::Unauthorized, "", m);
+        let text = bearer.ok_or_else(|| unauthorized("The access token is missing."))?;
+        let token = self
+            .tokens
+            .get(text)
+            .ok_or_else(|| unauthorized("The access token is invalid."))?;
+        if token.expires_at <= now {
+            return Err(unauthorized("The access token has expired."));
+        }
+        if &token.audience != audience {
+            return Err(unauthorized(
+                "The access token was issued for another audience.",
+            ));
+        }
+        Ok(token)
+    }
+}
+
+pub fn unknown_tenant(tenant: &str) -> EntraError {
+    EntraError::new(
+        400,
+        "invalid_request",
+        90002,
+        format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+    )
+}
+
+pub fn missing_parameter(name: &str) -> EntraError {
+    EntraError::new(
+        400,
+        "invalid_request",
+        900144,
+        format!("AADSTS900144: The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+pub fn unsupported_grant(grant: &str) -> EntraError {
+    EntraError::new(
+        400,
+        "unsupported_grant_type",
+        70003,
+        format!("AADSTS70003: The app requested an unsupported grant type '{grant}'."),
+    )
+}
+
+pub fn resource_not_found(resource: &str, domain: &str) -> EntraError {
+    EntraError::new(
+        400,
+        "invalid_resource",
+        500011,
+        format!("AADSTS500011: The resource principal named {resource} was not found in the tenant named {domain}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
+    )
+}
+
+pub fn invalid_scope(scope: &str) -> EntraError {
+    EntraError::new(
+        400,
+        "invalid_scope",
+        70011,
+        format!("AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+    )
+}
+
+pub fn resource_on_v2() -> EntraError {
+    EntraError::new(
+        400,
+        "invalid_request",
+        901002,
+        "AADSTS901002: The 'resource' request parameter isn't supported.",
+    )
+}

@@ -1,0 +1,297 @@
+//! Cross-system invariants checked on exported worlds: convergence, no loss, company
+//! integrity and the master rule. Each answers the first violation found, with what and
+//! where, so a failing scenario or property names the row.
+
+use crate::dualwrite::transform::{self, Partition};
+use crate::dualwrite::{MapState, Side};
+use crate::fno::value_text;
+use crate::schema::{Direction, TableMap};
+use crate::store::Row;
+use crate::world::World;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+type Check = Result<(), String>;
+
+/// Fields compared for convergence: every mapping that has both a source and a destination.
+fn compared(map: &TableMap) -> impl Iterator<Item = &crate::schema::FieldMap> {
+    map.fields.iter().filter(|f| {
+        f.fno.is_some()
+            && f.dv.is_some()
+            && !matches!(
+                f.dir,
+                Direction::DefaultToDataverse | Direction::DefaultToFno
+            )
+    })
+}
+
+fn differences(
+    map: &TableMap,
+    world: &World,
+    org: &str,
+    partition: &Partition,
+    fno_row: &Row,
+    dv_row: &Row,
+) -> Vec<String> {
+    let dv = &world.dataverse[org];
+    let mut out = Vec::new();
+    let to_dv =
+        transform::to_dataverse(&world.catalogue, map, dv, fno_row, partition, false, false);
+    let to_fo = transform::to_fno(&world.catalogue, map, dv, dv_row, partition, false, false);
+    for f in compared(map) {
+        let (Some(fo_name), Some(dv_name)) = (&f.fno, &f.dv) else {
+            continue;
+        };
+        if f.dir.flows_to_dataverse() {
+            let attr = match f.dv_lookup() {
+                Some((nav, _)) => format!("_{nav}_value"),
+                None => dv_name.clone(),
+            };
+            let want = to_dv.as_ref().ok().and_then(|r| r.get(&attr).cloned());
+            if to_dv.is_err() || !transform::equivalent(want.as_ref(), dv_row.get(&attr)) {
+                out.push(format!(
+                    "{dv_name}: Dataverse has {:?}, F&O {fo_name} gives {:?}",
+                    dv_row.get(&attr),
+                    fno_row.get(fo_name)
+                ));
+            }
+        }
+        if f.dir.flows_to_fno() && !transform::equivalent(to_fo.get(fo_name), fno_row.get(fo_name))
+        {
+            out.push(format!(
+                "{fo_name}: F&O has {:?}, Dataverse {dv_name} gives {:?}",
+                fno_row.get(fo_name),
+                to_fo.get(fo_name)
+            ));
+        }
+    }
+    out
+}
+
+/// Every running map, per connected company: rows correspond one to one by integration
+/// key, and mapped fields are equal under the map's transforms.
+pub fn convergence(world: &World) -> Check {
+    for (env_name, env) in &world.fno {
+        let Some(c) = &env.dual_write else { continue };
+        for map in &world.catalogue.maps {
+            if c.maps.get(&map.id).map(|m| m.state) != Some(MapState::Running) {
+                continue;
+            }
+            for partition in world.partitions(&c.dataverse, map, &c.legal_entities) {
+                let dv = &world.dataverse[&c.dataverse];
+                let fno_rows: BTreeMap<Vec<String>, Row> =
+                    transform::fno_rows(map, env, &partition)
+                        .into_iter()
+                        .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
+                        .collect();
+                let dv_rows: BTreeMap<Vec<String>, Row> =
+                    transform::dv_rows(&world.catalogue, map, dv, &partition)
+                        .into_iter()
+                        .filter_map(|(_, r)| transform::dv_key(map, &r).map(|k| (k, r)))
+                        .collect();
+                let place = format!("{env_name} map {} company {}", map.id, partition.label());
+                if let Some(k) = fno_rows.keys().find(|k| !dv_rows.contains_key(*k)) {
+                    return Err(format!(
+                        "{place}: F&O row {k:?} has no Dataverse counterpart"
+                    ));
+                }
+                if let Some(k) = dv_rows.keys().find(|k| !fno_rows.contains_key(*k)) {
+                    return Err(format!(
+                        "{place}: Dataverse row {k:?} has no F&O counterpart"
+                    ));
+                }
+                for (k, fr) in &fno_rows {
+                    let diffs = differences(map, world, &c.dataverse, &partition, fr, &dv_rows[k]);
+                    if !diffs.is_empty() {
+                        return Err(format!("{place}: row {k:?} differs: {}", diffs.join("; ")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Business rows of a world: (product/env/table, id) → row.
+pub fn business_rows(world: &World) -> BTreeMap<(String, String), Row> {
+    let mut out = BTreeMap::new();
+    for (name, env) in &world.fno {
+        for table in env.store.table_names() {
+            for (id, r) in env.store.rows(table) {
+                out.insert((format!("fno/{name}/{table}"), id.clone()), r.clone());
+            }
+        }
+    }
+    for (org, dv) in &world.dataverse {
+        for table in ["cdm_company", "msdyn_customergroup", "account", "contact"] {
+            for (id, r) in dv.store.rows(table) {
+                out.insert((format!("dataverse/{org}/{table}"), id.clone()), r.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Every row of `before` still exists in `after`.
+pub fn no_loss(before: &World, after: &World) -> Check {
+    let after_rows = business_rows(after);
+    for key in business_rows(before).keys() {
+        if !after_rows.contains_key(key) {
+            return Err(format!("{} row {} was lost", key.0, key.1));
+        }
+    }
+    Ok(())
+}
+
+/// Company-striped Dataverse rows that carry a company point at a connected company, and
+/// every company-specific F&O row that crossed sits in a connected company.
+pub fn company_integrity(world: &World) -> Check {
+    for env in world.fno.values() {
+        let Some(c) = &env.dual_write else { continue };
+        let dv = &world.dataverse[&c.dataverse];
+        for table in world.catalogue.dv_tables.values() {
+            let Some(attr) = table.company_attribute() else {
+                continue;
+            };
+            for (id, r) in dv.store.rows(&table.logical_name) {
+                let Some(company) = r.get(&attr).and_then(Value::as_str) else {
+                    continue;
+                };
+                let code = dv.company_code(company).unwrap_or_default();
+                if !c.is_connected(&code) {
+                    return Err(format!(
+                        "{} {id} carries company {code}, which is not in the connection",
+                        table.logical_name
+                    ));
+                }
+                let writer = world.dual_write_user(&c.dataverse);
+                let owner_ok = r.get("_modifiedby_value").and_then(Value::as_str)
+                    != Some(writer.as_str())
+                    || r.get("_ownerid_value")
+                        == dv
+                            .get("cdm_company", company)
+                            .and_then(|co| co.get("_cdm_defaultowningteam_value"));
+                if !owner_ok {
+                    return Err(format!("{} {id} was written by dual-write but is not owned by {code}'s default owning team", table.logical_name));
+                }
+            }
+        }
+        for map in &world.catalogue.maps {
+            if !transform::is_company_specific(&world.catalogue, map) {
+                continue;
+            }
+            for (id, r) in env.store.rows(&map.fno_entity) {
+                let company = value_text(r.get("dataAreaId"));
+                if c.is_connected(&company) {
+                    continue;
+                }
+                if let Some(key) = transform::fno_key(map, r) {
+                    let crossed = dv.store.rows(&map.dv_table).any(|(_, d)| {
+                        transform::dv_key(map, d).as_ref() == Some(&key)
+                            && d.get("_msdyn_company_value")
+                                .and_then(Value::as_str)
+                                .and_then(|co| dv.company_code(co))
+                                .is_some_and(|code| code.eq_ignore_ascii_case(&company))
+                    });
+                    if crossed {
+                        return Err(format!(
+                            "{} {id} of unconnected company {company} crossed to Dataverse",
+                            map.fno_entity
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For an initial sync of `map` with `master`: rows present on both sides before with
+/// differing bidirectional values end with the master's values on both sides.
+pub fn master_rule(
+    before: &World,
+    after: &World,
+    fno_env: &str,
+    map_id: &str,
+    master: Side,
+) -> Check {
+    let (Some(env_before), Some(env_after)) = (before.fno.get(fno_env), after.fno.get(fno_env))
+    else {
+        return Ok(());
+    };
+    let Some(c) = &env_after.dual_write else {
+        return Ok(());
+    };
+    let Some(map) = after.catalogue.map(map_id) else {
+        return Ok(());
+    };
+    let org = &c.dataverse;
+    let (Some(dv_before), Some(dv_after)) = (before.dataverse.get(org), after.dataverse.get(org))
+    else {
+        return Ok(());
+    };
+    for partition in before.partitions(org, map, &c.legal_entities) {
+        let fno_before: BTreeMap<Vec<String>, Row> =
+            transform::fno_rows(map, env_before, &partition)
+                .into_iter()
+                .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
+                .collect();
+        for (_, dvr) in transform::dv_rows(&before.catalogue, map, dv_before, &partition) {
+            let Some(key) = transform::dv_key(map, &dvr) else {
+                continue;
+            };
+            let Some(fr) = fno_before.get(&key) else {
+                continue;
+            };
+            for f in compared(map).filter(|f| {
+                matches!(f.dir, Direction::Both | Direction::BothTransformed)
+                    && f.dv_lookup().is_none()
+            }) {
+                let (Some(fo), Some(dvn)) = (&f.fno, &f.dv) else {
+                    continue;
+                };
+                let projected = transform::to_fno(
+                    &before.catalogue,
+                    map,
+                    dv_before,
+                    &dvr,
+                    &partition,
+                    false,
+                    false,
+                );
+                if transform::equivalent(projected.get(fo), fr.get(fo)) {
+                    continue;
+                }
+                let fno_now = transform::fno_rows(map, env_after, &partition)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .find(|r| transform::fno_key(map, r).as_ref() == Some(&key));
+                let dv_now = transform::dv_rows(&after.catalogue, map, dv_after, &partition)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .find(|r| transform::dv_key(map, r).as_ref() == Some(&key));
+                let (Some(fno_now), Some(dv_now)) = (fno_now, dv_now) else {
+                    return Err(format!(
+                        "map {map_id}: row {key:?} disappeared during initial sync"
+                    ));
+                };
+                let ok = match master {
+                    Side::Dataverse => {
+                        transform::equivalent(dv_now.get(dvn), dvr.get(dvn))
+                            && transform::equivalent(fno_now.get(fo), projected.get(fo))
+                    }
+                    Side::Fno => transform::equivalent(fno_now.get(fo), fr.get(fo)),
+                };
+                if !ok {
+                    return Err(format!(
+                        "map {map_id} row {key:?} field {fo}/{dvn}: master {master:?} had {:?}, ended with F&O {:?} and Dataverse {:?}",
+                        if master == Side::Fno { fr.get(fo) } else { dvr.get(dvn) },
+                        fno_now.get(fo),
+                        dv_now.get(dvn)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! Lifecycle Services: one project, its F&O environments, and the long-running operations
+//! (deployment, Power Platform integration, dual-write application setup and link) that a
+//! client starts and then polls through fetchstatus. Operations finish on the virtual clock.
+
+use crate::clock::Instant;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Minutes each operation takes on the virtual clock. The docs give "60–90 minutes" for the
+/// Power Platform integration, "30 minutes or less" for dual-write setup and "less than 5
+/// minutes" for the link; a deployment takes a few hours.
+pub const DEPLOY_MINUTES: i64 = 180;
+pub const POWER_PLATFORM_MINUTES: i64 = 75;
+pub const DUAL_WRITE_SETUP_MINUTES: i64 = 30;
+pub const DUAL_WRITE_LINK_MINUTES: i64 = 5;
+
+/// Power Platform integration templates offered by LCS.
+pub const TEMPLATES: [&str; 3] = ["standard", "standard-with-dual-write", "project-operations"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lcs {
+    pub project_id: i64,
+    pub project_name: String,
+    /// Environments by LCS environment id (32 hex digits).
+    pub environments: BTreeMap<String, LcsEnvironment>,
+    /// Operations by activity id.
+    pub operations: BTreeMap<String, LcsOperation>,
+    /// Recent calls per rate-limit bucket, for the per-endpoint limits.
+    pub calls: BTreeMap<String, Vec<Instant>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LcsEnvironment {
+    pub id: String,
+    pub name: String,
+    /// Key of the F&O environment in the world (same as `name`).
+    pub fno_env: String,
+    /// `Deploying`, `Deployed` or `Failed`.
+    pub state: String,
+    pub demo_data: bool,
+    pub deployed_on: Option<Instant>,
+    pub power_platform: Option<PowerPlatformIntegration>,
+    /// `NotConfigured`, `Configuring`, `Configured` or `Failed`.
+    pub dual_write_application: String,
+    pub dual_write_linked: bool,
+    pub history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerPlatformIntegration {
+    pub template: String,
+    pub dataverse_org: String,
+    /// `InProgress`, `Completed` or `Failed`.
+    pub status: String,
+    pub new_environment: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub name: String,
+    pub kind: String,
+    pub activity_id: String,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LcsOperationKind {
+    Deploy {
+        demo_data: bool,
+    },
+    PowerPlatformIntegration {
+        template: String,
+        existing_org: Option<String>,
+    },
+    DualWriteSetup,
+    DualWriteLink,
+}
+
+impl LcsOperationKind {
+    pub fn history_name(&self) -> &'static str {
+        match self {
+            LcsOperationKind::Deploy { .. } => "Deploy environment",
+            LcsOperationKind::PowerPlatformIntegration { .. } => "Power Platform integration setup",
+            LcsOperationKind::DualWriteSetup => "Dual-write application setup",
+            LcsOperationKind::DualWriteLink => "Link to Power Platform environment",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LcsOperation {
+    pub id: String,
+    pub environment_id: String,
+    pub kind: LcsOperationKind,
+    pub started: Instant,
+    pub completes: Instant,
+    /// An `OperationStatus` value: `InProgress`, `Completed` or `Failed`.
+    pub status: String,
+    pub error: Option<String>,
+}
+
+impl Lcs {
+    /// Records a call in `bucket` and answers the seconds to wait if more than `limit` calls
+    /// fell within the last `window_seconds`.
+    pub fn rate_limit(
+        &mut self,
+        bucket: &str,
+        limit: usize,
+        window_seconds: i64,
+        now: Instant,
+    ) -> Option<i64> {
+        let calls = self.calls.entry(bucket.to_string()).or_default();
+        calls.retain(|t| t.0 > now.0 - window_seconds * 1000);
+        if calls.len() >= limit {
+            let oldest = calls.first().map_or(now.0, |t| t.0);
+            return Some(((oldest + window_seconds * 1000 - now.0) / 1000).max(1));
+        }
+        calls.push(now);
+        None
+    }
+
+    pub fn environment_by_fno(&self, fno_env: &str) -> Option<&LcsEnvironment> {
+        self.environments.values().find(|e| e.fno_env == fno_env)
+    }
+}
+
+use crate::error::{SimError, SimResult};
+use crate::world::World;
+
+impl World {
+    fn lcs_environment(&self, environment_id: &str) -> SimResult<&LcsEnvironment> {
+        self.lcs.environments.get(environment_id).ok_or_else(|| {
+            SimError::not_found(format!(
+                "Environment {environment_id} was not found in project {}.",
+                self.lcs.project_id
+            ))
+        })
+    }
+
+    fn start_lcs_operation(
+        &mut self,
+        environment_id: &str,
+        kind: LcsOperationKind,
+        minutes: i64,
+    ) -> String {
+        let id = self.ids.guid();
+        let now = self.clock.now();
+        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+            env.history.push(HistoryItem {
+                name: kind.history_name().into(),
+                kind: "Servicing".into(),
+                activity_id: id.clone(),
+                started: now,
+                ended: None,
+                status: "InProgress".into(),
+            });
+        }
+        self.lcs.operations.insert(
+            id.clone(),
+            LcsOperation {
+                id: id.clone(),
+                environment_id: environment_id.to_string(),
+                kind,
+                started: now,
+                completes: now.plus_minutes(minutes),
+                status: "InProgress".into(),
+                error: None,
+            },
+        );
+        id
+    }
+
+    /// Starts deploying a new F&O environment, empty or with demo data.
+    /// Answers (environment id, activity id).
+    pub fn lcs_deploy(&mut self, name: &str, demo_data: bool) -> SimResult<(String, String)> {
+        let valid = !name.is_empty()
+            && name.len() <= 20
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(SimError::bad_request(format!(
+                "The environment name '{name}' is not valid. Use 1 to 20 lower-case letters, digits or hyphens."
+            )));
+        }
+        if self.fno.contains_key(name) || self.lcs.environments.values().any(|e| e.name == name) {
+            return Err(SimError::conflict(format!(
+                "An environment with the name '{name}' already exists in this project."
+            )));
+        }
+        let env_id = self.ids.hex(16);
+        self.lcs.environments.insert(
+            env_id.clone(),
+            LcsEnvironment {
+                id: env_id.clone(),
+                name: name.to_string(),
+                fno_env: name.to_string(),
+                state: "Deploying".into(),
+                demo_data,
+                deployed_on: None,
+                power_platform: None,
+                dual_write_application: "NotConfigured".into(),
+                dual_write_linked: false,
+                history: Vec::new(),
+            },
+        );
+        let op = self.start_lcs_operation(
+            &env_id,
+            LcsOperationKind::Deploy { demo_data },
+            DEPLOY_MINUTES,
+        );
+        Ok((env_id, op))
+    }
+
+    /// Starts the Power Platform integration with a new Dataverse (`existing_org` None) or an
+    /// existing one, which must have Dynamics 365 apps and share tenant and geography.
+    pub fn lcs_power_platform(
+        &mut self,
+        environment_id: &str,
+        template: &str,
+        existing_org: Option<&str>,
+    ) -> SimResult<String> {
+        let env = self.lcs_environment(environment_id)?;
+        if env.state != "Deployed" {
+            return Err(SimError::conflict(
+                "The environment must be deployed before Power Platform integration can be set up.",
+            ));
+        }
+        if let Some(pp) = &env.power_platform {
+            if pp.status != "Failed" {
+                return Err(SimError::conflict(
+                    "Power Platform integration is already set up for this environment. The link cannot be reversed.",
+                ));
+            }
+        }
+        if !TEMPLATES.contains(&template) {
+            return Err(SimError::bad_request(format!(
+                "Unknown template '{template}'. Use one of: {}.",
+                TEMPLATES.join(", ")
+            )));
+        }
+        if let Some(org) = existing_org {
+            let dv = self.dataverse.get(org).ok_or_else(|| {
+                SimError::not_found(format!(
+                    "The Power Platform environment '{org}' was not found."
+                ))
+            })?;
+            if !dv.d365_apps_enabled {
+                return Err(SimError::conflict(format!(
+                    "The Power Platform environment '{org}' was not created with Dynamics 365 apps enabled."
+                )));
+            }
+            if dv.tenant_id != self.tenant.id {
+                return Err(SimError::conflict(format!(
+                    "The Power Platform environment '{org}' is in another tenant."
+                )));
+            }
+            if dv.geography != crate::world::GEOGRAPHY {
+                return Err(SimError::conflict(format!(
+                    "The Power Platform environment '{org}' is in another geography."
+                )));
+            }
+            if dv.fno_integration.is_some() {
+                return Err(SimError::conflict(format!(
+                    "The Power Platform environment '{org}' is already linked to a finance and operations environment."
+                )));
+            }
+        }
+        let org = match existing_org {
+            Some(o) => o.to_string(),
+            None => format!("org{}", self.ids.hex(4)),
+        };
+        let kind = LcsOperationKind::PowerPlatformIntegration {
+            template: template.to_string(),
+            existing_org: existing_org.map(str::to_string),
+        };
+        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+            env.power_platform = Some(PowerPlatformIntegration {
+                template: template.to_string(),
+                dataverse_org: org,
+                status: "InProgress".into(),
+                new_environment: existing_org.is_none(),
+            });
+        }
+        Ok(self.start_lcs_operation(environment_id, kind, POWER_PLATFORM_MINUTES))
+    }
+
+    /// Starts the dual-write application setup (needs a completed Power Platform integration).
+    pub fn lcs_dual_write_setup(&mut self, environment_id: &str) -> SimResult<String> {
+        let env = self.lcs_environment(environment_id)?;
+        if env.power_platform.as_ref().map(|p| p.status.as_str()) != Some("Completed") {
+            return Err(SimError::conflict(
+                "Power Platform integration must be completed before the dual-write application can be configured.",
+            ));
+        }
+        if env.dual_write_application == "Configured" || env.dual_write_application == "Configuring"
+        {
+            return Err(SimError::conflict(
+                "The dual-write application is already configured for this environment.",
+            ));
+        }
+        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+            env.dual_write_application = "Configuring".into();
+        }
+        Ok(self.start_lcs_operation(
+            environment_id,
+            LcsOperationKind::DualWriteSetup,
+            DUAL_WRITE_SETUP_MINUTES,
+        ))
+    }
+
+    /// Starts "Link to Power Platform environment".
+    pub fn lcs_dual_write_link(&mut self, environment_id: &str) -> SimResult<String> {
+        let env = self.lcs_environment(environment_id)?;
+        if env.dual_write_application != "Configured" {
+            return Err(SimError::conflict(
+                "The dual-write application must be configured before linking.",
+            ));
+        }
+        if env.dual_write_linked {
+            return Err(SimError::conflict(
+                "The environment is already linked to its Power Platform environment.",
+            ));
+        }
+        Ok(self.start_lcs_operation(
+            environment_id,
+            LcsOperationKind::DualWriteLink,
+            DUAL_WRITE_LINK_MINUTES,
+        ))
+    }
+
+    pub fn lcs_operation(
+        &self,
+        environment_id: &str,
+        activity_id: &str,
+    ) -> SimResult<&LcsOperation> {
+        self.lcs
+            .operations
+            .get(activity_id)
+            .filter(|o| o.environment_id == environment_id)
+            .ok_or_else(|| {
+                SimError::not_found(format!("Operation activity {activity_id} was not found."))
+            })
+    }
+
+    /// Finishes the operations that are due, in completion order.
+    pub(crate) fn settle_lcs(&mut self) {
+        let now = self.clock.now();
+        let mut due: Vec<(Instant, String)> = self
+            .lcs
+            .operations
+            .values()
+            .filter(|o| o.status == "InProgress" && o.completes <= now)
+            .map(|o| (o.completes, o.id.clone()))
+            .collect();
+        due.sort();
+        for (_, id) in due {
+            let Some(op) = self.lcs.operations.get(&id).cloned() else {
+                continue;
+            };
+            let result = self.apply_lcs_operation(&op);
+            let (status, error) = match result {
+                Ok(()) => ("Completed", None),
+                Err(e) => ("Failed", Some(e.message)),
+            };
+            if let Some(o) = self.lcs.operations.get_mut(&id) {
+                o.status = status.into();
+                o.error = error;
+            }
+            if let Some(env) = self.lcs.environments.get_mut(&op.environment_id) {
+                if let Some(h) = env.history.iter_mut().find(|h| h.activity_id == id) {
+                    h.status = status.into();
+                    h.ended = Some(op.completes);
+                }
+                let failed = status == "Failed";
+                match &op.kind {
+                    LcsOperationKind::Deploy { .. } => {
+                        env.state = if failed { "Failed" } else { "Deployed" }.into();
+                        env.deployed_on = Some(op.completes);
+                    }
+                    LcsOperationKind::PowerPlatformIntegration { .. } => {
+                        if let Some(pp) = env.power_platform.as_mut() {
+                            pp.status = status.into();
+                        }
+                    }
+                    LcsOperationKind::DualWriteSetup => {
+                        env.dual_write_application =
+                            if failed { "Failed" } else { "Configured" }.into();
+                    }
+                    LcsOperationKind::DualWriteLink => env.dual_write_linked = !failed,
+                }
+            }
+        }
+    }
+
+    fn apply_lcs_operation(&mut self, op: &LcsOperation) -> SimResult<()> {
+        let env = self.lcs_environment(&op.environment_id)?.clone();
+        match &op.kind {
+            LcsOperationKind::Deploy { demo_data } => {
+                let demo = demo_data.then(|| self.spec.data.fno.clone());
+                self.provision_fno(&env.fno_env, demo.as_ref())
+            }
+            LcsOperationKind::PowerPlatformIntegration {
+                template,
+                existing_org,
+            } => {
+                let org = env
+                    .power_platform
+                    .as_ref()
+                    .map(|p| p.dataverse_org.clone())
+                    .unwrap_or_default();
+                if existing_org.is_none() && !self.dataverse.contains_key(&org) {
+                    self.provision_dataverse(&org, true, false, false)?;
+                }
+                self.install_solutions(&org, "dual-write-core")?;
+                if template != "standard" {
+                    self.install_solutions(&org, "dual-write-maps")?;
+                }
+                if let Some(dv) = self.dataverse.get_mut(&org) {
+                    dv.fno_integration = Some(env.fno_env.clone());
+                }
+                if let Some(fno) = self.fno.get_mut(&env.fno_env) {
+                    fno.power_platform_dataverse = Some(org);
+                }
+                Ok(())
+            }
+            LcsOperationKind::DualWriteSetup => {
+                let org = env
+                    .power_platform
+                    .map(|p| p.dataverse_org)
+                    .unwrap_or_default();
+                self.ensure_dual_write_app_users(&org)?;
+                if let Some(fno) = self.fno.get_mut(&env.fno_env) {
+                    fno.entra_apps
+                        .insert(crate::entra::DUAL_WRITE_DV_TO_FNO_APP.into());
+                    fno.entra_apps.insert(crate::entra::DUAL_WRITE_APP.into());
+                }
+                Ok(())
+            }
+            LcsOperationKind::DualWriteLink => {
+                let org = env
+                    .power_platform
+                    .map(|p| p.dataverse_org)
+                    .unwrap_or_default();
+                self.dw_link(&env.fno_env, &org, &["DAT".to_string()])?;
+                // "Table maps are enabled for live synchronization": every map, no initial sync.
+                let runs: Vec<crate::dualwrite::MapRun> = self
+                    .fno
+                    .get(&env.fno_env)
+                    .and_then(|f| f.dual_write.as_ref())
+                    .map(|c| {
+                        c.maps
+                            .keys()
+                            .map(|id| crate::dualwrite::MapRun {
+                                map: id.clone(),
+                                initial_sync: false,
+                                master: crate::dualwrite::Side::Dataverse,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let ordered = self.order_upstream_first(runs);
+                self.dw_run(&env.fno_env, &ordered).map(|_| ())
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Seed data: what the starting world holds before a scenario runs. The demo data set is a
+//! JSON file; property tests generate their own `SeedData` and hand it to the same builder.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SeedData {
+    /// Companies of an F&O environment deployed with demo data (or of an existing one).
+    pub fno: FnoSeed,
+    /// Rows of an existing Dataverse environment, none of them with a company yet.
+    pub dataverse: DvSeed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FnoSeed {
+    pub companies: Vec<CompanySeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompanySeed {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub customer_groups: Vec<GroupSeed>,
+    #[serde(default)]
+    pub customers: Vec<CustomerSeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSeed {
+    pub id: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerSeed {
+    pub account: String,
+    /// `Organization` or `Person`.
+    pub party_type: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    pub group: String,
+    #[serde(default)]
+    pub credit_limit: Option<i64>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DvSeed {
+    #[serde(default)]
+    pub customer_groups: Vec<GroupSeed>,
+    #[serde(default)]
+    pub accounts: Vec<DvAccountSeed>,
+    #[serde(default)]
+    pub contacts: Vec<DvContactSeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DvAccountSeed {
+    #[serde(default)]
+    pub accountnumber: Option<String>,
+    pub name: String,
+    pub customertypecode: i64,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub creditlimit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DvContactSeed {
+    #[serde(default)]
+    pub contactpersonid: Option<String>,
+    #[serde(default)]
+    pub firstname: Option<String>,
+    pub lastname: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub sellable: bool,
+}

@@ -1,0 +1,83 @@
+//! The simulator's own verbs under `/_dwsim/` on every server: export and import state, the
+//! end state, reset, advance the virtual clock, and the harness credentials.
+
+use crate::request::{Request, Response};
+use crate::{Endpoints, Product};
+use dwsim_model::World;
+use serde_json::json;
+
+fn error(status: u16, message: &str) -> Response {
+    Response::json(status, &json!({"error": message}))
+        .with_header("content-type", "application/json")
+}
+
+pub fn handle(
+    world: &mut World,
+    _product: Product,
+    endpoints: &Endpoints,
+    req: &Request,
+) -> Response {
+    let segs = req.segments();
+    let s: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
+    match (req.method.as_str(), s.as_slice()) {
+        ("GET", ["state"]) => {
+            Response::json(200, &json!(world)).with_header("content-type", "application/json")
+        }
+        ("PUT", ["state"]) => match serde_json::from_slice::<World>(&req.body) {
+            Ok(mut w) => {
+                w.catalogue = world.catalogue.clone();
+                *world = w;
+                Response::new(204)
+            }
+            Err(e) => error(400, &format!("The state is not a dwsim world export: {e}")),
+        },
+        ("GET", ["endstate"]) => Response::json(200, &json!(world.end_state()))
+            .with_header("content-type", "application/json"),
+        ("POST", ["reset"]) => {
+            match World::with_catalogue(world.spec.clone(), world.catalogue.clone()) {
+                Ok(w) => {
+                    *world = w;
+                    Response::new(204)
+                }
+                Err(e) => error(500, &e.message),
+            }
+        }
+        ("POST", ["clock"]) => {
+            let minutes = req
+                .param("advanceMinutes")
+                .and_then(|m| m.parse::<i64>().ok());
+            match minutes {
+                Some(m) if m >= 0 => {
+                    world.advance(m);
+                    Response::json(200, &json!({"now": world.clock.now().iso()}))
+                }
+                _ => error(400, "advanceMinutes must be a non-negative integer"),
+            }
+        }
+        ("GET", ["clock"]) => Response::json(200, &json!({"now": world.clock.now().iso()})),
+        ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
+        _ => error(
+            404,
+            &format!("Unknown admin verb {} {}", req.method, req.path),
+        ),
+    }
+}
+
+/// What a client needs to connect: tenant, client id and secret, user, and base URLs.
+pub fn harness(world: &World, endpoints: &Endpoints) -> serde_json::Value {
+    let h = &world.harness;
+    json!({
+        "tenant_id": h.tenant_id,
+        "tenant_domain": h.tenant_domain,
+        "client_id": h.client_id,
+        "client_secret": h.client_secret,
+        "username": h.username,
+        "password": h.password,
+        "lcs_project_id": h.lcs_project_id,
+        "token_endpoint_v2": format!("{}/{}/oauth2/v2.0/token", endpoints.entra, h.tenant_id),
+        "token_endpoint_v1": format!("{}/{}/oauth2/token", endpoints.entra, h.tenant_id),
+        "lcs": endpoints.lcs,
+        "fno": world.fno.keys().map(|e| format!("{}/{e}", endpoints.fno)).collect::<Vec<_>>(),
+        "dataverse": world.dataverse.keys().map(|o| format!("{}/{o}/api/data/v9.2", endpoints.dataverse)).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,1030 @@
+//! The Dataverse Web API: `{org}/api/data/v9.2/…`. Entity sets, keys (primary and
+//! alternate), query options with server paging, create/update/upsert/delete with ETags,
+//! single-property reads and writes, WhoAmI, and `{"error":{"code","message"}}` errors.
+
+use crate::odata::filter::Dialect;
+use crate::odata::{self, KeySpec, QueryOptions};
+use crate::request::{Request, Response};
+use crate::Endpoints;
+use dwsim_model::entra::Audience;
+use dwsim_model::error::{ErrorKind, SimError, SimResult};
+use dwsim_model::schema::{DvTable, DvType};
+use dwsim_model::store::Row;
+use dwsim_model::World;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+
+/// Default and maximum page size.
+pub const MAX_PAGE_SIZE: usize = 5000;
+const VERSIONS: [&str; 3] = ["v9.0", "v9.1", "v9.2"];
+
+/// What the router knows about the call once the environment and caller are resolved.
+struct Call<'a> {
+    org: String,
+    base: String,
+    caller: String,
+    req: &'a Request,
+    endpoints: &'a Endpoints,
+    annotations: bool,
+}
+
+pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
+    let segs = req.segments();
+    let annotations = req
+        .prefer()
+        .iter()
+        .any(|p| p.starts_with("odata.include-annotations"));
+    let result = route(world, endpoints, req, &segs);
+    match result {
+        Ok(r) => r.with_header("OData-Version", "4.0"),
+        Err(e) => error_response(world, endpoints, &segs, &e, annotations),
+    }
+}
+
+fn route(
+    world: &mut World,
+    endpoints: &Endpoints,
+    req: &Request,
+    segs: &[String],
+) -> SimResult<Response> {
+    let [org, api, data, version, rest @ ..] = segs else {
+        return Err(not_found_segment(segs.last().map_or("", String::as_str)));
+    };
+    if api != "api" || data != "data" || !VERSIONS.contains(&version.as_str()) {
+        return Err(not_found_segment(version));
+    }
+    let org = org.to_ascii_lowercase();
+    if !world.dataverse.contains_key(&org) {
+        return Err(SimError::new(
+            ErrorKind::NotFound,
+            "0x80040217",
+            format!("The environment '{org}' does not exist."),
+        ));
+    }
+    let token = world.tenant.validate(
+        req.bearer(),
+        &Audience::Dataverse(org.clone()),
+        world.clock.now(),
+    )?;
+    let client_id = token.client_id.clone();
+    let caller = world.dataverse[&org]
+        .application_user(&client_id)
+        .ok_or_else(|| {
+            SimError::new(
+                ErrorKind::Forbidden,
+                "0x80072560",
+                "The user is not a member of the organization.",
+            )
+        })?;
+    let call = Call {
+        base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
+        org,
+        caller,
+        req,
+        endpoints,
+        annotations: req
+            .prefer()
+            .iter()
+            .any(|p| p.starts_with("odata.include-annotations")),
+    };
+    let method = req.method.as_str();
+    match rest {
+        [] => match method {
+            "GET" => Ok(service_document(world, &call)),
+            _ => Err(method_not_allowed(method, "the service document")),
+        },
+        [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
+        [b] if b == "$batch" => Err(SimError::new(
+            ErrorKind::NotImplemented,
+            "0x80060888",
+            "$batch is not supported by dwsim yet.",
+        )),
+        [f] if f == "WhoAmI" || f == "WhoAmI()" => who_am_i(world, &call),
+        [f] if f.starts_with("RetrieveFinanceAndOperationsIntegrationDetails") => {
+            integration_details(world, &call)
+        }
+        [seg, more @ ..] => {
+            let (set, key) = odata::parse_segment(seg).map_err(SimError::bad_request)?;
+            let table = world
+                .catalogue
+                .dv_table_by_set(&set)
+                .cloned()
+                .ok_or_else(|| not_found_segment(&set))?;
+            match (key, more) {
+                (None, []) => match method {
+                    "GET" => list(world, &call, &table),
+                    "POST" => create(world, &call, &table),
+                    _ => Err(method_not_allowed(
+                        method,
+                        &format!("the collection '{set}'"),
+                    )),
+                },
+                (None, [c]) if c == "$count" && method == "GET" => {
+                    let n = world.dataverse[&call.org]
+                        .store
+                        .count(&table.logical_name)
+                        .min(MAX_PAGE_SIZE);
+                    Ok(Response::text(200, "text/plain", n.to_string()))
+                }
+                (Some(key), []) => match method {
+                    "GET" => retrieve(world, &call, &table, &key),
+                    "PATCH" => upsert(world, &call, &table, &key),
+                    "DELETE" => delete(world, &call, &table, &key),
+                    _ => Err(method_not_allowed(
+                        method,
+                        &format!("a '{}' record", table.logical_name),
+                    )),
+                },
+                (Some(key), [prop]) => property(world, &call, &table, &key, prop),
+                _ => Err(not_found_segment(
+                    more.last().map_or(seg.as_str(), String::as_str),
+                )),
+            }
+        }
+    }
+}
+
+fn not_found_segment(seg: &str) -> SimError {
+    SimError::new(
+        ErrorKind::NotFound,
+        "0x80060888",
+        format!("Resource not found for the segment '{seg}'."),
+    )
+}
+
+fn method_not_allowed(method: &str, what: &str) -> SimError {
+    SimError::new(
+        ErrorKind::MethodNotAllowed,
+        "0x80060888",
+        format!("The HTTP method '{method}' is not supported on {what}."),
+    )
+}
+
+fn status_of(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest | ErrorKind::Conflict => 400,
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::MethodNotAllowed => 405,
+        ErrorKind::PreconditionFailed | ErrorKind::Duplicate => 412,
+        ErrorKind::Throttled(_) => 429,
+        ErrorKind::WriteFailed => 500,
+        ErrorKind::NotImplemented => 501,
+    }
+}
+
+/// `{"error":{"code","message"}}`, plus the documented annotations when asked for, and the
+/// Bearer challenge on a 401.
+pub fn error_response(
+    world: &World,
+    endpoints: &Endpoints,
+    segs: &[String],
+    e: &SimError,
+    annotations: bool,
+) -> Response {
+    let status = status_of(e.kind);
+    let mut error = Map::new();
+    error.insert("code".into(), json!(e.code));
+    error.insert("message".into(), json!(e.message));
+    if annotations {
+        let hex = e.code.trim_start_matches("0x");
+        error.insert(
+            "@Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus".into(),
+            json!("0"),
+        );
+        error.insert(
+            "@Microsoft.PowerApps.CDS.ErrorDetails.SubErrorCode".into(),
+            json!(i64::from_str_radix(hex, 16)
+                .map(|v| v as i32)
+                .unwrap_or(0)
+                .to_string()),
+        );
+        error.insert(
+            "@Microsoft.PowerApps.CDS.HelpLink".into(),
+            json!(format!("http://go.microsoft.com/fwlink/?LinkID=398563&error=Microsoft.Crm.CrmException%3a{hex}&client=platform")),
+        );
+        error.insert("@Microsoft.PowerApps.CDS.TraceText".into(), json!(""));
+        error.insert(
+            "@Microsoft.PowerApps.CDS.InnerError.Message".into(),
+            json!(e.message),
+        );
+    }
+    let mut r =
+        Response::json(status, &json!({ "error": error })).with_header("OData-Version", "4.0");
+    if status == 401 {
+        let org = segs.first().cloned().unwrap_or_default();
+        r = r.with_header(
+            "WWW-Authenticate",
+            &format!(
+                "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/{org}/",
+                endpoints.entra, world.tenant.id, endpoints.dataverse
+            ),
+        );
+    }
+    if let ErrorKind::Throttled(seconds) = e.kind {
+        r = r.with_header("Retry-After", &seconds.to_string());
+    }
+    r
+}
+
+fn service_document(world: &World, call: &Call) -> Response {
+    let value: Vec<Value> = world
+        .catalogue
+        .dv_tables
+        .values()
+        .map(|t| json!({"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}))
+        .collect();
+    Response::json(
+        200,
+        &json!({"@odata.context": format!("{}/$metadata", call.base), "value": value}),
+    )
+}
+
+fn edm_type(kind: DvType) -> &'static str {
+    match kind {
+        DvType::String | DvType::Memo => "Edm.String",
+        DvType::Integer | DvType::Picklist => "Edm.Int32",
+        DvType::Decimal | DvType::Money => "Edm.Decimal",
+        DvType::Boolean => "Edm.Boolean",
+        DvType::Lookup | DvType::Uniqueidentifier => "Edm.Guid",
+        DvType::Datetime => "Edm.DateTimeOffset",
+    }
+}
+
+/// CSDL generated from the table schemas: entity types with keys and lookups, the
+/// container, and the functions the simulator answers.
+fn metadata(world: &World) -> String {
+    let mut x = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">"#,
+    );
+    for t in world.catalogue.dv_tables.values() {
+        x.push_str(&format!(
+            r#"<EntityType Name="{}"><Key><PropertyRef Name="{}" /></Key>"#,
+            t.logical_name, t.primary_id
+        ));
+        for c in &t.columns {
+            x.push_str(&format!(
+                r#"<Property Name="{}" Type="{}" />"#,
+                c.attribute(),
+                edm_type(c.kind)
+            ));
+        }
+        for sys in ["versionnumber", "statecode"] {
+            x.push_str(&format!(r#"<Property Name="{sys}" Type="Edm.Int64" />"#));
+        }
+        for sys in ["createdon", "modifiedon"] {
+            x.push_str(&format!(
+                r#"<Property Name="{sys}" Type="Edm.DateTimeOffset" />"#
+            ));
+        }
+        for c in t.columns.iter().filter(|c| c.kind == DvType::Lookup) {
+            x.push_str(&format!(
+                r#"<NavigationProperty Name="{}" Type="mscrm.{}"><ReferentialConstraint Property="{}" ReferencedProperty="{}id" /></NavigationProperty>"#,
+                c.name,
+                c.target.clone().unwrap_or_default(),
+                c.attribute(),
+                c.target.clone().unwrap_or_default()
+            ));
+        }
+        if !t.alternate_keys.is_empty() {
+            x.push_str(r#"<Annotation Term="OData.Community.Keys.V1.AlternateKeys"><Collection>"#);
+            for k in &t.alternate_keys {
+                x.push_str(r#"<Record Type="OData.Community.Keys.V1.AlternateKey"><PropertyValue Property="Key"><Collection>"#);
+                for c in &k.columns {
+                    x.push_str(&format!(r#"<Record Type="OData.Community.Keys.V1.PropertyRef"><PropertyValue Property="Alias" String="{c}" /><PropertyValue Property="Name" PropertyPath="{c}" /></Record>"#));
+                }
+                x.push_str("</Collection></PropertyValue></Record>");
+            }
+            x.push_str("</Collection></Annotation>");
+        }
+        x.push_str("</EntityType>");
+    }
+    x.push_str(r#"<ComplexType Name="WhoAmIResponse"><Property Name="BusinessUnitId" Type="Edm.Guid" Nullable="false" /><Property Name="UserId" Type="Edm.Guid" Nullable="false" /><Property Name="OrganizationId" Type="Edm.Guid" Nullable="false" /></ComplexType>"#);
+    x.push_str(r#"<ComplexType Name="RetrieveFinanceAndOperationsIntegrationDetailsResponse"><Property Name="Url" Type="Edm.String" /><Property Name="TenantId" Type="Edm.Guid" /><Property Name="Id" Type="Edm.String" /></ComplexType>"#);
+    x.push_str(r#"<Function Name="WhoAmI"><ReturnType Type="mscrm.WhoAmIResponse" Nullable="false" /></Function>"#);
+    x.push_str(r#"<Function Name="RetrieveFinanceAndOperationsIntegrationDetails"><ReturnType Type="mscrm.RetrieveFinanceAndOperationsIntegrationDetailsResponse" Nullable="false" /></Function>"#);
+    x.push_str(r#"<EntityContainer Name="System">"#);
+    for t in world.catalogue.dv_tables.values() {
+        x.push_str(&format!(
+            r#"<EntitySet Name="{}" EntityType="Microsoft.Dynamics.CRM.{}" />"#,
+            t.entity_set, t.logical_name
+        ));
+    }
+    x.push_str(r#"<FunctionImport Name="WhoAmI" Function="Microsoft.Dynamics.CRM.WhoAmI" /><FunctionImport Name="RetrieveFinanceAndOperationsIntegrationDetails" Function="Microsoft.Dynamics.CRM.RetrieveFinanceAndOperationsIntegrationDetails" />"#);
+    x.push_str("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
+    x
+}
+
+fn who_am_i(world: &World, call: &Call) -> SimResult<Response> {
+    let dv = &world.dataverse[&call.org];
+    let bu = dv
+        .get("systemuser", &call.caller)
+        .and_then(|r| r.get("_businessunitid_value").cloned())
+        .unwrap_or(Value::Null);
+    Ok(Response::json(
+        200,
+        &json!({
+            "@odata.context": format!("{}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", call.base),
+            "BusinessUnitId": bu,
+            "UserId": call.caller,
+            "OrganizationId": dv.organization_id,
+        }),
+    ))
+}
+
+fn integration_details(world: &World, call: &Call) -> SimResult<Response> {
+    let dv = &world.dataverse[&call.org];
+    let fno = dv.fno_integration.clone().ok_or_else(|| {
+        SimError::new(
+            ErrorKind::BadRequest,
+            "0x80048d0b",
+            "Dataverse instance isn't integrated with finance and operations.",
+        )
+    })?;
+    let lcs_id = world
+        .lcs
+        .environment_by_fno(&fno)
+        .map(|e| e.id.clone())
+        .unwrap_or_default();
+    Ok(Response::json(
+        200,
+        &json!({
+            "@odata.context": format!("{}/$metadata#Microsoft.Dynamics.CRM.RetrieveFinanceAndOperationsIntegrationDetailsResponse", call.base),
+            "Url": format!("{}/{fno}", call.endpoints.fno),
+            "TenantId": world.tenant.id,
+            "Id": lcs_id,
+        }),
+    ))
+}
+
+fn etag(row: &Row) -> String {
+    format!(
+        "W/\"{}\"",
+        row.get("versionnumber")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    )
+}
+
+fn invalid_property(table: &DvTable, name: &str) -> SimError {
+    SimError::new(
+        ErrorKind::BadRequest,
+        "0x80060888",
+        format!(
+            "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{}'.",
+            table.logical_name
+        ),
+    )
+}
+
+/// Attributes a row shows: every column plus the system columns, or the `$select` list.
+fn render(
+    world: &World,
+    call: &Call,
+    table: &DvTable,
+    row: &Row,
+    select: Option<&[String]>,
+) -> SimResult<Map<String, Value>> {
+    let mut out = Map::new();
+    out.insert("@odata.etag".into(), json!(etag(row)));
+    let names: Vec<String> = match select {
+        Some(s) => {
+            for n in s {
+                if table.column_by_attribute(n).is_none() && !is_system(n) {
+                    return Err(invalid_property(table, n));
+                }
+            }
+            s.to_vec()
+        }
+        None => {
+            let mut all: Vec<String> = table.columns.iter().map(|c| c.attribute()).collect();
+            all.extend(row.keys().filter(|k| is_system(k)).cloned());
+            all
+        }
+    };
+    let dv = &world.dataverse[&call.org];
+    for n in names {
+        let v = row.get(&n).cloned().unwrap_or(Value::Null);
+        if call.annotations {
+            if let Some(col) = table.column_by_attribute(&n) {
+                match col.kind {
+                    DvType::Picklist => {
+                        if let Some(label) =
+                            v.as_i64().and_then(|i| col.options.get(&i.to_string()))
+                        {
+                            out.insert(
+                                format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                                json!(label),
+                            );
+                        }
+                    }
+                    DvType::Boolean => {
+                        if let Some(b) = v.as_bool() {
+                            out.insert(
+                                format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                                json!(if b { "Yes" } else { "No" }),
+                            );
+                        }
+                    }
+                    DvType::Lookup => {
+                        let target = col.target.clone().unwrap_or_default();
+                        if let Some(id) = v.as_str() {
+                            out.insert(
+                                format!("{n}@Microsoft.Dynamics.CRM.associatednavigationproperty"),
+                                json!(col.name),
+                            );
+                            out.insert(
+                                format!("{n}@Microsoft.Dynamics.CRM.lookuplogicalname"),
+                                json!(target),
+                            );
+                            let name = world
+                                .catalogue
+                                .dv_tables
+                                .get(&target)
+                                .and_then(|t| t.primary_name.clone())
+                                .and_then(|pn| {
+                                    dv.get(&target, id).and_then(|r| r.get(&pn).cloned())
+                                });
+                            if let Some(name) = name {
+                                out.insert(
+                                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                                    name,
+                                );
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.insert(n, v);
+    }
+    out.insert(
+        table.primary_id.clone(),
+        row.get(&table.primary_id).cloned().unwrap_or(Value::Null),
+    );
+    Ok(out)
+}
+
+fn is_system(name: &str) -> bool {
+    matches!(
+        name,
+        "versionnumber"
+            | "createdon"
+            | "modifiedon"
+            | "statecode"
+            | "_ownerid_value"
+            | "_owningbusinessunit_value"
+            | "_createdby_value"
+            | "_modifiedby_value"
+    )
+}
+
+fn options(call: &Call) -> SimResult<QueryOptions> {
+    let params = call.req.params();
+    let o = odata::parse_options(&params, Dialect::Dataverse)
+        .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+    if o.skip.is_some() {
+        return Err(SimError::new(
+            ErrorKind::BadRequest,
+            "0x80060888",
+            "The query parameter $skip is not supported",
+        ));
+    }
+    if let Some(u) = o.unknown.first() {
+        return Err(SimError::new(
+            ErrorKind::BadRequest,
+            "0x80060888",
+            format!("The query parameter {u} is not supported"),
+        ));
+    }
+    Ok(o)
+}
+
+/// `name($select=a,b)` items of `$expand`, for single-valued lookups.
+fn expand(
+    world: &World,
+    call: &Call,
+    table: &DvTable,
+    items: &[String],
+    row: &Row,
+    out: &mut Map<String, Value>,
+) -> SimResult<()> {
+    for item in items {
+        let (nav, inner) = match item.split_once('(') {
+            Some((n, rest)) => (n.trim(), rest.trim_end_matches(')')),
+            None => (item.as_str(), ""),
+        };
+        let col = table
+            .column(nav)
+            .filter(|c| c.kind == DvType::Lookup)
+            .ok_or_else(|| invalid_property(table, nav))?;
+        let select: Option<Vec<String>> = inner
+            .split(';')
+            .find_map(|o| o.trim().strip_prefix("$select="))
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        let target = col.target.clone().unwrap_or_default();
+        let target_table = world
+            .catalogue
+            .dv_tables
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| invalid_property(table, nav))?;
+        let value = match row
+            .get(&col.attribute())
+            .and_then(Value::as_str)
+            .and_then(|id| world.dataverse[&call.org].get(&target, id))
+        {
+            Some(r) => Value::Object(render(world, call, &target_table, r, select.as_deref())?),
+            None => Value::Null,
+        };
+        out.insert(nav.to_string(), value);
+    }
+    Ok(())
+}
+
+fn page_size(call: &Call) -> Option<usize> {
+    call.req.prefer().iter().find_map(|p| {
+        p.strip_prefix("odata.maxpagesize=")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .map(|n| n.clamp(1, MAX_PAGE_SIZE))
+    })
+}
+
+fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
+    let o = options(call)?;
+    if let Some(f) = &o.filter {
+        for p in odata::filter::properties(f) {
+            if table.column_by_attribute(&p).is_none() && !is_system(&p) && p != table.primary_id {
+                return Err(invalid_property(table, &p));
+            }
+        }
+    }
+    let rows: Vec<Row> = world.dataverse[&call.org]
+        .store
+        .rows(&table.logical_name)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let rows = odata::filter_and_sort(rows, &o, Dialect::Dataverse)
+        .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+    let total = rows.len();
+    let max_page = page_size(call);
+    let size = match (max_page, o.top) {
+        (Some(p), _) => p,
+        (None, Some(top)) => top.min(MAX_PAGE_SIZE),
+        (None, None) => MAX_PAGE_SIZE,
+    };
+    let page = match &o.skiptoken {
+        Some(t) => skiptoken_page(t).ok_or_else(|| {
+            SimError::new(
+                ErrorKind::BadRequest,
+                "0x80060888",
+                "The $skiptoken is not valid.",
+            )
+        })?,
+        None => 1,
+    };
+    let limit = if max_page.is_none() {
+        o.top.unwrap_or(usize::MAX).min(total)
+    } else {
+        total
+    };
+    let start = (page - 1) * size;
+    let end = (start + size).min(limit);
+    let mut value = Vec::new();
+    for r in rows.iter().take(end).skip(start) {
+        let mut v = render(world, call, table, r, o.select.as_deref())?;
+        expand(world, call, table, &o.expand, r, &mut v)?;
+        value.push(Value::Object(v));
+    }
+    let context = match &o.select {
+        Some(s) => format!(
+            "{}/$metadata#{}({})",
+            call.base,
+            table.entity_set,
+            s.join(",")
+        ),
+        None => format!("{}/$metadata#{}", call.base, table.entity_set),
+    };
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), json!(context));
+    if o.count {
+        body.insert("@odata.count".into(), json!(total.min(MAX_PAGE_SIZE)));
+    }
+    if call.annotations {
+        body.insert(
+            "@Microsoft.Dynamics.CRM.totalrecordcount".into(),
+            json!(if o.count {
+                total.min(MAX_PAGE_SIZE) as i64
+            } else {
+                -1
+            }),
+        );
+        body.insert(
+            "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded".into(),
+            json!(o.count && total > MAX_PAGE_SIZE),
+        );
+    }
+    body.insert("value".into(), Value::Array(value));
+    if end < limit {
+        let kept: Vec<String> = call
+            .req
+            .query
+            .split('&')
+            .filter(|p| {
+                !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+            })
+            .map(str::to_string)
+            .collect();
+        let cookie = format!(
+            "<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />",
+            page + 1
+        );
+        let token = utf8_percent_encode(&cookie, NON_ALPHANUMERIC).to_string();
+        let mut q = kept.join("&");
+        if !q.is_empty() {
+            q.push('&');
+        }
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(format!(
+                "{}/{}?{q}$skiptoken={token}",
+                call.base, table.entity_set
+            )),
+        );
+    }
+    let mut r = Response::json(200, &Value::Object(body));
+    if let Some(p) = max_page {
+        r = r.with_header("Preference-Applied", &format!("odata.maxpagesize={p}"));
+    }
+    Ok(r)
+}
+
+fn skiptoken_page(token: &str) -> Option<usize> {
+    let at = token.find("pagenumber=\"")? + "pagenumber=\"".len();
+    let rest = &token[at..];
+    let n: usize = rest[..rest.find('"')?].parse().ok()?;
+    (n >= 1).then_some(n)
+}
+
+/// The record a key names: Ok(None) when the key is valid but no record matches.
+fn resolve_key(
+    world: &World,
+    org: &str,
+    table: &DvTable,
+    key: &KeySpec,
+) -> SimResult<Option<String>> {
+    let dv = &world.dataverse[org];
+    let invalid = || {
+        SimError::new(
+            ErrorKind::BadRequest,
+            "0x80060888",
+            format!(
+                "The key in the request URI is not valid for resource 'Microsoft.Dynamics.CRM.{0}'. Ensure that the names and number of key properties match the declared or alternate key properties for the resource 'Microsoft.Dynamics.CRM.{0}'.",
+                table.logical_name
+            ),
+        )
+    };
+    let by_id = |v: &Value| -> SimResult<Option<String>> {
+        let id = v
+            .as_str()
+            .filter(|s| odata::is_guid(s))
+            .ok_or_else(invalid)?;
+        Ok(dv.get(&table.logical_name, id).map(|_| id.to_lowercase()))
+    };
+    match key {
+        KeySpec::Single(v) => by_id(v),
+        KeySpec::Named(pairs) => {
+            if let [(name, v)] = pairs.as_slice() {
+                if name == &table.primary_id {
+                    return by_id(v);
+                }
+            }
+            let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort();
+            let declared = table.alternate_keys.iter().any(|k| {
+                let mut cols: Vec<&str> = k.columns.iter().map(String::as_str).collect();
+                cols.sort();
+                cols == names
+            });
+            if !declared {
+                return Err(invalid());
+            }
+            Ok(dv.find_by(&table.logical_name, pairs).map(|(id, _)| id))
+        }
+    }
+}
+
+fn parse_body(table: &DvTable, req: &Request) -> SimResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) | Err(_) => Err(SimError::new(
+            ErrorKind::BadRequest,
+            "0x80048d19",
+            format!(
+                "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: The request body is not a valid JSON object.",
+                table.logical_name
+            ),
+        )),
+    }
+}
+
+/// Turns a request body into attributes: `nav@odata.bind` becomes `_nav_value`.
+fn attributes(
+    world: &World,
+    call: &Call,
+    table: &DvTable,
+    body: Map<String, Value>,
+) -> SimResult<Row> {
+    let mut attrs = Row::new();
+    for (k, v) in body {
+        if let Some(nav) = k.strip_suffix("@odata.bind") {
+            let col = table.column(nav).filter(|c| c.kind == DvType::Lookup).ok_or_else(|| {
+                SimError::new(
+                    ErrorKind::BadRequest,
+                    "0x80048d19",
+                    format!("An undeclared property '{nav}' which only has property annotations in the payload but no property value was found in the payload. In OData, only declared navigation properties and declared named streams can be represented as properties without values."),
+                )
+            })?;
+            let id = match &v {
+                Value::Null => Value::Null,
+                Value::String(s) => {
+                    let (target, id) = bind_target(world, call, s)?;
+                    if Some(&target) != col.target.as_ref() {
+                        return Err(SimError::bad_request(format!(
+                            "The reference '{s}' is not a '{}' record, which '{nav}' requires.",
+                            col.target.clone().unwrap_or_default()
+                        )));
+                    }
+                    Value::from(id)
+                }
+                _ => {
+                    return Err(SimError::bad_request(format!(
+                        "The value of '{k}' must be a URI string."
+                    )))
+                }
+            };
+            attrs.insert(col.attribute(), id);
+        } else if k.contains('@') {
+            continue;
+        } else if k.starts_with('_') && k.ends_with("_value") {
+            return Err(SimError::new(
+                ErrorKind::BadRequest,
+                "0x80048d19",
+                format!("Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: The property '{k}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type or mark the type as open type.", table.logical_name, table.logical_name),
+            ));
+        } else if v.is_object() || v.is_array() {
+            return Err(SimError::new(
+                ErrorKind::NotImplemented,
+                "0x80060888",
+                format!("Deep insert through '{k}' is not supported by dwsim yet."),
+            ));
+        } else {
+            attrs.insert(k, v);
+        }
+    }
+    Ok(attrs)
+}
+
+/// `/accounts(guid)`, `accounts(key='v')` or a full URL, to (table, id). The record must exist.
+fn bind_target(world: &World, call: &Call, uri: &str) -> SimResult<(String, String)> {
+    let path = match uri.find("/api/data/") {
+        Some(i) => uri[i + "/api/data/".len()..]
+            .split_once('/')
+            .map_or("", |(_, p)| p),
+        None => uri.trim_start_matches('/'),
+    };
+    let (set, key) = odata::parse_segment(path).map_err(SimError::bad_request)?;
+    let table = world
+        .catalogue
+        .dv_table_by_set(&set)
+        .ok_or_else(|| not_found_segment(&set))?;
+    let key =
+        key.ok_or_else(|| SimError::bad_request(format!("The reference '{uri}' has no key.")))?;
+    let id = resolve_key(world, &call.org, table, &key)?.ok_or_else(|| {
+        let shown = match &key {
+            KeySpec::Single(v) => v.as_str().unwrap_or_default().to_string(),
+            KeySpec::Named(p) => p
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        dwsim_model::dataverse::does_not_exist(&table.logical_name, &shown)
+    })?;
+    Ok((table.logical_name.clone(), id))
+}
+
+fn wants_representation(req: &Request) -> bool {
+    req.prefer().iter().any(|p| p == "return=representation")
+}
+
+fn written(
+    world: &World,
+    call: &Call,
+    table: &DvTable,
+    id: &str,
+    created: bool,
+) -> SimResult<Response> {
+    let entity_id = format!("{}/{}({id})", call.base, table.entity_set);
+    let row = world.dataverse[&call.org]
+        .get(&table.logical_name, id)
+        .cloned()
+        .unwrap_or_default();
+    if wants_representation(call.req) {
+        let o = options(call)?;
+        let mut body = render(world, call, table, &row, o.select.as_deref())?;
+        body.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/$metadata#{}/$entity",
+                call.base, table.entity_set
+            )),
+        );
+        return Ok(
+            Response::json(if created { 201 } else { 200 }, &Value::Object(body))
+                .with_header("Preference-Applied", "return=representation")
+                .with_header("ETag", &etag(&row)),
+        );
+    }
+    Ok(Response::new(204).with_header("OData-EntityId", &entity_id))
+}
+
+fn create(world: &mut World, call: &Call, table: &DvTable) -> SimResult<Response> {
+    let body = parse_body(table, call.req)?;
+    let attrs = attributes(world, call, table, body)?;
+    let (id, _) = world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)?;
+    written(world, call, table, &id, true)
+}
+
+fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {
+    let id = resolve_key(world, &call.org, table, key)?.ok_or_else(|| missing(table, key))?;
+    let o = options(call)?;
+    let row = world.dataverse[&call.org]
+        .get(&table.logical_name, &id)
+        .cloned()
+        .unwrap_or_default();
+    let conditional = call.req.header("if-none-match").filter(|v| *v != "null");
+    if conditional == Some(etag(&row).as_str()) && o.expand.is_empty() && !call.annotations {
+        return Ok(Response::new(304).with_header("ETag", &etag(&row)));
+    }
+    let mut body = render(world, call, table, &row, o.select.as_deref())?;
+    expand(world, call, table, &o.expand, &row, &mut body)?;
+    let context = match &o.select {
+        Some(s) => format!(
+            "{}/$metadata#{}({})/$entity",
+            call.base,
+            table.entity_set,
+            s.join(",")
+        ),
+        None => format!("{}/$metadata#{}/$entity", call.base, table.entity_set),
+    };
+    body.insert("@odata.context".into(), json!(context));
+    Ok(Response::json(200, &Value::Object(body)).with_header("ETag", &etag(&row)))
+}
+
+fn missing(table: &DvTable, key: &KeySpec) -> SimError {
+    let shown = match key {
+        KeySpec::Single(v) => v.as_str().unwrap_or_default().to_string(),
+        KeySpec::Named(p) => p
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    dwsim_model::dataverse::does_not_exist(&table.logical_name, &shown)
+}
+
+fn check_if_match(req: &Request, row: &Row) -> SimResult<()> {
+    if let Some(want) = req.header("if-match").filter(|v| *v != "*") {
+        if want != etag(row) {
+            return Err(SimError::new(
+                ErrorKind::PreconditionFailed,
+                "0x80060882",
+                "The version of the existing record doesn't match the RowVersion property provided.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// PATCH: update, or create when nothing matches (upsert), as `If-Match`/`If-None-Match` allow.
+fn upsert(world: &mut World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {
+    let existing = resolve_key(world, &call.org, table, key)?;
+    let body = parse_body(table, call.req)?;
+    let mut attrs = attributes(world, call, table, body)?;
+    let if_match = call.req.header("if-match");
+    let if_none_match = call.req.header("if-none-match").filter(|v| *v != "null");
+    match existing {
+        Some(id) => {
+            if if_none_match == Some("*") {
+                return Err(SimError::new(
+                    ErrorKind::PreconditionFailed,
+                    "",
+                    "A record with matching key values already exists.",
+                ));
+            }
+            let row = world.dataverse[&call.org]
+                .get(&table.logical_name, &id)
+                .cloned()
+                .unwrap_or_default();
+            check_if_match(call.req, &row)?;
+            if let KeySpec::Named(pairs) = key {
+                for (k, _) in pairs {
+                    attrs.remove(k);
+                }
+            }
+            world.dv_update(&call.org, &table.logical_name, &id, attrs, &call.caller)?;
+            written(world, call, table, &id, false)
+        }
+        None => {
+            if if_match.is_some() {
+                return Err(missing(table, key));
+            }
+            match key {
+                KeySpec::Single(v) => {
+                    attrs.insert(table.primary_id.clone(), v.clone());
+                }
+                KeySpec::Named(pairs) => {
+                    for (k, v) in pairs {
+                        attrs.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let (id, _) = world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)?;
+            written(world, call, table, &id, true)
+        }
+    }
+}
+
+fn delete(world: &mut World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {
+    let id = resolve_key(world, &call.org, table, key)?.ok_or_else(|| missing(table, key))?;
+    let row = world.dataverse[&call.org]
+        .get(&table.logical_name, &id)
+        .cloned()
+        .unwrap_or_default();
+    check_if_match(call.req, &row)?;
+    world.dv_delete(&call.org, &table.logical_name, &id)?;
+    Ok(Response::new(204))
+}
+
+/// `GET|PUT|DELETE /set(key)/property`.
+fn property(
+    world: &mut World,
+    call: &Call,
+    table: &DvTable,
+    key: &KeySpec,
+    prop: &str,
+) -> SimResult<Response> {
+    let id = resolve_key(world, &call.org, table, key)?.ok_or_else(|| missing(table, key))?;
+    let col = table.column_by_attribute(prop).cloned();
+    if col.is_none() && !is_system(prop) && prop != table.primary_id {
+        return Err(invalid_property(table, prop));
+    }
+    match call.req.method.as_str() {
+        "GET" => {
+            let row = world.dataverse[&call.org]
+                .get(&table.logical_name, &id)
+                .cloned()
+                .unwrap_or_default();
+            let v = row.get(prop).cloned().unwrap_or(Value::Null);
+            Ok(Response::json(
+                200,
+                &json!({"@odata.context": format!("{}/$metadata#{}({id})/{prop}", call.base, table.entity_set), "value": v}),
+            ))
+        }
+        "PUT" | "DELETE" => {
+            let col = col
+                .filter(|c| !c.read_only && c.kind != DvType::Lookup)
+                .ok_or_else(|| {
+                    SimError::new(
+                        ErrorKind::BadRequest,
+                        "0x80060888",
+                        format!("The property '{prop}' can't be set this way."),
+                    )
+                })?;
+            let value = if call.req.method == "PUT" {
+                match serde_json::from_slice::<Value>(&call.req.body) {
+                    Ok(Value::Object(mut m)) if m.contains_key("value") => {
+                        m.remove("value").unwrap_or(Value::Null)
+                    }
+                    _ => {
+                        return Err(SimError::new(
+                            ErrorKind::BadRequest,
+                            "0x80048d19",
+                            "The request body must be an object with a 'value' property.",
+                        ))
+                    }
+                }
+            } else {
+                Value::Null
+            };
+            let mut attrs = Row::new();
+            attrs.insert(col.attribute(), value);
+            world.dv_update(&call.org, &table.logical_name, &id, attrs, &call.caller)?;
+            Ok(Response::new(204))
+        }
+        m => Err(method_not_allowed(m, &format!("the property '{prop}'"))),
+    }
+}

@@ -1,0 +1,770 @@
+//! Finance and operations: OData data entities under `{env}/data/…` (company context through
+//! `dataAreaId` and `cross-company`, F&O's filter dialect, `$skip` paging at 10,000 rows,
+//! Infolog errors in an `innererror`), and the dual-write administration as JSON custom
+//! services under `{env}/api/services/DualWriteServices/…`.
+
+use crate::odata::filter::Dialect;
+use crate::odata::{self, KeySpec};
+use crate::request::{Request, Response};
+use crate::Endpoints;
+use base64::Engine;
+use dwsim_model::dualwrite::{state_text, MapRun, Side};
+use dwsim_model::entra::Audience;
+use dwsim_model::error::{ErrorKind, SimError, SimResult};
+use dwsim_model::fno::{row_id, value_text};
+use dwsim_model::schema::{FnoEntity, FnoType};
+use dwsim_model::store::Row;
+use dwsim_model::World;
+use serde_json::{json, Map, Value};
+
+/// F&O's server-driven page size.
+pub const PAGE_SIZE: usize = 10_000;
+const NAMESPACE: &str = "Microsoft.Dynamics.DataEntities";
+
+pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
+    let segs = req.segments();
+    let services = segs.get(1).map(String::as_str) == Some("api");
+    match route(world, endpoints, req, &segs) {
+        Ok(r) => r,
+        Err(e) if services => service_error(world, &e),
+        Err(e) => odata_error(&e),
+    }
+}
+
+fn route(
+    world: &mut World,
+    endpoints: &Endpoints,
+    req: &Request,
+    segs: &[String],
+) -> SimResult<Response> {
+    let (env, rest) = match segs {
+        [env, rest @ ..] => (env.to_ascii_lowercase(), rest),
+        [] => {
+            return Err(SimError::not_found(
+                "No HTTP resource was found that matches the request URI '/'.",
+            ))
+        }
+    };
+    if !world.fno.contains_key(&env) {
+        return Err(SimError::not_found(format!(
+            "The environment '{env}' does not exist."
+        )));
+    }
+    let token =
+        world
+            .tenant
+            .validate(req.bearer(), &Audience::Fno(env.clone()), world.clock.now())?;
+    if !world.fno[&env].entra_apps.contains(&token.client_id) {
+        return Err(SimError::new(
+            ErrorKind::Unauthorized,
+            "",
+            format!("The application {} is not registered under Microsoft Entra ID applications in this environment.", token.client_id),
+        ));
+    }
+    let base = format!("{}/{env}", endpoints.fno);
+    match rest {
+        [d, rest @ ..] if d == "data" => data(world, &env, &base, req, rest),
+        [a, s, rest @ ..] if a == "api" && s == "services" => services(world, &env, req, rest),
+        _ => Err(SimError::not_found(format!(
+            "No HTTP resource was found that matches the request URI '{base}/{}'.",
+            rest.join("/")
+        ))),
+    }
+}
+
+fn status_of(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::MethodNotAllowed => 405,
+        ErrorKind::PreconditionFailed | ErrorKind::Duplicate => 412,
+        ErrorKind::Throttled(_) => 429,
+        ErrorKind::Conflict | ErrorKind::WriteFailed => 500,
+        ErrorKind::NotImplemented => 501,
+    }
+}
+
+/// The OData error envelope F&O sends, with the Infolog in `innererror`.
+pub fn odata_error(e: &SimError) -> Response {
+    let status = status_of(e.kind);
+    let kind = match e.kind {
+        ErrorKind::WriteFailed => {
+            "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException"
+        }
+        ErrorKind::NotFound => {
+            "Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataObjectNotFoundException"
+        }
+        ErrorKind::Unauthorized => "System.UnauthorizedAccessException",
+        _ => "Microsoft.OData.ODataException",
+    };
+    let mut r = Response::json(
+        status,
+        &json!({"error": {"code": "", "message": "An error has occurred.", "innererror": {"message": e.message, "type": kind, "stacktrace": ""}}}),
+    )
+    .with_header("content-type", "application/json; odata.metadata=minimal; charset=utf-8")
+    .with_header("OData-Version", "4.0");
+    if status == 401 {
+        r = r.with_header("WWW-Authenticate", "Bearer");
+    }
+    if let ErrorKind::Throttled(s) = e.kind {
+        r = r.with_header("Retry-After", &s.to_string());
+    }
+    r
+}
+
+/// Custom services answer errors as `{"Message","ExceptionType","ActivityId"}`.
+fn service_error(world: &mut World, e: &SimError) -> Response {
+    let status = status_of(e.kind);
+    let mut r = Response::json(
+        status,
+        &json!({"Message": e.message, "ExceptionType": if e.kind == ErrorKind::Conflict || e.kind == ErrorKind::WriteFailed { "XppServicesException" } else { "ArgumentException" }, "ActivityId": world.ids.guid(), "Code": e.code}),
+    )
+    .with_header("content-type", "application/json; charset=utf-8");
+    if status == 401 {
+        r = r.with_header("WWW-Authenticate", "Bearer");
+    }
+    r
+}
+
+fn entity<'c>(world: &'c World, set: &str) -> SimResult<&'c FnoEntity> {
+    world
+        .catalogue
+        .fno_entities
+        .get(set)
+        .ok_or_else(|| SimError::not_found(format!("Resource not found for the segment '{set}'.")))
+}
+
+fn data(
+    world: &mut World,
+    env: &str,
+    base: &str,
+    req: &Request,
+    rest: &[String],
+) -> SimResult<Response> {
+    let method = req.method.as_str();
+    match rest {
+        [] => {
+            let value: Vec<Value> = world
+                .catalogue
+                .fno_entities
+                .keys()
+                .map(|s| json!({"name": s, "kind": "EntitySet", "url": s}))
+                .collect();
+            Ok(Response::json(
+                200,
+                &json!({"@odata.context": format!("{base}/data/$metadata"), "value": value}),
+            ))
+        }
+        [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
+        [b] if b == "$batch" => Err(SimError::new(
+            ErrorKind::NotImplemented,
+            "",
+            "$batch is not supported by dwsim yet.",
+        )),
+        [seg, more @ ..] => {
+            let (set, key) = odata::parse_segment(seg).map_err(SimError::bad_request)?;
+            let entity = entity(world, &set)?.clone();
+            match (key, more, method) {
+                (None, [], "GET") => list(world, env, base, req, &entity),
+                (None, [], "POST") => create(world, env, base, req, &entity),
+                (None, [c], "GET") if c == "$count" => {
+                    let rows = query_rows(world, env, req, &entity)?;
+                    Ok(Response::text(200, "text/plain", rows.len().to_string()))
+                }
+                (Some(key), [], m) => {
+                    let id = key_id(&entity, &key)?;
+                    match m {
+                        "GET" => {
+                            let row = world.fno[env]
+                                .get(&entity.entity_set, &id)
+                                .cloned()
+                                .ok_or_else(|| dwsim_model::fno::not_found(&entity))?;
+                            let mut body = render(&entity, &row, None)?;
+                            body.insert(
+                                "@odata.context".into(),
+                                json!(format!(
+                                    "{base}/data/$metadata#{}/$entity",
+                                    entity.entity_set
+                                )),
+                            );
+                            Ok(Response::json(200, &Value::Object(body)))
+                        }
+                        "PATCH" | "PUT" => {
+                            let changes = body_row(req, &entity)?;
+                            world.fno_update(env, &entity.entity_set, &id, changes)?;
+                            Ok(Response::new(204))
+                        }
+                        "DELETE" => {
+                            world.fno_delete(env, &entity.entity_set, &id)?;
+                            Ok(Response::new(204))
+                        }
+                        other => Err(SimError::new(
+                            ErrorKind::MethodNotAllowed,
+                            "",
+                            format!("The HTTP method '{other}' is not supported on an entity."),
+                        )),
+                    }
+                }
+                (None, [], other) => Err(SimError::new(
+                    ErrorKind::MethodNotAllowed,
+                    "",
+                    format!(
+                        "The HTTP method '{other}' is not supported on the entity set '{set}'."
+                    ),
+                )),
+                _ => Err(SimError::not_found(format!(
+                    "Resource not found for the segment '{}'.",
+                    more.last().map_or(seg.as_str(), String::as_str)
+                ))),
+            }
+        }
+    }
+}
+
+fn edm(f: FnoType) -> &'static str {
+    match f {
+        FnoType::String => "Edm.String",
+        FnoType::Int => "Edm.Int32",
+        FnoType::Real => "Edm.Decimal",
+        FnoType::Enum => "Edm.String",
+        FnoType::Date => "Edm.Date",
+    }
+}
+
+fn metadata(world: &World) -> String {
+    let mut x = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="{NAMESPACE}" xmlns="http://docs.oasis-open.org/odata/ns/edm">"#
+    );
+    let mut enums = std::collections::BTreeMap::new();
+    for e in world.catalogue.fno_entities.values() {
+        x.push_str(&format!(r#"<EntityType Name="{}"><Key>"#, e.name));
+        for k in &e.keys {
+            x.push_str(&format!(r#"<PropertyRef Name="{k}" />"#));
+        }
+        x.push_str("</Key>");
+        for f in &e.fields {
+            let ty = match (&f.kind, &f.enum_name) {
+                (FnoType::Enum, Some(n)) => {
+                    enums.insert(n.clone(), f.values.clone());
+                    format!("{NAMESPACE}.{n}")
+                }
+                (k, _) => edm(*k).to_string(),
+            };
+            let nullable = if e.keys.contains(&f.name) {
+                r#" Nullable="false""#
+            } else {
+                ""
+            };
+            let len = f
+                .max_length
+                .map(|m| format!(r#" MaxLength="{m}""#))
+                .unwrap_or_default();
+            x.push_str(&format!(
+                r#"<Property Name="{}" Type="{ty}"{nullable}{len} />"#,
+                f.name
+            ));
+        }
+        x.push_str("</EntityType>");
+    }
+    for (name, values) in enums {
+        x.push_str(&format!(r#"<EnumType Name="{name}">"#));
+        for (i, v) in values.iter().enumerate() {
+            x.push_str(&format!(r#"<Member Name="{v}" Value="{i}" />"#));
+        }
+        x.push_str("</EnumType>");
+    }
+    x.push_str(r#"<EntityContainer Name="Resources">"#);
+    for e in world.catalogue.fno_entities.values() {
+        x.push_str(&format!(
+            r#"<EntitySet Name="{}" EntityType="{NAMESPACE}.{}" />"#,
+            e.entity_set, e.name
+        ));
+    }
+    x.push_str("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
+    x
+}
+
+fn etag(row: &Row) -> String {
+    let raw = format!(
+        "'{},{}'",
+        row.get("RecVersion").and_then(Value::as_i64).unwrap_or(0),
+        row.get("RecId").and_then(Value::as_i64).unwrap_or(0)
+    );
+    format!(
+        "W/\"{}\"",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn unknown_property(entity: &FnoEntity, name: &str) -> SimError {
+    SimError::bad_request(format!(
+        "Could not find a property named '{name}' on type '{NAMESPACE}.{}'.",
+        entity.name
+    ))
+}
+
+fn render(
+    entity: &FnoEntity,
+    row: &Row,
+    select: Option<&[String]>,
+) -> SimResult<Map<String, Value>> {
+    let mut out = Map::new();
+    out.insert("@odata.etag".into(), json!(etag(row)));
+    let names: Vec<String> = match select {
+        Some(s) => {
+            for n in s {
+                if entity.field(n).is_none() {
+                    return Err(unknown_property(entity, n));
+                }
+            }
+            s.to_vec()
+        }
+        None => entity.fields.iter().map(|f| f.name.clone()).collect(),
+    };
+    for n in names {
+        out.insert(n.clone(), row.get(&n).cloned().unwrap_or(Value::Null));
+    }
+    Ok(out)
+}
+
+/// The store id a URL key names; every key field must be given.
+fn key_id(entity: &FnoEntity, key: &KeySpec) -> SimResult<String> {
+    let mut row = Row::new();
+    match key {
+        KeySpec::Single(v) if entity.keys.len() == 1 => {
+            row.insert(entity.keys[0].clone(), v.clone());
+        }
+        KeySpec::Named(pairs) if pairs.len() == entity.keys.len() && pairs.iter().all(|(k, _)| entity.keys.contains(k)) => {
+            for (k, v) in pairs {
+                row.insert(k.clone(), v.clone());
+            }
+        }
+        _ => {
+            return Err(SimError::bad_request(format!(
+                "The number of keys specified in the URI does not match number of key properties for the resource '{NAMESPACE}.{}'.",
+                entity.name
+            )))
+        }
+    }
+    Ok(row_id(entity, &row))
+}
+
+fn body_row(req: &Request, entity: &FnoEntity) -> SimResult<Row> {
+    let body = match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(SimError::bad_request("The request body is not a valid JSON object. An error occurred while reading the request payload.")),
+    };
+    let mut row = Row::new();
+    for (k, v) in body {
+        if k.starts_with('@') || k.contains("@odata.") {
+            continue;
+        }
+        if entity.field(&k).is_none() {
+            return Err(SimError::bad_request(format!(
+                "The property '{k}' does not exist on type '{NAMESPACE}.{}'. Make sure to only use property names that are defined by the type.",
+                entity.name
+            )));
+        }
+        row.insert(k, v);
+    }
+    Ok(row)
+}
+
+fn create(
+    world: &mut World,
+    env: &str,
+    base: &str,
+    req: &Request,
+    entity: &FnoEntity,
+) -> SimResult<Response> {
+    let row = body_row(req, entity)?;
+    let created = world.fno_create(env, &entity.entity_set, row)?;
+    let mut body = render(entity, &created, None)?;
+    body.insert(
+        "@odata.context".into(),
+        json!(format!(
+            "{base}/data/$metadata#{}/$entity",
+            entity.entity_set
+        )),
+    );
+    let key = entity
+        .keys
+        .iter()
+        .map(|k| format!("{k}='{}'", value_text(created.get(k)).replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Response::json(201, &Value::Object(body))
+        .with_header(
+            "Location",
+            &format!("{base}/data/{}({key})", entity.entity_set),
+        )
+        .with_header("ETag", &etag(&created)))
+}
+
+/// Rows visible to the query: the default company unless `cross-company=true`, filtered
+/// and sorted.
+fn query_rows(world: &World, env: &str, req: &Request, entity: &FnoEntity) -> SimResult<Vec<Row>> {
+    let params = req.params();
+    let o = odata::parse_options(&params, Dialect::FinOps).map_err(SimError::bad_request)?;
+    if let Some(u) = o.unknown.iter().find(|u| u.as_str() != "$format") {
+        return Err(SimError::bad_request(format!(
+            "The query parameter '{u}' is not supported."
+        )));
+    }
+    if let Some(f) = &o.filter {
+        for p in odata::filter::properties(f) {
+            if entity.field(&p).is_none() {
+                return Err(unknown_property(entity, &p));
+            }
+        }
+    }
+    let cross_company = req
+        .param("cross-company")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let fno = &world.fno[env];
+    let rows: Vec<Row> = fno
+        .store
+        .rows(&entity.entity_set)
+        .filter(|(_, r)| {
+            !entity.company_specific
+                || cross_company
+                || value_text(r.get("dataAreaId")).eq_ignore_ascii_case(&fno.default_company)
+        })
+        .map(|(_, r)| r.clone())
+        .collect();
+    odata::filter_and_sort(rows, &o, Dialect::FinOps).map_err(SimError::bad_request)
+}
+
+fn list(
+    world: &World,
+    env: &str,
+    base: &str,
+    req: &Request,
+    entity: &FnoEntity,
+) -> SimResult<Response> {
+    let rows = query_rows(world, env, req, entity)?;
+    let params = req.params();
+    let o = odata::parse_options(&params, Dialect::FinOps).map_err(SimError::bad_request)?;
+    if let Some(e) = o.expand.first() {
+        return Err(unknown_property(entity, e.split('(').next().unwrap_or(e)));
+    }
+    let total = rows.len();
+    let skip = o.skip.unwrap_or(0);
+    let wanted = o.top.map_or(total.saturating_sub(skip), |t| {
+        t.min(total.saturating_sub(skip))
+    });
+    let take = wanted.min(PAGE_SIZE);
+    let mut value = Vec::new();
+    for r in rows.iter().skip(skip).take(take) {
+        value.push(Value::Object(render(entity, r, o.select.as_deref())?));
+    }
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(format!("{base}/data/$metadata#{}", entity.entity_set)),
+    );
+    if o.count {
+        body.insert("@odata.count".into(), json!(total));
+    }
+    body.insert("value".into(), Value::Array(value));
+    if take < wanted {
+        let kept: Vec<&str> = req
+            .query
+            .split('&')
+            .filter(|p| {
+                !p.is_empty()
+                    && !p.starts_with("$skip=")
+                    && !p.starts_with("%24skip=")
+                    && !p.starts_with("$top=")
+                    && !p.starts_with("%24top=")
+            })
+            .collect();
+        let mut q = kept.join("&");
+        if !q.is_empty() {
+            q.push('&');
+        }
+        let top = o
+            .top
+            .map(|t| format!("&$top={}", t - take))
+            .unwrap_or_default();
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(format!(
+                "{base}/data/{}?{q}$skip={}{top}",
+                entity.entity_set,
+                skip + take
+            )),
+        );
+    }
+    Ok(Response::json(200, &Value::Object(body)).with_header(
+        "content-type",
+        "application/json; odata.metadata=minimal; charset=utf-8",
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Dual-write administration as custom services.
+// ---------------------------------------------------------------------------------------
+
+const GROUP: &str = "DualWriteServices";
+const SERVICES: [(&str, &[&str]); 3] = [
+    (
+        "DualWriteConnectionService",
+        &["getHealthCheck", "link", "getConnection", "resetLink"],
+    ),
+    (
+        "DualWriteLegalEntityService",
+        &["getLegalEntities", "addLegalEntities", "removeLegalEntity"],
+    ),
+    (
+        "DualWriteMapService",
+        &[
+            "getMaps",
+            "getRelatedMaps",
+            "runMaps",
+            "pauseMap",
+            "resumeMap",
+            "stopMap",
+            "getInitialSyncDetails",
+            "getQueuedRecords",
+        ],
+    ),
+];
+
+fn services(world: &mut World, env: &str, req: &Request, rest: &[String]) -> SimResult<Response> {
+    let names: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (req.method.as_str(), names.as_slice()) {
+        ("GET", []) => Ok(Response::json(200, &json!({"ServiceGroups": [{"Name": GROUP}]}))),
+        ("GET", [g]) if *g == GROUP => Ok(Response::json(200, &json!({"Services": SERVICES.iter().map(|(s, _)| json!({"Name": s})).collect::<Vec<_>>()}))),
+        ("GET", [g, s]) if *g == GROUP => {
+            let ops = SERVICES.iter().find(|(n, _)| n == s).ok_or_else(|| SimError::not_found(format!("Service {s} was not found in service group {GROUP}.")))?;
+            Ok(Response::json(200, &json!({"Operations": ops.1.iter().map(|o| json!({"Name": o})).collect::<Vec<_>>()})))
+        }
+        ("POST", [g, s, op]) if *g == GROUP => {
+            let known = SERVICES.iter().any(|(n, ops)| n == s && ops.contains(op));
+            if !known {
+                return Err(SimError::not_found(format!("Operation {op} was not found in service {s} of group {GROUP}.")));
+            }
+            let args = match serde_json::from_slice::<Value>(&req.body) {
+                Ok(Value::Object(m)) => m,
+                _ if req.body.iter().all(u8::is_ascii_whitespace) => Map::new(),
+                _ => return Err(SimError::bad_request("The request body is not a valid JSON object.")),
+            };
+            let value = operation(world, env, op, &args)?;
+            Ok(Response::json(200, &value).with_header("content-type", "application/json; charset=utf-8"))
+        }
+        (_, [g, ..]) if *g != GROUP => Err(SimError::not_found(format!("Service group {g} was not found."))),
+        (m, _) => Err(SimError::new(ErrorKind::MethodNotAllowed, "", format!("The HTTP method '{m}' is not supported here; service operations are called with POST."))),
+    }
+}
+
+fn arg_str(args: &Map<String, Value>, name: &str) -> SimResult<String> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            SimError::bad_request(format!(
+                "The parameter '{name}' is required and must be a string."
+            ))
+        })
+}
+
+fn arg_list(args: &Map<String, Value>, name: &str) -> SimResult<Vec<String>> {
+    args.get(name)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .ok_or_else(|| {
+            SimError::bad_request(format!(
+                "The parameter '{name}' is required and must be a list of strings."
+            ))
+        })
+}
+
+fn side(v: Option<&Value>) -> SimResult<Side> {
+    match v.and_then(Value::as_str) {
+        None | Some("Dataverse") => Ok(Side::Dataverse),
+        Some("FinanceAndOperations") => Ok(Side::Fno),
+        Some(other) => Err(SimError::bad_request(format!(
+            "'{other}' is not a valid master; use Dataverse or FinanceAndOperations."
+        ))),
+    }
+}
+
+fn connection_json(world: &World, env: &str) -> Value {
+    match world.fno[env].dual_write.as_ref() {
+        None => json!({"linked": false}),
+        Some(c) => json!({
+            "linked": true,
+            "dataverseEnvironment": c.dataverse,
+            "legalEntities": c.legal_entities,
+            "healthCheck": c.health_check,
+            "linkedAt": c.linked_at.iso(),
+        }),
+    }
+}
+
+fn maps_json(world: &World, env: &str) -> Value {
+    let Some(c) = world.fno[env].dual_write.as_ref() else {
+        return json!([]);
+    };
+    let maps: Vec<Value> = world
+        .catalogue
+        .maps
+        .iter()
+        .filter_map(|m| {
+            c.maps.get(&m.id).map(|r| {
+                json!({
+                    "map": m.id, "name": m.name, "version": m.version,
+                    "financeAndOperationsEntity": m.fno_entity, "dataverseTable": m.dv_table,
+                    "status": state_text(r.state), "master": r.master, "initialSync": r.initial_sync,
+                    "dependsOn": m.depends_on,
+                })
+            })
+        })
+        .collect();
+    Value::Array(maps)
+}
+
+fn operation(
+    world: &mut World,
+    env: &str,
+    op: &str,
+    args: &Map<String, Value>,
+) -> SimResult<Value> {
+    Ok(match op {
+        "getHealthCheck" => {
+            let org = arg_str(args, "dataverseEnvironment")?;
+            let checks = world.dw_health_check(env, &org)?;
+            json!({"passed": checks.iter().all(|c| c.passed), "checks": checks})
+        }
+        "link" => {
+            let org = arg_str(args, "dataverseEnvironment")?;
+            let les = arg_list(args, "legalEntities")?;
+            world.dw_link(env, &org, &les)?;
+            connection_json(world, env)
+        }
+        "getConnection" => connection_json(world, env),
+        "resetLink" => {
+            world.dw_reset(
+                env,
+                args.get("force").and_then(Value::as_bool).unwrap_or(false),
+            )?;
+            connection_json(world, env)
+        }
+        "getLegalEntities" => {
+            let connected = world.fno[env]
+                .dual_write
+                .as_ref()
+                .map(|c| c.legal_entities.clone())
+                .unwrap_or_default();
+            json!({"companies": world.fno[env].companies(), "connected": connected})
+        }
+        "addLegalEntities" => {
+            let les = arg_list(args, "legalEntities")?;
+            let skip = args
+                .get("skipInitialWrites")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let executions = world.dw_add_legal_entities(env, &les, skip)?;
+            json!({"connection": connection_json(world, env), "executions": executions})
+        }
+        "removeLegalEntity" => {
+            world.dw_remove_legal_entity(env, &arg_str(args, "legalEntity")?)?;
+            connection_json(world, env)
+        }
+        "getMaps" => maps_json(world, env),
+        "getRelatedMaps" => {
+            let map = arg_str(args, "map")?;
+            if world.catalogue.map(&map).is_none() {
+                return Err(SimError::not_found(format!(
+                    "Table map {map} does not exist."
+                )));
+            }
+            json!(world.catalogue.related_maps(&map))
+        }
+        "runMaps" => {
+            let items = args.get("maps").and_then(Value::as_array).ok_or_else(|| {
+                SimError::bad_request("The parameter 'maps' is required and must be a list.")
+            })?;
+            let mut runs = Vec::new();
+            for item in items {
+                let map = item
+                    .get("map")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| SimError::bad_request("Each entry of 'maps' needs a 'map'."))?;
+                runs.push(MapRun {
+                    map: map.to_string(),
+                    initial_sync: item
+                        .get("initialSync")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                    master: side(item.get("master"))?,
+                });
+            }
+            let executions = world.dw_run(env, &runs)?;
+            json!({"maps": maps_json(world, env), "executions": executions})
+        }
+        "pauseMap" => {
+            world.dw_pause(env, &arg_str(args, "map")?)?;
+            maps_json(world, env)
+        }
+        "resumeMap" => {
+            world.dw_resume(env, &arg_str(args, "map")?)?;
+            maps_json(world, env)
+        }
+        "stopMap" => {
+            world.dw_stop(env, &arg_str(args, "map")?)?;
+            maps_json(world, env)
+        }
+        "getInitialSyncDetails" => {
+            let map = arg_str(args, "map")?;
+            let executions: Vec<Value> = world.fno[env]
+                .dual_write
+                .as_ref()
+                .map(|c| {
+                    c.executions
+                        .iter()
+                        .filter(|e| e.map == map)
+                        .map(|e| json!(e))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!(executions)
+        }
+        "getQueuedRecords" => {
+            let map = arg_str(args, "map")?;
+            let c = world.fno[env].dual_write.as_ref();
+            let queued: Vec<Value> = c
+                .map(|c| {
+                    c.queue
+                        .iter()
+                        .filter(|q| q.map == map)
+                        .map(|q| json!(q))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let errors: Vec<Value> = c
+                .map(|c| {
+                    c.catch_up_errors
+                        .iter()
+                        .filter(|q| q.map == map)
+                        .map(|q| json!(q))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"totalQueuedRecordCount": queued.len(), "queued": queued, "catchUpErrors": errors})
+        }
+        other => {
+            return Err(SimError::not_found(format!(
+                "Operation {other} was not found."
+            )))
+        }
+    })
+}

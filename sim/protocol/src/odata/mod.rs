@@ -1,0 +1,227 @@
+//! OData v4 pieces both products share: key segments, system query options, and applying
+//! them to rows. Product-specific rules (what each service rejects) live in the routers.
+
+pub mod filter;
+
+use filter::{Dialect, Expr};
+use serde_json::Value;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// The key in parentheses after an entity set name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySpec {
+    /// `accounts(00000000-…)` or `LegalEntities('USMF')`.
+    Single(Value),
+    /// `accounts(accountnumber='A1',_msdyn_company_value=…)`.
+    Named(Vec<(String, Value)>),
+}
+
+/// Splits `name(key)` into the name and its key, if any.
+pub fn parse_segment(segment: &str) -> Result<(String, Option<KeySpec>), String> {
+    let Some(open) = segment.find('(') else {
+        return Ok((segment.to_string(), None));
+    };
+    if !segment.ends_with(')') {
+        return Err(format!(
+            "Bad Request - Error in query syntax. The key segment '{segment}' is not closed."
+        ));
+    }
+    let name = segment[..open].to_string();
+    let inner = &segment[open + 1..segment.len() - 1];
+    if inner.trim().is_empty() {
+        return Ok((name, None));
+    }
+    let parts = crate::request::split_outside_quotes(inner, ',');
+    let named = parts.iter().all(|p| {
+        let (k, _) = p.split_once('=').unwrap_or(("", ""));
+        !k.is_empty() && !k.contains('\'')
+    });
+    if parts.len() == 1 && !named {
+        return Ok((name, Some(KeySpec::Single(literal(parts[0].trim())?))));
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        let (k, v) = p.split_once('=').ok_or_else(|| {
+            format!("Bad Request - Error in query syntax. The key '{inner}' is not valid.")
+        })?;
+        out.push((k.trim().to_string(), literal(v.trim())?));
+    }
+    Ok((name, Some(KeySpec::Named(out))))
+}
+
+/// A key or function literal: quoted string (with `''` escapes), number, bool, null or GUID.
+pub fn literal(text: &str) -> Result<Value, String> {
+    if let Some(inner) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+        return Ok(Value::from(inner.replace("''", "'")));
+    }
+    match text {
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
+        "null" => return Ok(Value::Null),
+        _ => {}
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = text.parse::<f64>() {
+        return Ok(Value::from(f));
+    }
+    if is_guid(text) {
+        return Ok(Value::from(text.to_lowercase()));
+    }
+    Err(format!(
+        "Bad Request - Error in query syntax. Unrecognized literal '{text}'."
+    ))
+}
+
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// System query options after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    pub select: Option<Vec<String>>,
+    pub filter: Option<Expr>,
+    pub orderby: Vec<(String, bool)>,
+    pub top: Option<usize>,
+    pub skip: Option<usize>,
+    pub count: bool,
+    pub expand: Vec<String>,
+    pub skiptoken: Option<String>,
+    /// Options the service did not recognise (the router decides what to do).
+    pub unknown: Vec<String>,
+}
+
+/// Parses the `$` options of a query string; aliases (`@p1=…`) feed `$filter`.
+pub fn parse_options(
+    params: &[(String, String)],
+    dialect: Dialect,
+) -> Result<QueryOptions, String> {
+    let aliases: BTreeMap<String, String> = params
+        .iter()
+        .filter(|(k, _)| k.starts_with('@'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut o = QueryOptions::default();
+    for (k, v) in params {
+        match k.as_str() {
+            "$select" => {
+                o.select = Some(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            }
+            "$filter" => o.filter = Some(filter::parse(v, dialect, &aliases).map_err(|e| e.message)?),
+            "$orderby" => {
+                for part in v.split(',') {
+                    let mut words = part.split_whitespace();
+                    let Some(mut name) = words.next().map(str::to_string) else { continue };
+                    if let Some(alias) = aliases.get(&name) {
+                        name = alias.clone();
+                    }
+                    let desc = match words.next() {
+                        None | Some("asc") => false,
+                        Some("desc") => true,
+                        Some(other) => return Err(format!("Syntax error: '{other}' is not a valid sort direction in '$orderby={v}'.")),
+                    };
+                    o.orderby.push((name, desc));
+                }
+            }
+            "$top" => o.top = Some(v.parse().map_err(|_| format!("Invalid value '{v}' for $top query option found. The $top query option requires a non-negative integer value."))?),
+            "$skip" => o.skip = Some(v.parse().map_err(|_| format!("Invalid value '{v}' for $skip query option found. The $skip query option requires a non-negative integer value."))?),
+            "$count" => match v.as_str() {
+                "true" => o.count = true,
+                "false" => o.count = false,
+                _ => return Err(format!("'{v}' is not a valid count option.")),
+            },
+            "$expand" => o.expand = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            "$skiptoken" => o.skiptoken = Some(v.clone()),
+            "$format" | "$search" | "$apply" => o.unknown.push(k.clone()),
+            other if other.starts_with('$') => o.unknown.push(other.to_string()),
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+/// Case-insensitive, numeric-aware ordering with nulls first (SQL Server's order).
+pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => Ordering::Equal,
+        (None | Some(Value::Null), _) => Ordering::Less,
+        (_, None | Some(Value::Null)) => Ordering::Greater,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
+/// Filters and sorts rows; answers the rows and how many matched.
+pub fn filter_and_sort(
+    rows: Vec<serde_json::Map<String, Value>>,
+    options: &QueryOptions,
+    dialect: Dialect,
+) -> Result<Vec<serde_json::Map<String, Value>>, String> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let keep = match &options.filter {
+            Some(f) => filter::eval(f, &r, dialect).map_err(|e| e.message)?,
+            None => true,
+        };
+        if keep {
+            out.push(r);
+        }
+    }
+    if !options.orderby.is_empty() {
+        out.sort_by(|a, b| {
+            for (name, desc) in &options.orderby {
+                let o = compare(a.get(name), b.get(name));
+                if o != Ordering::Equal {
+                    return if *desc { o.reverse() } else { o };
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_single_named_and_guid_keys() {
+        let (n, k) = parse_segment("LegalEntities('USMF')").expect("ok");
+        assert_eq!(n, "LegalEntities");
+        assert_eq!(k, Some(KeySpec::Single(Value::from("USMF"))));
+        let (_, k) =
+            parse_segment("CustomersV3(dataAreaId='usmf',CustomerAccount='O''Brien, Ltd')")
+                .expect("ok");
+        assert_eq!(
+            k,
+            Some(KeySpec::Named(vec![
+                ("dataAreaId".into(), Value::from("usmf")),
+                ("CustomerAccount".into(), Value::from("O'Brien, Ltd"))
+            ]))
+        );
+        let (_, k) = parse_segment("accounts(0A000000-0000-0000-0000-000000000001)").expect("ok");
+        assert_eq!(
+            k,
+            Some(KeySpec::Single(Value::from(
+                "0a000000-0000-0000-0000-000000000001"
+            )))
+        );
+        assert!(parse_segment("accounts(nonsense").is_err());
+        assert!(parse_segment("accounts(nonsense)").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! Plain request and response values: what both transports (real HTTP through the wiremock
+//! shell, and in-process calls) hand to the routers. No HTTP library types here.
+
+use percent_encoding::percent_decode_str;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The path as sent (still percent-encoded), starting with `/`.
+    pub path: String,
+    /// The query string as sent, without `?`.
+    pub query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Decodes a URL component; `+` is a space in query strings, as ASP.NET reads them.
+pub fn decode(s: &str, plus_is_space: bool) -> String {
+    let s = if plus_is_space {
+        s.replace('+', " ")
+    } else {
+        s.to_string()
+    };
+    percent_decode_str(&s).decode_utf8_lossy().into_owned()
+}
+
+impl Request {
+    pub fn new(method: &str, path_and_query: &str) -> Request {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Request {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The bearer token of the Authorization header, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        let h = self.header("authorization")?;
+        let (scheme, token) = h.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    /// Decoded query parameters in order.
+    pub fn params(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k, true), decode(v, true))
+            })
+            .collect()
+    }
+
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Decoded path segments (a `/` inside parentheses, as in a key value, stays put).
+    pub fn segments(&self) -> Vec<String> {
+        split_path(&self.path)
+            .into_iter()
+            .map(|s| decode(&s, false))
+            .collect()
+    }
+
+    /// Prefer header values, split on commas outside quotes.
+    pub fn prefer(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "prefer")
+            .flat_map(|(_, v)| split_outside_quotes(v, ','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn split_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut cur = String::new();
+    for c in path.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '(' if !quoted => {
+                depth += 1;
+                cur.push(c);
+            }
+            ')' if !quoted => {
+                depth -= 1;
+                cur.push(c);
+            }
+            '/' if depth <= 0 && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+pub fn split_outside_quotes(s: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut single, mut double) = (false, false);
+    for c in s.chars() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            _ => {}
+        }
+        if c == sep && !single && !double {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    out.push(cur);
+    out
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::new(status)
+            .with_header("content-type", "application/json; odata.metadata=minimal")
+            .with_body(serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(status)
+            .with_header("content-type", content_type)
+            .with_body(body)
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_keep_slashes_and_parentheses_inside_keys() {
+        let r = Request::new(
+            "GET",
+            "/org/api/data/v9.2/accounts(accountnumber='A%2F1')/name",
+        );
+        assert_eq!(
+            r.segments(),
+            vec![
+                "org",
+                "api",
+                "data",
+                "v9.2",
+                "accounts(accountnumber='A/1')",
+                "name"
+            ]
+        );
+    }
+
+    #[test]
+    fn params_decode_plus_and_percent() {
+        let r = Request::new("GET", "/x?$filter=name+eq+%27a%27&$top=2");
+        assert_eq!(r.param("$filter").as_deref(), Some("name eq 'a'"));
+        assert_eq!(r.param("$top").as_deref(), Some("2"));
+    }
+}

@@ -1,0 +1,932 @@
+//! Runs a scenario end to end through the public HTTP surface (over either transport),
+//! then checks the cross-system invariants. The runner never reaches into the World: it
+//! reads state through the admin export, as any client could.
+
+use crate::client::{enc, Client};
+use crate::scenario::{Action, Expect, LegalEntities, Master, Scenario};
+use crate::transport::{Http, InProcess, Transport};
+use anyhow::{anyhow, bail, Context, Result};
+use dwsim_http::Ports;
+use dwsim_model::dualwrite::Side;
+use dwsim_model::{invariants, SeedData, World, WorldSpec};
+use dwsim_protocol::Sim;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TransportKind {
+    Http,
+    InProcess,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub data: SeedData,
+    pub transport: TransportKind,
+}
+
+/// The invariants every scenario is checked against (determinism is checked across runs).
+pub const INVARIANTS: [&str; 8] = [
+    "steps",
+    "convergence",
+    "no-loss",
+    "company-integrity",
+    "idempotence",
+    "master-rule",
+    "atomic-live-sync",
+    "live-round-trip",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepOutcome {
+    pub line: usize,
+    pub action: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRun {
+    pub scenario: String,
+    pub transport: TransportKind,
+    pub seed: u64,
+    pub steps: Vec<StepOutcome>,
+    pub invariants: Vec<Outcome>,
+    pub end_state: Value,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl ScenarioRun {
+    pub fn passed(&self) -> bool {
+        self.invariants.iter().all(|o| o.passed)
+    }
+    pub fn outcome(&self, name: &str) -> Option<&Outcome> {
+        self.invariants.iter().find(|o| o.name == name)
+    }
+}
+
+/// Where the scenario is: the environments its steps act on, and what the checks need.
+struct Ctx<'c> {
+    client: Client<'c>,
+    fno_env: Option<String>,
+    lcs_env: Option<String>,
+    dataverse: Option<String>,
+    health_passed: Option<bool>,
+    executions: Vec<Value>,
+    /// Worlds whose rows must all survive (the start, and each fresh deployment).
+    baselines: Vec<World>,
+    /// (world before an initial sync, the maps it ran with their masters).
+    master_checks: Vec<(World, Vec<(String, Side)>)>,
+    bootstrapped: Vec<String>,
+}
+
+pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
+    let started = Instant::now();
+    let spec = WorldSpec {
+        seed: options.seed,
+        fno: scenario.start.fno,
+        dataverse: scenario.start.dataverse,
+        data: options.data.clone(),
+    };
+    let sim = Sim::new(spec).map_err(|e| anyhow!("building the starting world: {e}"))?;
+    let http;
+    let in_process;
+    let transport: &dyn Transport = match options.transport {
+        TransportKind::Http => {
+            http = Http::start(sim, Ports::default())?;
+            &http
+        }
+        TransportKind::InProcess => {
+            in_process = InProcess { sim };
+            &in_process
+        }
+    };
+    let client = Client::connect(transport)?;
+    let mut ctx = Ctx {
+        client,
+        fno_env: None,
+        lcs_env: None,
+        dataverse: None,
+        health_passed: None,
+        executions: Vec::new(),
+        baselines: Vec::new(),
+        master_checks: Vec::new(),
+        bootstrapped: Vec::new(),
+    };
+    let start = ctx.client.export()?;
+    if let Some(name) = start.fno.keys().next() {
+        ctx.fno_env = Some(name.clone());
+        ctx.lcs_env = start
+            .lcs
+            .environments
+            .values()
+            .find(|e| &e.fno_env == name)
+            .map(|e| e.id.clone());
+    }
+    ctx.dataverse = start.dataverse.keys().next().cloned();
+    ctx.baselines.push(start);
+
+    let mut steps = Vec::new();
+    let mut steps_ok = true;
+    for step in &scenario.steps {
+        ctx.executions.clear();
+        let result = execute(&mut ctx, &step.action)
+            .and_then(|detail| check(&ctx, &step.expect).map(|_| detail));
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        steps.push(StepOutcome {
+            line: step.line,
+            action: step.action.name().into(),
+            ok,
+            detail,
+        });
+        if !ok {
+            steps_ok = false;
+            break;
+        }
+    }
+    let end_state = ctx.client.end_state()?;
+    let mut outcomes = vec![Outcome {
+        name: "steps".into(),
+        passed: steps_ok,
+        detail: steps
+            .iter()
+            .find(|s| !s.ok)
+            .map(|s| {
+                format!(
+                    "{}:{} {}: {}",
+                    scenario.path.display(),
+                    s.line,
+                    s.action,
+                    s.detail
+                )
+            })
+            .unwrap_or_default(),
+        elapsed: Duration::ZERO,
+    }];
+    let end = ctx.client.export()?;
+    let mut check_one = |name: &str, f: &mut dyn FnMut() -> Result<()>| {
+        let t = Instant::now();
+        let r = f();
+        outcomes.push(Outcome {
+            name: name.into(),
+            passed: r.is_ok(),
+            detail: r.err().map(|e| format!("{e:#}")).unwrap_or_default(),
+            elapsed: t.elapsed(),
+        });
+    };
+    check_one("convergence", &mut || {
+        invariants::convergence(&end).map_err(|e| anyhow!(e))
+    });
+    check_one("no-loss", &mut || {
+        ctx.baselines
+            .iter()
+            .try_for_each(|b| invariants::no_loss(b, &end))
+            .map_err(|e| anyhow!(e))
+    });
+    check_one("company-integrity", &mut || {
+        invariants::company_integrity(&end).map_err(|e| anyhow!(e))
+    });
+    check_one("master-rule", &mut || {
+        for (before, runs) in &ctx.master_checks {
+            let env = ctx.fno_env.clone().unwrap_or_default();
+            for (map, master) in runs {
+                invariants::master_rule(before, &end, &env, map, *master)
+                    .map_err(|e| anyhow!(e))?;
+            }
+        }
+        Ok(())
+    });
+    check_one("idempotence", &mut || idempotence(&ctx));
+    check_one("atomic-live-sync", &mut || atomic_live_sync(&ctx));
+    check_one("live-round-trip", &mut || live_round_trip(&ctx));
+    outcomes.sort_by_key(|o| INVARIANTS.iter().position(|n| *n == o.name));
+    Ok(ScenarioRun {
+        scenario: scenario.id.clone(),
+        transport: options.transport,
+        seed: options.seed,
+        steps,
+        invariants: outcomes,
+        end_state,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn fno_env(ctx: &Ctx) -> Result<String> {
+    ctx.fno_env
+        .clone()
+        .ok_or_else(|| anyhow!("no F&O environment yet: deploy one first"))
+}
+
+fn dataverse(ctx: &Ctx) -> Result<String> {
+    ctx.dataverse
+        .clone()
+        .ok_or_else(|| anyhow!("no Dataverse environment yet"))
+}
+
+fn lcs_env(ctx: &Ctx) -> Result<String> {
+    ctx.lcs_env
+        .clone()
+        .ok_or_else(|| anyhow!("no LCS environment yet"))
+}
+
+fn execute(ctx: &mut Ctx, action: &Action) -> Result<String> {
+    let c = &ctx.client;
+    let project = c.project();
+    match action {
+        Action::LcsDeploy {
+            environment,
+            demo_data,
+        } => {
+            let started = c.lcs("POST", &format!("/environment/v1/deploy/project/{project}?environmentName={}&demoData={demo_data}", enc(environment)))?;
+            let env_id = started["EnvironmentId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let activity = started["OperationActivityId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            c.lcs_wait(&env_id, &activity)?;
+            ctx.fno_env = Some(environment.clone());
+            ctx.lcs_env = Some(env_id.clone());
+            let world = ctx.client.export()?;
+            ctx.baselines.push(world);
+            Ok(format!("environment {environment} ({env_id}) deployed"))
+        }
+        Action::LcsPowerPlatform {
+            template,
+            dataverse: which,
+        } => {
+            let env = lcs_env(ctx)?;
+            let existing = match which.as_str() {
+                "new" => String::new(),
+                "existing" => format!("&dataverseEnvironment={}", enc(&dataverse(ctx)?)),
+                other => bail!("dataverse must be \"new\" or \"existing\", not {other:?}"),
+            };
+            let started = c.lcs("POST", &format!("/environment/v1/powerplatform/project/{project}/environment/{env}?template={}{existing}", enc(template)))?;
+            c.lcs_wait(
+                &env,
+                started["OperationActivityId"].as_str().unwrap_or_default(),
+            )?;
+            let meta = c.lcs(
+                "GET",
+                &format!("/environmentinfo/v1/detail/project/{project}/?environmentId={env}"),
+            )?;
+            let org = meta["Data"][0]["PowerPlatformIntegration"]["EnvironmentName"]
+                .as_str()
+                .ok_or_else(|| anyhow!("no Power Platform environment in the metadata"))?;
+            ctx.dataverse = Some(org.to_string());
+            Ok(format!("linked to Dataverse {org}"))
+        }
+        Action::LcsDualWriteSetup {} | Action::LcsDualWriteLink {} => {
+            let env = lcs_env(ctx)?;
+            let verb = if matches!(action, Action::LcsDualWriteSetup {}) {
+                "setup"
+            } else {
+                "link"
+            };
+            let started = c.lcs(
+                "POST",
+                &format!("/environment/v1/dualwrite/{verb}/project/{project}/environment/{env}"),
+            )?;
+            c.lcs_wait(
+                &env,
+                started["OperationActivityId"].as_str().unwrap_or_default(),
+            )?;
+            Ok(format!("dual-write {verb} completed"))
+        }
+        Action::BapCreateEnvironment {
+            domain,
+            display_name,
+            dual_write_packages,
+        } => {
+            let packages: Vec<Value> = if *dual_write_packages {
+                vec![
+                    json!({"applicationUniqueName": "msdyn_DualWriteAppCoreAnchor"}),
+                    json!({"applicationUniqueName": "msdyn_Dynamics365FinanceExtendedAnchor"}),
+                ]
+            } else {
+                Vec::new()
+            };
+            let body = json!({
+                "location": "unitedstates",
+                "properties": {
+                    "displayName": display_name, "environmentSku": "Sandbox", "databaseType": "CommonDataService",
+                    "linkedEnvironmentMetadata": {
+                        "domainName": domain, "baseLanguage": 1033, "currency": {"code": "USD"},
+                        "templates": ["D365_Sales"], "templateMetadata": {"PostProvisioningPackages": packages},
+                    },
+                },
+            });
+            c.bap_create(&body)?;
+            ctx.dataverse = Some(domain.clone());
+            Ok(format!("Dataverse {domain} created"))
+        }
+        Action::DataverseCreateAppUsers {} => {
+            let org = dataverse(ctx)?;
+            let root = c.dv_all(
+                &org,
+                "businessunits?$select=businessunitid&$filter=_parentbusinessunitid_value eq null",
+            )?;
+            let root = root
+                .first()
+                .and_then(|r| r["businessunitid"].as_str())
+                .ok_or_else(|| anyhow!("no root business unit"))?
+                .to_string();
+            let mut created = 0;
+            for (app, name) in [
+                (
+                    dwsim_model::entra::DUAL_WRITE_RUNTIME_APP,
+                    "Dual-write runtime",
+                ),
+                (dwsim_model::entra::DUAL_WRITE_APP, "Dual-write"),
+            ] {
+                if !c
+                    .dv_all(
+                        &org,
+                        &format!("systemusers?$select=systemuserid&$filter=applicationid eq {app}"),
+                    )?
+                    .is_empty()
+                {
+                    continue;
+                }
+                let r = c.dv("POST", &org, "systemusers", Some(&json!({"applicationid": app, "fullname": name, "businessunitid@odata.bind": format!("/businessunits({root})")})))?;
+                if r.status != 204 {
+                    bail!(
+                        "creating application user {app}: HTTP {} {}",
+                        r.status,
+                        r.text()
+                    );
+                }
+                created += 1;
+            }
+            Ok(format!("{created} application users created"))
+        }
+        Action::FnoCreateCompany { company, name } => {
+            let r = c.fno(
+                "POST",
+                &fno_env(ctx)?,
+                "LegalEntities",
+                Some(&json!({"LegalEntityId": company, "Name": name})),
+            )?;
+            if r.status != 201 {
+                bail!("creating company {company}: HTTP {} {}", r.status, r.text());
+            }
+            Ok(format!("company {company} created"))
+        }
+        Action::HealthCheck {} => {
+            let r = c.dual_write(
+                &fno_env(ctx)?,
+                "DualWriteConnectionService",
+                "getHealthCheck",
+                json!({"dataverseEnvironment": dataverse(ctx)?}),
+            )?;
+            let passed = r["passed"].as_bool().unwrap_or(false);
+            ctx.health_passed = Some(passed);
+            let failed: Vec<String> = r["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["passed"] != json!(true))
+                .map(|c| c["message"].as_str().unwrap_or("").to_string())
+                .collect();
+            Ok(if passed {
+                "every check passed".into()
+            } else {
+                format!("failed: {}", failed.join("; "))
+            })
+        }
+        Action::Link { legal_entities } => {
+            let env = fno_env(ctx)?;
+            let les: Vec<String> = match legal_entities {
+                LegalEntities::All(s) if s == "all" => c.dual_write(
+                    &env,
+                    "DualWriteLegalEntityService",
+                    "getLegalEntities",
+                    json!({}),
+                )?["companies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                LegalEntities::All(other) => {
+                    bail!("legal_entities must be \"all\" or a list, not {other:?}")
+                }
+                LegalEntities::List(l) => l.clone(),
+            };
+            c.dual_write(
+                &env,
+                "DualWriteConnectionService",
+                "link",
+                json!({"dataverseEnvironment": dataverse(ctx)?, "legalEntities": les}),
+            )?;
+            Ok(format!("linked with {}", les.join(", ")))
+        }
+        Action::AddLegalEntities {
+            companies,
+            skip_initial_writes,
+        } => {
+            let r = c.dual_write(
+                &fno_env(ctx)?,
+                "DualWriteLegalEntityService",
+                "addLegalEntities",
+                json!({"legalEntities": companies, "skipInitialWrites": skip_initial_writes}),
+            )?;
+            ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
+            Ok(format!(
+                "{} added, {} initial writes",
+                companies.join(", "),
+                ctx.executions.len()
+            ))
+        }
+        Action::Bootstrap { company } => {
+            let n = bootstrap(&ctx.client, &dataverse(ctx)?, company)?;
+            ctx.bootstrapped.push(company.clone());
+            Ok(format!("{n} rows given company {company}"))
+        }
+        Action::StopMaps { maps } => {
+            let env = fno_env(ctx)?;
+            for m in maps {
+                c.dual_write(&env, "DualWriteMapService", "stopMap", json!({"map": m}))?;
+            }
+            Ok(format!("stopped {}", maps.join(", ")))
+        }
+        Action::RunMaps {
+            maps,
+            initial_sync,
+            master,
+        } => {
+            let env = fno_env(ctx)?;
+            let runs = run_maps(&ctx.client, &env, maps, *initial_sync, *master)?;
+            let before = ctx.client.export()?;
+            let r = c.dual_write(&env, "DualWriteMapService", "runMaps", json!({"maps": runs.iter().map(|(m, _)| json!({"map": m, "initialSync": initial_sync, "master": master.wire()})).collect::<Vec<_>>()}))?;
+            ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
+            if *initial_sync {
+                let side = if *master == Master::Fno {
+                    Side::Fno
+                } else {
+                    Side::Dataverse
+                };
+                ctx.master_checks.push((
+                    before,
+                    runs.iter().map(|(m, _)| (m.clone(), side)).collect(),
+                ));
+            }
+            Ok(format!(
+                "ran {}",
+                runs.iter()
+                    .map(|(m, _)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    }
+}
+
+/// The maps to run: each requested map's related maps, upstream first, that are not
+/// running yet.
+fn run_maps(
+    c: &Client,
+    env: &str,
+    maps: &[String],
+    _initial_sync: bool,
+    _master: Master,
+) -> Result<Vec<(String, String)>> {
+    let current = c.dual_write(env, "DualWriteMapService", "getMaps", json!({}))?;
+    let status = |id: &str| {
+        current
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["map"] == json!(id))
+            .and_then(|m| m["status"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for m in maps {
+        let related = c.dual_write(
+            env,
+            "DualWriteMapService",
+            "getRelatedMaps",
+            json!({"map": m}),
+        )?;
+        for r in related
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+        {
+            let s = status(r);
+            let wanted = r == m || s == "Not running";
+            if wanted && !out.iter().any(|(x, _)| x == r) {
+                out.push((r.to_string(), s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The bootstrap sample's `-apply`: every company-striped row without a company gets
+/// `company`, customer groups first so that lookups resolve. Answers how many changed.
+pub fn bootstrap(c: &Client, org: &str, company: &str) -> Result<usize> {
+    let mut changed = 0;
+    for (set, id) in [
+        ("msdyn_customergroups", "msdyn_customergroupid"),
+        ("accounts", "accountid"),
+        ("contacts", "contactid"),
+    ] {
+        let rows = c.dv_all(
+            org,
+            &format!("{set}?$select={id}&$filter=_msdyn_company_value eq null"),
+        )?;
+        for row in rows {
+            let rid = row[id].as_str().unwrap_or_default();
+            let body = json!({"msdyn_company@odata.bind": format!("/cdm_companies(cdm_companycode='{company}')")});
+            let r = c.dv("PATCH", org, &format!("{set}({rid})"), Some(&body))?;
+            if r.status != 204 {
+                bail!(
+                    "bootstrapping {set}({rid}) with {company}: HTTP {} {}",
+                    r.status,
+                    r.json()["error"]["message"].as_str().unwrap_or(&r.text())
+                );
+            }
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
+    let c = &ctx.client;
+    if let Some(want) = &expect.lcs_state {
+        let meta = c.lcs(
+            "GET",
+            &format!(
+                "/environmentinfo/v1/detail/project/{}/?environmentId={}",
+                c.project(),
+                lcs_env(ctx)?
+            ),
+        )?;
+        let got = meta["Data"][0]["DeploymentStatusDisplay"]
+            .as_str()
+            .unwrap_or_default();
+        if got != want {
+            bail!("expected LCS state {want}, found {got}");
+        }
+    }
+    if expect.maps.is_some() || expect.all_maps.is_some() {
+        let maps = c.dual_write(&fno_env(ctx)?, "DualWriteMapService", "getMaps", json!({}))?;
+        let list = maps.as_array().cloned().unwrap_or_default();
+        if let Some(all) = &expect.all_maps {
+            if list.is_empty() {
+                bail!("expected every map {all}, but no maps are published");
+            }
+            for m in &list {
+                if m["status"].as_str() != Some(all) {
+                    bail!(
+                        "expected every map {all}, but {} is {}",
+                        m["map"],
+                        m["status"]
+                    );
+                }
+            }
+        }
+        for (id, want) in expect.maps.iter().flatten() {
+            let got = list
+                .iter()
+                .find(|m| m["map"] == json!(id))
+                .and_then(|m| m["status"].as_str())
+                .unwrap_or("missing");
+            if got != want {
+                bail!("expected map {id} {want}, found {got}");
+            }
+        }
+    }
+    if let Some(want) = &expect.legal_entities {
+        let conn = c.dual_write(
+            &fno_env(ctx)?,
+            "DualWriteConnectionService",
+            "getConnection",
+            json!({}),
+        )?;
+        let got: Vec<String> = conn["legalEntities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if &got != want {
+            bail!("expected legal entities {want:?}, found {got:?}");
+        }
+    }
+    if let Some(want) = expect.health_check {
+        if ctx.health_passed != Some(want) {
+            bail!(
+                "expected the health check to {}, it {}",
+                if want { "pass" } else { "fail" },
+                if ctx.health_passed == Some(true) {
+                    "passed"
+                } else {
+                    "failed or did not run"
+                }
+            );
+        }
+    }
+    if let Some(want) = &expect.solutions {
+        let got: Vec<String> = c
+            .dv_all(&dataverse(ctx)?, "solutions?$select=uniquename")?
+            .iter()
+            .filter_map(|s| s["uniquename"].as_str().map(str::to_string))
+            .collect();
+        for s in want {
+            if !got.contains(s) {
+                bail!(
+                    "expected solution {s} in {}, found {got:?}",
+                    dataverse(ctx)?
+                );
+            }
+        }
+    }
+    if let Some(want) = &expect.executions {
+        for e in &ctx.executions {
+            if e["status"].as_str() != Some(want) {
+                bail!(
+                    "expected initial sync {want}, {} ended {}: {}",
+                    e["map"],
+                    e["status"],
+                    e["log"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Running initial sync again (stop, run) and bootstrap again change nothing.
+fn idempotence(ctx: &Ctx) -> Result<()> {
+    let c = &ctx.client;
+    let Some(env) = ctx.fno_env.clone() else {
+        return Ok(());
+    };
+    let org = dataverse(ctx)?;
+    for company in &ctx.bootstrapped {
+        let n = bootstrap(c, &org, company)?;
+        if n != 0 {
+            bail!("bootstrap with {company} again changed {n} rows");
+        }
+    }
+    let before = invariants::business_rows(&c.export()?);
+    let maps = c.dual_write(&env, "DualWriteMapService", "getMaps", json!({}))?;
+    for m in maps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["status"] == json!("Running"))
+    {
+        let id = m["map"].as_str().unwrap_or_default();
+        c.dual_write(&env, "DualWriteMapService", "stopMap", json!({"map": id}))?;
+        let r = c.dual_write(
+            &env,
+            "DualWriteMapService",
+            "runMaps",
+            json!({"maps": [{"map": id, "initialSync": true, "master": m["master"]}]}),
+        )?;
+        for e in r["executions"].as_array().into_iter().flatten() {
+            for leg in e["legs"].as_array().into_iter().flatten() {
+                if leg["inserted"] != json!(0)
+                    || leg["updated"] != json!(0)
+                    || leg["errors"] != json!(0)
+                {
+                    bail!("initial sync of {id} again changed rows: {leg}");
+                }
+            }
+        }
+    }
+    let after = invariants::business_rows(&c.export()?);
+    let strip = |rows: &std::collections::BTreeMap<(String, String), dwsim_model::Row>| -> Vec<(String, String, Value)> {
+        rows.iter()
+            .map(|((t, id), r)| {
+                let mut r = r.clone();
+                for k in ["versionnumber", "modifiedon", "_modifiedby_value", "RecVersion", "ModifiedDateTime"] {
+                    r.remove(k);
+                }
+                (t.clone(), id.clone(), Value::Object(r))
+            })
+            .collect()
+    };
+    if strip(&before) != strip(&after) {
+        bail!("rows changed when initial sync ran again");
+    }
+    Ok(())
+}
+
+/// A connected company to test live sync in, with its Dataverse company id.
+fn live_company(ctx: &Ctx) -> Result<(String, String, String)> {
+    let c = &ctx.client;
+    let env = fno_env(ctx)?;
+    let conn = c.dual_write(
+        &env,
+        "DualWriteConnectionService",
+        "getConnection",
+        json!({}),
+    )?;
+    let company = conn["legalEntities"][0]
+        .as_str()
+        .ok_or_else(|| anyhow!("no legal entity in the connection"))?
+        .to_string();
+    Ok((env, dataverse(ctx)?, company))
+}
+
+fn ensure_group(c: &Client, env: &str, company: &str, group: &str) -> Result<()> {
+    let r = c.fno("POST", env, "CustomerGroups", Some(&json!({"dataAreaId": company.to_lowercase(), "CustomerGroupId": group, "Description": "dwsim check"})))?;
+    if r.status != 201 && !r.text().contains("already exists") {
+        bail!(
+            "creating customer group {group}: HTTP {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    Ok(())
+}
+
+/// A write whose other side fails is rolled back on both sides with the documented error.
+fn atomic_live_sync(ctx: &Ctx) -> Result<()> {
+    let c = &ctx.client;
+    let (env, org, company) = live_company(ctx)?;
+    let area = company.to_lowercase();
+    ensure_group(c, &env, &company, "ATOMIC")?;
+    // F&O → Dataverse: an email Dataverse can't hold (max 100) fails the F&O write.
+    let long_email = format!("{}@example.com", "a".repeat(120));
+    let r = c.fno("POST", &env, "CustomersV3", Some(&json!({"dataAreaId": area, "CustomerAccount": "ATOMIC-FO", "OrganizationName": "Atomic F&O", "CustomerGroupId": "ATOMIC", "PrimaryContactEmail": long_email})))?;
+    let msg = r.json()["error"]["innererror"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if r.status != 500 || !msg.contains("Unable to write data to entity accounts") {
+        bail!(
+            "F&O write with a failing Dataverse side answered HTTP {}: {}",
+            r.status,
+            r.text()
+        );
+    }
+    if c.fno(
+        "GET",
+        &env,
+        &format!("CustomersV3(dataAreaId='{area}',CustomerAccount='ATOMIC-FO')"),
+        None,
+    )?
+    .status
+        != 404
+    {
+        bail!("the F&O customer stayed after its Dataverse write failed");
+    }
+    if !c
+        .dv_all(
+            &org,
+            "accounts?$select=accountid&$filter=accountnumber eq 'ATOMIC-FO'",
+        )?
+        .is_empty()
+    {
+        bail!("a Dataverse account exists for a rolled-back F&O customer");
+    }
+    // Dataverse → F&O: a name F&O can't hold (max 100) fails the Dataverse write.
+    let company_ref = format!("/cdm_companies(cdm_companycode='{company}')");
+    let group = c.dv_all(
+        &org,
+        "msdyn_customergroups?$select=msdyn_customergroupid&$filter=msdyn_groupid eq 'ATOMIC'",
+    )?;
+    let group_id = group
+        .first()
+        .and_then(|g| g["msdyn_customergroupid"].as_str())
+        .ok_or_else(|| anyhow!("customer group ATOMIC did not reach Dataverse"))?
+        .to_string();
+    let r = c.dv("POST", &org, "accounts", Some(&json!({"name": "N".repeat(150), "accountnumber": "ATOMIC-DV", "customertypecode": 3, "msdyn_company@odata.bind": company_ref, "msdyn_customergroupid@odata.bind": format!("/msdyn_customergroups({group_id})")})))?;
+    if r.status != 400 || r.json()["error"]["code"] != json!("0x80040265") {
+        bail!(
+            "Dataverse write with a failing F&O side answered HTTP {}: {}",
+            r.status,
+            r.text()
+        );
+    }
+    if !c
+        .dv_all(
+            &org,
+            "accounts?$select=accountid&$filter=accountnumber eq 'ATOMIC-DV'",
+        )?
+        .is_empty()
+    {
+        bail!("the Dataverse account stayed after its F&O write failed");
+    }
+    if c.fno(
+        "GET",
+        &env,
+        &format!("CustomersV3(dataAreaId='{area}',CustomerAccount='ATOMIC-DV')"),
+        None,
+    )?
+    .status
+        != 404
+    {
+        bail!("an F&O customer exists for a rolled-back Dataverse account");
+    }
+    Ok(())
+}
+
+/// A create and an update on each side show up on the other.
+fn live_round_trip(ctx: &Ctx) -> Result<()> {
+    let c = &ctx.client;
+    let (env, org, company) = live_company(ctx)?;
+    let area = company.to_lowercase();
+    // F&O → Dataverse.
+    ensure_group(c, &env, &company, "RT")?;
+    let find_group = || {
+        c.dv_all(&org, "msdyn_customergroups?$select=msdyn_groupid,msdyn_description&$filter=msdyn_groupid eq 'RT'")
+    };
+    let g = find_group()?;
+    if g.len() != 1 {
+        bail!("F&O customer group RT: {} Dataverse rows", g.len());
+    }
+    let r = c.fno(
+        "PATCH",
+        &env,
+        &format!("CustomerGroups(dataAreaId='{area}',CustomerGroupId='RT')"),
+        Some(&json!({"Description": "Round trip, updated"})),
+    )?;
+    if r.status != 204 {
+        bail!(
+            "updating F&O customer group RT: HTTP {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    if find_group()?
+        .first()
+        .and_then(|g| g["msdyn_description"].as_str())
+        != Some("Round trip, updated")
+    {
+        bail!("the F&O update of customer group RT did not reach Dataverse");
+    }
+    // Dataverse → F&O.
+    let group_id = find_group()?
+        .first()
+        .and_then(|g| g["msdyn_customergroupid"].as_str())
+        .map(str::to_string)
+        .context("RT group id")?;
+    let r = c.dv("POST", &org, "accounts", Some(&json!({"name": "Round trip account", "accountnumber": "RT-DV", "customertypecode": 3, "msdyn_company@odata.bind": format!("/cdm_companies(cdm_companycode='{company}')"), "msdyn_customergroupid@odata.bind": format!("/msdyn_customergroups({group_id})")})))?;
+    if r.status != 204 {
+        bail!(
+            "creating Dataverse account RT-DV: HTTP {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    let path = format!("CustomersV3(dataAreaId='{area}',CustomerAccount='RT-DV')");
+    let got = c.fno("GET", &env, &path, None)?;
+    if got.status != 200 || got.json()["OrganizationName"] != json!("Round trip account") {
+        bail!(
+            "Dataverse account RT-DV did not reach F&O: HTTP {} {}",
+            got.status,
+            got.text()
+        );
+    }
+    let id = r
+        .header("OData-EntityId")
+        .and_then(|u| u.rsplit('(').next())
+        .map(|s| s.trim_end_matches(')').to_string())
+        .context("OData-EntityId")?;
+    let r = c.dv(
+        "PATCH",
+        &org,
+        &format!("accounts({id})"),
+        Some(&json!({"name": "Round trip account, updated"})),
+    )?;
+    if r.status != 204 {
+        bail!(
+            "updating Dataverse account RT-DV: HTTP {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    if c.fno("GET", &env, &path, None)?.json()["OrganizationName"]
+        != json!("Round trip account, updated")
+    {
+        bail!("the Dataverse update of RT-DV did not reach F&O");
+    }
+    Ok(())
+}

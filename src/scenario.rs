@@ -1,0 +1,274 @@
+//! Scenario files: `scenarios/<id>.toml`, one per setup scenario of the guidance. A
+//! scenario names its starting world and lists steps, each one user action, with optional
+//! expectations. Unknown fields and actions are errors that name the file and line.
+
+use anyhow::{anyhow, Context, Result};
+use dwsim_model::Start;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSpec {
+    pub fno: Start,
+    pub dataverse: Start,
+}
+
+/// Which side wins a conflict in initial sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Master {
+    #[default]
+    #[serde(rename = "dataverse")]
+    Dataverse,
+    #[serde(rename = "fno")]
+    Fno,
+}
+
+impl Master {
+    pub fn wire(self) -> &'static str {
+        match self {
+            Master::Dataverse => "Dataverse",
+            Master::Fno => "FinanceAndOperations",
+        }
+    }
+}
+
+/// The legal entities a link starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum LegalEntities {
+    /// `"all"`: every legal entity of the F&O environment.
+    All(String),
+    List(Vec<String>),
+}
+
+/// One user action of the guidance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", deny_unknown_fields)]
+pub enum Action {
+    /// Deploy an F&O environment from LCS, empty or with demo data.
+    #[serde(rename = "lcs.deploy")]
+    LcsDeploy {
+        environment: String,
+        #[serde(default)]
+        demo_data: bool,
+    },
+    /// Power Platform integration with a new Dataverse, or the current existing one.
+    #[serde(rename = "lcs.power-platform")]
+    LcsPowerPlatform {
+        template: String,
+        /// `new` or `existing`.
+        dataverse: String,
+    },
+    #[serde(rename = "lcs.dual-write-setup")]
+    LcsDualWriteSetup {},
+    #[serde(rename = "lcs.dual-write-link")]
+    LcsDualWriteLink {},
+    /// Create a Dataverse environment through the Power Platform admin API.
+    #[serde(rename = "bap.create-environment")]
+    BapCreateEnvironment {
+        domain: String,
+        display_name: String,
+        #[serde(default)]
+        dual_write_packages: bool,
+    },
+    /// Prerequisite: the dual-write application users in Dataverse.
+    #[serde(rename = "dataverse.create-app-users")]
+    DataverseCreateAppUsers {},
+    #[serde(rename = "fno.create-company")]
+    FnoCreateCompany { company: String, name: String },
+    #[serde(rename = "dual-write.health-check")]
+    HealthCheck {},
+    #[serde(rename = "dual-write.link")]
+    Link { legal_entities: LegalEntities },
+    #[serde(rename = "dual-write.add-legal-entities")]
+    AddLegalEntities {
+        companies: Vec<String>,
+        #[serde(default)]
+        skip_initial_writes: bool,
+    },
+    /// Give company-less Dataverse rows a company code (the bootstrap sample's `-apply`).
+    #[serde(rename = "dataverse.bootstrap")]
+    Bootstrap { company: String },
+    #[serde(rename = "dual-write.stop-maps")]
+    StopMaps { maps: Vec<String> },
+    /// Run maps (with their related maps, upstream first).
+    #[serde(rename = "dual-write.run-maps")]
+    RunMaps {
+        maps: Vec<String>,
+        initial_sync: bool,
+        #[serde(default)]
+        master: Master,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::LcsDeploy { .. } => "lcs.deploy",
+            Action::LcsPowerPlatform { .. } => "lcs.power-platform",
+            Action::LcsDualWriteSetup {} => "lcs.dual-write-setup",
+            Action::LcsDualWriteLink {} => "lcs.dual-write-link",
+            Action::BapCreateEnvironment { .. } => "bap.create-environment",
+            Action::DataverseCreateAppUsers {} => "dataverse.create-app-users",
+            Action::FnoCreateCompany { .. } => "fno.create-company",
+            Action::HealthCheck {} => "dual-write.health-check",
+            Action::Link { .. } => "dual-write.link",
+            Action::AddLegalEntities { .. } => "dual-write.add-legal-entities",
+            Action::Bootstrap { .. } => "dataverse.bootstrap",
+            Action::StopMaps { .. } => "dual-write.stop-maps",
+            Action::RunMaps { .. } => "dual-write.run-maps",
+        }
+    }
+}
+
+/// What must hold after a step, checked through the public HTTP surface.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// LCS deployment state of the scenario's F&O environment.
+    pub lcs_state: Option<String>,
+    /// Map id → status, as the dual-write workspace shows it.
+    pub maps: Option<BTreeMap<String, String>>,
+    /// Every published map has this status.
+    pub all_maps: Option<String>,
+    /// Legal entities in the connection, in order.
+    pub legal_entities: Option<Vec<String>>,
+    /// Whether every health check passes.
+    pub health_check: Option<bool>,
+    /// Solutions that must be installed in the current Dataverse.
+    pub solutions: Option<Vec<String>>,
+    /// Status of every initial-sync execution the step produced.
+    pub executions: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    pub expect: Expect,
+    /// Line of the step's `[[step]]` header, for messages.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: String,
+    pub title: String,
+    pub guidance: String,
+    pub start: StartSpec,
+    pub steps: Vec<Step>,
+    pub path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: String,
+    title: String,
+    guidance: String,
+    start: StartSpec,
+    #[serde(default)]
+    step: Vec<toml::Table>,
+}
+
+impl Scenario {
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
+        let raw: Raw = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let header_lines: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "[[step]]")
+            .map(|(i, _)| i + 1)
+            .collect();
+        let mut steps = Vec::new();
+        for (i, mut table) in raw.step.into_iter().enumerate() {
+            let line = header_lines.get(i).copied().unwrap_or(0);
+            let at = || format!("{}:{line}: step {}", path.display(), i + 1);
+            let expect = match table.remove("expect") {
+                Some(v) => v
+                    .try_into::<Expect>()
+                    .map_err(|e| anyhow!("{}: expect: {e}", at()))?,
+                None => Expect::default(),
+            };
+            let action: Action = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| anyhow!("{}: {e}", at()))?;
+            steps.push(Step {
+                action,
+                expect,
+                line,
+            });
+        }
+        Ok(Scenario {
+            id: raw.id,
+            title: raw.title,
+            guidance: raw.guidance,
+            start: raw.start,
+            steps,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Scenario::parse(path, &text)
+    }
+}
+
+/// The six scenario ids, in the guidance's order.
+pub const SCENARIO_IDS: [&str; 6] = [
+    "new-new",
+    "new-existing",
+    "new-demo-new",
+    "new-demo-existing",
+    "existing-new",
+    "existing-existing",
+];
+
+/// Loads every `*.toml` of `dir`, the guidance's six first in its order.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort_by_key(|p| {
+        let stem = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        (
+            SCENARIO_IDS
+                .iter()
+                .position(|id| *id == stem)
+                .unwrap_or(usize::MAX),
+            stem,
+        )
+    });
+    paths.iter().map(|p| Scenario::load(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_action_and_field_name_file_and_line() {
+        let text = "id = \"x\"\ntitle = \"t\"\nguidance = \"g\"\n[start]\nfno = \"new\"\ndataverse = \"new\"\n\n[[step]]\naction = \"lcs.deploy\"\nenvironment = \"a\"\n\n[[step]]\naction = \"lcs.teleport\"\n";
+        let err = Scenario::parse(Path::new("s.toml"), text)
+            .expect_err("unknown action")
+            .to_string();
+        assert!(err.starts_with("s.toml:12: step 2"), "{err}");
+        let text = text.replace(
+            "lcs.teleport",
+            "lcs.deploy\nenvironment = \"b\"\ncolour = \"red\"",
+        );
+        let err = Scenario::parse(Path::new("s.toml"), &text)
+            .expect_err("unknown field")
+            .to_string();
+        assert!(err.contains("s.toml:12") && err.contains("colour"), "{err}");
+    }
+}
