@@ -263,8 +263,8 @@ mod tests {
             .to_string();
         assert!(err.starts_with("s.toml:12: step 2"), "{err}");
         let text = text.replace(
-            "lcs.teleport",
-            "lcs.deploy\nenvironment = \"b\"\ncolour = \"red\"",
+            "\"lcs.teleport\"",
+            "\"lcs.deploy\"\nenvironment = \"b\"\ncolour = \"red\"",
         );
         let err = Scenario::parse(Path::new("s.toml"), &text)
             .expect_err("unknown field")
