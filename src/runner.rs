@@ -575,6 +575,18 @@ pub fn bootstrap(c: &Client, org: &str, company: &str) -> Result<usize> {
 
 fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
     let c = &ctx.client;
+    if let Some(want) = &expect.executions {
+        for e in &ctx.executions {
+            if e["status"].as_str() != Some(want) {
+                bail!(
+                    "expected initial sync {want}, {} ended {}: {}",
+                    e["map"],
+                    e["status"],
+                    e["log"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
     if let Some(want) = &expect.lcs_state {
         let meta = c.lcs(
             "GET",
@@ -660,18 +672,6 @@ fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
                 bail!(
                     "expected solution {s} in {}, found {got:?}",
                     dataverse(ctx)?
-                );
-            }
-        }
-    }
-    if let Some(want) = &expect.executions {
-        for e in &ctx.executions {
-            if e["status"].as_str() != Some(want) {
-                bail!(
-                    "expected initial sync {want}, {} ended {}: {}",
-                    e["map"],
-                    e["status"],
-                    e["log"].as_str().unwrap_or("")
                 );
             }
         }

@@ -11,11 +11,21 @@ use std::path::{Path, PathBuf};
 
 fn run(scenario: &Scenario, transport: TransportKind) -> ScenarioRun {
     let data = Catalogue::builtin().expect("catalogue").demo;
-    runner::run(scenario, &Options { seed: 1, data, transport }).expect("scenario runs")
+    runner::run(
+        scenario,
+        &Options {
+            seed: 1,
+            data,
+            transport,
+        },
+    )
+    .expect("scenario runs")
 }
 
 #[rstest]
-fn scenario_end_state_is_green_deterministic_and_snapshotted(#[files("scenarios/*.toml")] path: PathBuf) {
+fn scenario_end_state_is_green_deterministic_and_snapshotted(
+    #[files("scenarios/*.toml")] path: PathBuf,
+) {
     // Arrange
     let scenario = Scenario::load(&path).expect("scenario file parses");
 
@@ -26,11 +36,23 @@ fn scenario_end_state_is_green_deterministic_and_snapshotted(#[files("scenarios/
 
     // Assert
     for outcome in &http.invariants {
-        assert!(outcome.passed, "{} {}: {}", scenario.id, outcome.name, outcome.detail);
+        assert!(
+            outcome.passed,
+            "{} {}: {}",
+            scenario.id, outcome.name, outcome.detail
+        );
     }
-    assert_eq!(dwsim::same_end_state(&http, &in_process), Ok(()), "HTTP and in-process differ");
+    assert_eq!(
+        dwsim::same_end_state(&http, &in_process),
+        Ok(()),
+        "HTTP and in-process differ"
+    );
     let bytes = |r: &ScenarioRun| serde_json::to_vec(&r.end_state).expect("json");
-    assert_eq!(bytes(&in_process), bytes(&again), "same seed twice gave different bytes");
+    assert_eq!(
+        bytes(&in_process),
+        bytes(&again),
+        "same seed twice gave different bytes"
+    );
 
     let snapshot = json!({
         "scenario": scenario.id,
@@ -47,7 +69,9 @@ fn scenario_end_state_is_green_deterministic_and_snapshotted(#[files("scenarios/
 
 #[test]
 fn the_six_guidance_scenarios_are_all_there() {
-    let found = dwsim::scenario::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))).expect("scenarios load");
+    let found =
+        dwsim::scenario::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")))
+            .expect("scenarios load");
     let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, dwsim::scenario::SCENARIO_IDS);
 }

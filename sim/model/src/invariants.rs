@@ -89,19 +89,28 @@ pub fn convergence(world: &World) -> Check {
                         .into_iter()
                         .filter_map(|(_, r)| transform::dv_key(map, &r).map(|k| (k, r)))
                         .collect();
+                // Counterparts are any row with the key; the filters decide what is sent.
+                let fno_all: BTreeMap<Vec<String>, Row> =
+                    transform::fno_rows_where(map, env, &partition, false)
+                        .into_iter()
+                        .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
+                        .collect();
+                let dv_all: BTreeMap<Vec<String>, Row> =
+                    transform::dv_rows_where(&world.catalogue, map, dv, &partition, false)
+                        .into_iter()
+                        .filter_map(|(_, r)| transform::dv_key(map, &r).map(|k| (k, r)))
+                        .collect();
                 let place = format!("{env_name} map {} company {}", map.id, partition.label());
-                if let Some(k) = fno_rows.keys().find(|k| !dv_rows.contains_key(*k)) {
-                    return Err(format!(
-                        "{place}: F&O row {k:?} has no Dataverse counterpart"
-                    ));
-                }
-                if let Some(k) = dv_rows.keys().find(|k| !fno_rows.contains_key(*k)) {
-                    return Err(format!(
-                        "{place}: Dataverse row {k:?} has no F&O counterpart"
-                    ));
-                }
-                for (k, fr) in &fno_rows {
-                    let diffs = differences(map, world, &c.dataverse, &partition, fr, &dv_rows[k]);
+                let pairs = fno_rows
+                    .iter()
+                    .map(|(k, fr)| (k, Some(fr), dv_all.get(k)))
+                    .chain(dv_rows.iter().map(|(k, dr)| (k, fno_all.get(k), Some(dr))));
+                for (k, fr, dr) in pairs {
+                    let (Some(fr), Some(dr)) = (fr, dr) else {
+                        let missing = if fr.is_none() { "F&O" } else { "Dataverse" };
+                        return Err(format!("{place}: row {k:?} has no {missing} counterpart"));
+                    };
+                    let diffs = differences(map, world, &c.dataverse, &partition, fr, dr);
                     if !diffs.is_empty() {
                         return Err(format!("{place}: row {k:?} differs: {}", diffs.join("; ")));
                     }

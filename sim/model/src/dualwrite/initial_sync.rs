@@ -85,13 +85,26 @@ impl World {
             let owner = owner_team(dv, partition);
             let fno_rows = transform::fno_rows(map, fno, partition);
             let dv_rows = transform::dv_rows(&catalogue, map, dv, partition);
-            let dv_index: BTreeMap<Vec<String>, String> = dv_rows
+            // Counterparts are found by integration key among all rows, as an upsert would.
+            let dv_index: BTreeMap<Vec<String>, String> =
+                transform::dv_rows_where(&catalogue, map, dv, partition, false)
+                    .iter()
+                    .filter_map(|(id, r)| transform::dv_key(map, r).map(|k| (k, id.clone())))
+                    .collect();
+            let fno_index: BTreeMap<Vec<String>, String> =
+                transform::fno_rows_where(map, fno, partition, false)
+                    .iter()
+                    .filter_map(|(id, r)| transform::fno_key(map, r).map(|k| (k, id.clone())))
+                    .collect();
+            // A conflict is a key present in both exports (after the filters); a counterpart
+            // outside the other side's export is simply upserted.
+            let dv_exported: std::collections::BTreeSet<Vec<String>> = dv_rows
                 .iter()
-                .filter_map(|(id, r)| transform::dv_key(map, r).map(|k| (k, id.clone())))
+                .filter_map(|(_, r)| transform::dv_key(map, r))
                 .collect();
-            let fno_index: BTreeMap<Vec<String>, String> = fno_rows
+            let fno_exported: std::collections::BTreeSet<Vec<String>> = fno_rows
                 .iter()
-                .filter_map(|(id, r)| transform::fno_key(map, r).map(|k| (k, id.clone())))
+                .filter_map(|(_, r)| transform::fno_key(map, r))
                 .collect();
 
             let mut leg = Leg {
@@ -115,7 +128,7 @@ impl World {
                     row,
                     partition,
                     existing.is_none(),
-                    existing.is_some() && master == Side::Dataverse,
+                    existing.is_some() && master == Side::Dataverse && dv_exported.contains(&key),
                 );
                 let attrs = match projected {
                     Ok(a) => a,
@@ -187,7 +200,7 @@ impl World {
                     &row,
                     partition,
                     existing.is_none(),
-                    existing.is_some() && master == Side::Fno,
+                    existing.is_some() && master == Side::Fno && fno_exported.contains(&key),
                 );
                 let result = match &existing {
                     None => fno.insert(&catalogue, entity, attrs, now).map(|_| true),

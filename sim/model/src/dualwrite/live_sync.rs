@@ -367,7 +367,7 @@ impl World {
         let Some(key) = transform::fno_key(map, key_row) else {
             return Ok(());
         };
-        let target = transform::dv_rows(&catalogue, map, dv, partition)
+        let target = transform::dv_rows_where(&catalogue, map, dv, partition, false)
             .into_iter()
             .find(|(_, r)| transform::dv_key(map, r).as_ref() == Some(&key))
             .map(|(id, _)| id);
@@ -493,7 +493,7 @@ impl World {
         let Some(key) = transform::dv_key(map, key_row) else {
             return Ok(());
         };
-        let target = transform::fno_rows(map, fno, partition)
+        let target = transform::fno_rows_where(map, fno, partition, false)
             .into_iter()
             .find(|(_, r)| transform::fno_key(map, r).as_ref() == Some(&key))
             .map(|(id, _)| id);

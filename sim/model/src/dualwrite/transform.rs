@@ -259,12 +259,24 @@ pub fn changed(patch: &Row, row: &Row) -> Row {
         .collect()
 }
 
-/// F&O rows of the map's entity in a partition that pass the source filter, by key.
+/// F&O rows of the map's entity in a partition that pass the source filter.
 pub fn fno_rows(map: &TableMap, fno: &FnoEnv, partition: &Partition) -> Vec<(String, Row)> {
+    fno_rows_where(map, fno, partition, true)
+}
+
+/// F&O rows of the map's entity in a partition; `filtered` applies the source filter.
+/// Dual-write writes a counterpart by integration key (an upsert), so it looks among all
+/// rows of the partition, filter or not.
+pub fn fno_rows_where(
+    map: &TableMap,
+    fno: &FnoEnv,
+    partition: &Partition,
+    filtered: bool,
+) -> Vec<(String, Row)> {
     fno.store
         .rows(&map.fno_entity)
         .filter(|(_, r)| in_fno_partition(map, r, partition))
-        .filter(|(_, r)| passes_fno_filter(map, r))
+        .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
         .map(|(id, r)| (id.clone(), r.clone()))
         .collect()
 }
@@ -291,10 +303,21 @@ pub fn dv_rows(
     dv: &DvEnv,
     partition: &Partition,
 ) -> Vec<(String, Row)> {
+    dv_rows_where(catalogue, map, dv, partition, true)
+}
+
+/// Dataverse rows of the map's table in a partition; `filtered` applies the reverse filter.
+pub fn dv_rows_where(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    partition: &Partition,
+    filtered: bool,
+) -> Vec<(String, Row)> {
     dv.store
         .rows(&map.dv_table)
         .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
-        .filter(|(_, r)| passes_dv_filter(map, r))
+        .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
         .map(|(id, r)| (id.clone(), r.clone()))
         .collect()
 }

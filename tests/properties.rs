@@ -1,0 +1,240 @@
+//! Property tests: generated seed data for every scenario. Each case runs the scenario
+//! in-process and checks every invariant; it runs again in-process and over HTTP, and all
+//! three end states must be identical. proptest shrinks a failure to the smallest data set.
+//! `PROPTEST_CASES` sets the case count (default 6 per scenario).
+
+use dwsim::runner::{self, Options, TransportKind};
+use dwsim::scenario::Scenario;
+use dwsim_model::seed::{
+    CompanySeed, CustomerSeed, DvAccountSeed, DvContactSeed, DvSeed, FnoSeed, GroupSeed, SeedData,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRng, TestRunner};
+use std::path::Path;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+fn text(max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!(
+        "[A-Z][a-z]{{1,{}}}( [A-Z][a-z]{{1,8}})?",
+        max.saturating_sub(10).max(2)
+    ))
+    .expect("regex")
+}
+
+fn groups() -> impl Strategy<Value = Vec<GroupSeed>> {
+    proptest::collection::btree_map("[0-9]{2}", text(30), 1..4).prop_map(|m| {
+        m.into_iter()
+            .map(|(id, description)| GroupSeed { id, description })
+            .collect()
+    })
+}
+
+/// Organizations get accounts `US-0nn`, persons `P-0nn`, so an account and a contact never
+/// claim the same F&O customer key.
+fn customers(groups: Vec<GroupSeed>) -> impl Strategy<Value = Vec<CustomerSeed>> {
+    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    proptest::collection::btree_map(
+        0u8..12,
+        (
+            any::<bool>(),
+            text(40),
+            text(20),
+            0..ids.len(),
+            proptest::option::of(0i64..100_000),
+            any::<bool>(),
+        ),
+        0..6,
+    )
+    .prop_map(move |m| {
+        m.into_iter()
+            .map(|(n, (person, name, last, g, credit, email))| CustomerSeed {
+                account: if person {
+                    format!("P-{n:03}")
+                } else {
+                    format!("US-{n:03}")
+                },
+                party_type: if person { "Person" } else { "Organization" }.into(),
+                name: (!person).then(|| name.clone()),
+                first_name: person.then(|| name.chars().take(20).collect()),
+                last_name: person.then(|| last.clone()),
+                group: ids[g].clone(),
+                credit_limit: credit,
+                email: email.then(|| format!("c{n}@example.com")),
+            })
+            .collect()
+    })
+}
+
+fn company(id: &'static str, index: usize) -> impl Strategy<Value = CompanySeed> {
+    (text(40), groups()).prop_flat_map(move |(name, groups)| {
+        customers(groups.clone()).prop_map(move |customers| CompanySeed {
+            id: id.to_string(),
+            // Company names must be unique, or linking fails (a behaviour of its own).
+            name: format!("{name} {index}"),
+            customer_groups: groups.clone(),
+            customers,
+        })
+    })
+}
+
+/// Dataverse rows with no company. Accounts use `US-0nn` or `CRM-Ann`, contacts `P-0nn` or
+/// `CRM-Pnn`; a row eligible for dual-write has a customer group.
+fn dataverse() -> impl Strategy<Value = DvSeed> {
+    groups().prop_flat_map(|groups| {
+        let n = groups.len();
+        let accounts = proptest::collection::btree_map(
+            (any::<bool>(), 0u8..12),
+            (
+                text(40),
+                prop_oneof![Just(3i64), Just(3), Just(1), Just(11)],
+                0..n,
+                proptest::option::of(0i64..100_000),
+                any::<bool>(),
+            ),
+            0..6,
+        );
+        let contacts = proptest::collection::btree_map(
+            (any::<bool>(), 0u8..12),
+            (text(20), text(20), 0..n, any::<bool>(), any::<bool>()),
+            0..4,
+        );
+        (Just(groups), accounts, contacts).prop_map(|(groups, accounts, contacts)| DvSeed {
+            accounts: accounts
+                .into_iter()
+                .map(
+                    |((crm, k), (name, code, g, credit, numbered))| DvAccountSeed {
+                        accountnumber: (numbered || code == 3).then(|| {
+                            if crm {
+                                format!("CRM-A{k:02}")
+                            } else {
+                                format!("US-{k:03}")
+                            }
+                        }),
+                        name,
+                        customertypecode: code,
+                        group: Some(groups[g].id.clone()),
+                        email: None,
+                        creditlimit: credit,
+                    },
+                )
+                .collect(),
+            contacts: contacts
+                .into_iter()
+                .map(
+                    |((crm, k), (first, last, g, sellable, email))| DvContactSeed {
+                        contactpersonid: Some(if crm {
+                            format!("CRM-P{k:02}")
+                        } else {
+                            format!("P-{k:03}")
+                        }),
+                        firstname: Some(first),
+                        lastname: last,
+                        group: Some(groups[g].id.clone()),
+                        email: email.then(|| format!("p{k}@example.com")),
+                        sellable,
+                    },
+                )
+                .collect(),
+            customer_groups: groups,
+        })
+    })
+}
+
+/// The scenario files name USMF, USRT and DEMF, so the generated F&O has those companies.
+fn seed_data() -> impl Strategy<Value = SeedData> {
+    (
+        company("USMF", 1),
+        company("USRT", 2),
+        company("DEMF", 3),
+        dataverse(),
+    )
+        .prop_map(|(a, b, c, dataverse)| SeedData {
+            fno: FnoSeed {
+                companies: vec![a, b, c],
+            },
+            dataverse,
+        })
+}
+
+fn check_scenario(id: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{id}.toml"));
+    let scenario = Scenario::load(&path).expect("scenario parses");
+    // A fixed RNG: the same cases every run, so a CI failure replays locally as it is.
+    let config = Config {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/properties.txt",
+        ))),
+        max_shrink_iters: 2048,
+        ..Config::default()
+    };
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let result = runner.run(&(seed_data(), 0u64..1000), |(data, seed)| {
+        let run = |transport| {
+            runner::run(
+                &scenario,
+                &Options {
+                    seed,
+                    data: data.clone(),
+                    transport,
+                },
+            )
+            .map_err(|e| TestCaseError::fail(format!("{e:#}")))
+        };
+        let first = run(TransportKind::InProcess)?;
+        for o in &first.invariants {
+            prop_assert!(o.passed, "{} {}: {}", id, o.name, o.detail);
+        }
+        let second = run(TransportKind::InProcess)?;
+        prop_assert_eq!(
+            &first.end_state,
+            &second.end_state,
+            "same seed twice differs"
+        );
+        let http = run(TransportKind::Http)?;
+        prop_assert_eq!(dwsim::same_end_state(&http, &first), Ok(()));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{id}: {e}");
+    }
+}
+
+#[test]
+fn new_new_holds_for_generated_data() {
+    check_scenario("new-new");
+}
+
+#[test]
+fn new_existing_holds_for_generated_data() {
+    check_scenario("new-existing");
+}
+
+#[test]
+fn new_demo_new_holds_for_generated_data() {
+    check_scenario("new-demo-new");
+}
+
+#[test]
+fn new_demo_existing_holds_for_generated_data() {
+    check_scenario("new-demo-existing");
+}
+
+#[test]
+fn existing_new_holds_for_generated_data() {
+    check_scenario("existing-new");
+}
+
+#[test]
+fn existing_existing_holds_for_generated_data() {
+    check_scenario("existing-existing");
+}
