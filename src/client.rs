@@ -154,6 +154,40 @@ impl<'t> Client<'t> {
         )
     }
 
+    /// A Web API call with a raw body (for sending what is not JSON).
+    pub fn dv_raw(&self, method: &str, org: &str, path: &str, body: &str) -> Reply {
+        let url = format!("{}/api/data/v9.2/{path}", self.dataverse_base(org));
+        self.send_as(
+            &self.dataverse_base(org),
+            method,
+            &url,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap_or(Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// An F&O OData call with a raw body.
+    pub fn fno_raw(&self, method: &str, env: &str, path: &str, body: &str) -> Reply {
+        let url = format!("{}/data/{path}", self.fno_base(env));
+        self.send_as(
+            &self.fno_base(env),
+            method,
+            &url,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap_or(Reply {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
     /// All rows of a Dataverse query, following nextLinks.
     pub fn dv_all(&self, org: &str, path: &str) -> Result<Vec<Value>> {
         let mut out = Vec::new();

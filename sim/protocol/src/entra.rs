@@ -108,6 +108,9 @@ fn issue(
             .ok_or_else(|| entra::missing_parameter(k))
     };
     let grant = need("grant_type")?;
+    if grant != "client_credentials" && grant != "password" {
+        return Err(entra::unsupported_grant(&grant));
+    }
     let (mut client_id, mut secret) = (get("client_id"), get("client_secret"));
     if let Some(basic) = req
         .header("authorization")
