@@ -209,6 +209,24 @@ impl DvEnv {
         attrs: &Row,
         existing: Option<&Row>,
     ) -> SimResult<()> {
+        // System-required columns: a create must give them, and nothing may clear them.
+        for col in table.columns.iter().filter(|c| c.required && !c.read_only) {
+            let given = attrs.get(&col.attribute());
+            let missing = match existing {
+                None => given.is_none_or(Value::is_null),
+                Some(_) => given.is_some_and(Value::is_null),
+            };
+            if missing {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x80040203",
+                    format!(
+                        "The attribute '{}' of entity '{}' is required and can't be empty.",
+                        col.name, table.logical_name
+                    ),
+                ));
+            }
+        }
         for (k, v) in attrs {
             let Some(col) = table.column_by_attribute(k) else {
                 return Err(error(

@@ -14,6 +14,7 @@ pub mod fno;
 pub mod ids;
 pub mod invariants;
 pub mod lcs;
+pub mod limits;
 pub mod power_platform;
 pub mod schema;
 pub mod seed;

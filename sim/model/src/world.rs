@@ -10,6 +10,7 @@ use crate::error::{SimError, SimResult};
 use crate::fno::{FnoEnv, LEGAL_ENTITIES};
 use crate::ids::Ids;
 use crate::lcs::{HistoryItem, Lcs, LcsEnvironment};
+use crate::limits::Limits;
 use crate::power_platform::PowerPlatform;
 use crate::seed::{DvSeed, FnoSeed, SeedData};
 use crate::store::{Row, Store};
@@ -65,6 +66,9 @@ pub struct World {
     pub power_platform: PowerPlatform,
     pub fno: BTreeMap<String, FnoEnv>,
     pub dataverse: BTreeMap<String, DvEnv>,
+    /// Dataverse service protection; defaulted so exports from before it still import.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_catalogue() -> Arc<Catalogue> {
@@ -134,6 +138,7 @@ impl World {
             power_platform: PowerPlatform::default(),
             fno: BTreeMap::new(),
             dataverse: BTreeMap::new(),
+            limits: Limits::default(),
         };
         if spec.fno == Start::Existing {
             world.provision_fno(EXISTING_FNO, Some(&spec.data.fno))?;
@@ -466,8 +471,16 @@ impl World {
     /// into it; [`World::rollback_all`] undoes all of them.
     pub fn begin_all(&mut self) -> WorldSavepoint {
         WorldSavepoint {
-            fno: self.fno.iter_mut().map(|(n, e)| (n.clone(), e.store.begin())).collect(),
-            dataverse: self.dataverse.iter_mut().map(|(n, d)| (n.clone(), d.store.begin())).collect(),
+            fno: self
+                .fno
+                .iter_mut()
+                .map(|(n, e)| (n.clone(), e.store.begin()))
+                .collect(),
+            dataverse: self
+                .dataverse
+                .iter_mut()
+                .map(|(n, d)| (n.clone(), d.store.begin()))
+                .collect(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! The simulator's own verbs under `/_dwsim/` on every server: export and import state, the
-//! end state, reset, advance the virtual clock, and the harness credentials.
+//! end state, reset, advance the virtual clock, the harness credentials, and the Dataverse
+//! service protection limits.
 
 use crate::request::{Request, Response};
 use crate::{Endpoints, Product};
+use dwsim_model::limits::ServiceProtection;
 use dwsim_model::World;
 use serde_json::json;
 
@@ -56,10 +58,37 @@ pub fn handle(
         }
         ("GET", ["clock"]) => Response::json(200, &json!({"now": world.clock.now().iso()})),
         ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
+        ("GET", ["limits"]) => Response::json(200, &json!(world.limits.settings)),
+        ("PUT", ["limits"]) => put_limits(world, req),
         _ => error(
             404,
             &format!("Unknown admin verb {} {}", req.method, req.path),
         ),
+    }
+}
+
+/// Changes the Dataverse service protection settings. The body may name only some of them;
+/// the rest keep their current values. The windows are kept, so lowering a limit can
+/// throttle a caller at once.
+fn put_limits(world: &mut World, req: &Request) -> Response {
+    let patch = match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return error(400, "The body must be a JSON object of limit settings"),
+    };
+    let mut merged = json!(world.limits.settings);
+    if let Some(current) = merged.as_object_mut() {
+        current.extend(patch);
+    }
+    match serde_json::from_value::<ServiceProtection>(merged) {
+        Ok(s) if s.window_seconds < 1 || s.cost_ms < 0 || s.max_execution_ms < 0 => error(
+            400,
+            "window_seconds must be at least 1; cost_ms and max_execution_ms not negative",
+        ),
+        Ok(s) => {
+            world.limits.settings = s;
+            Response::json(200, &json!(world.limits.settings))
+        }
+        Err(e) => error(400, &format!("Not valid limit settings: {e}")),
     }
 }
 

@@ -35,8 +35,9 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
         .iter()
         .any(|p| p.starts_with("odata.include-annotations"));
     let result = route(world, endpoints, req, &segs);
+    let remaining = world.limits.take_remaining();
     match result {
-        Ok(r) => r.with_header("OData-Version", "4.0"),
+        Ok(r) => with_ratelimit_headers(r.with_header("OData-Version", "4.0"), remaining),
         Err(e) => error_response(world, endpoints, &segs, &e, annotations),
     }
 }
@@ -76,6 +77,9 @@ fn route(
                 "The user is not a member of the organization.",
             )
         })?;
+    // Service protection: per user and environment, on the virtual clock.
+    let now = world.clock.now();
+    world.limits.check(&org, &caller, now)?;
     let call = Call {
         base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
         org,
@@ -94,10 +98,17 @@ fn route(
             _ => Err(method_not_allowed(method, "the service document")),
         },
         [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
-        [b] if b == "$batch" => Err(SimError::new(
-            ErrorKind::NotImplemented,
-            "0x80060888",
-            "$batch is not supported by dwsim yet.",
+        [b] if b == "$batch" => {
+            crate::dataverse_batch::handle(world, endpoints, req, &call.org, version)
+        }
+        // Functions answer GET only; another verb finds no HTTP resource.
+        [f] if is_function(f) && method != "GET" => Err(SimError::new(
+            ErrorKind::NotFound,
+            "",
+            format!(
+                "No HTTP resource was found that matches the request URI '{}/{f}'.",
+                call.base
+            ),
         )),
         [f] if f == "WhoAmI" || f == "WhoAmI()" => who_am_i(world, &call),
         [f] if f.starts_with("RetrieveFinanceAndOperationsIntegrationDetails") => {
@@ -144,10 +155,35 @@ fn route(
     }
 }
 
+/// The debug headers Dataverse sends with the budget left in the caller's window; the
+/// time is in whole milliseconds (the docs name the headers but not their format).
+fn with_ratelimit_headers(
+    r: Response,
+    remaining: Option<dwsim_model::limits::Remaining>,
+) -> Response {
+    match remaining {
+        Some(left) => r
+            .with_header(
+                "x-ms-ratelimit-burst-remaining-xrm-requests",
+                &left.requests.to_string(),
+            )
+            .with_header(
+                "x-ms-ratelimit-time-remaining-xrm-requests",
+                &left.execution_ms.to_string(),
+            ),
+        None => r,
+    }
+}
+
+fn is_function(segment: &str) -> bool {
+    let name = segment.split('(').next().unwrap_or(segment);
+    name == "WhoAmI" || name == "RetrieveFinanceAndOperationsIntegrationDetails"
+}
+
 fn not_found_segment(seg: &str) -> SimError {
     SimError::new(
         ErrorKind::NotFound,
-        "0x80060888",
+        "0x8006088a",
         format!("Resource not found for the segment '{seg}'."),
     )
 }
@@ -370,7 +406,7 @@ fn etag(row: &Row) -> String {
 fn invalid_property(table: &DvTable, name: &str) -> SimError {
     SimError::new(
         ErrorKind::BadRequest,
-        "0x80060888",
+        "0x0",
         format!(
             "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{}'.",
             table.logical_name
@@ -853,9 +889,68 @@ fn written(
 
 fn create(world: &mut World, call: &Call, table: &DvTable) -> SimResult<Response> {
     let body = parse_body(table, call.req)?;
-    let attrs = attributes(world, call, table, body)?;
-    let (id, _) = world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)?;
-    written(world, call, table, &id, true)
+    if !body.values().any(|v| v.is_object() || v.is_array()) {
+        let attrs = attributes(world, call, table, body)?;
+        let (id, _) = world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)?;
+        return written(world, call, table, &id, true);
+    }
+    // Deep insert: the related records and the record commit together or not at all.
+    let sp = world.begin_all();
+    let result = insert_related(world, call, table, body).and_then(|body| {
+        let attrs = attributes(world, call, table, body)?;
+        world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)
+    });
+    match result {
+        Ok((id, _)) => {
+            world.commit_all(sp);
+            written(world, call, table, &id, true)
+        }
+        Err(e) => {
+            world.rollback_all(sp);
+            Err(e)
+        }
+    }
+}
+
+/// Creates the records nested under single-valued navigation properties (one level deep)
+/// and replaces each with an `@odata.bind` to it.
+fn insert_related(
+    world: &mut World,
+    call: &Call,
+    table: &DvTable,
+    body: Map<String, Value>,
+) -> SimResult<Map<String, Value>> {
+    let mut out = Map::new();
+    for (k, v) in body {
+        match v {
+            Value::Object(nested) => {
+                let col = table.column(&k).filter(|c| c.kind == DvType::Lookup).ok_or_else(|| invalid_property(table, &k))?;
+                let target = col.target.clone().unwrap_or_default();
+                let target_table = world.catalogue.dv_tables.get(&target).cloned().ok_or_else(|| invalid_property(table, &k))?;
+                if nested.values().any(|v| v.is_object() || v.is_array()) {
+                    return Err(SimError::new(
+                        ErrorKind::NotImplemented,
+                        "0x80060888",
+                        "dwsim supports deep insert one level deep.",
+                    ));
+                }
+                let attrs = attributes(world, call, &target_table, nested)?;
+                let (id, _) = world.dv_create(&call.org, &target, attrs, &call.caller)?;
+                out.insert(format!("{k}@odata.bind"), Value::from(format!("/{}({id})", target_table.entity_set)));
+            }
+            Value::Array(_) => {
+                return Err(SimError::new(
+                    ErrorKind::NotImplemented,
+                    "0x80060888",
+                    format!("Deep insert through the collection-valued navigation property '{k}' is not supported by dwsim yet."),
+                ))
+            }
+            other => {
+                out.insert(k, other);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {

@@ -4,7 +4,9 @@
 //! [`Sim`] — reach the same routers, so they give the same answers.
 
 pub mod admin;
+pub mod batch;
 pub mod dataverse;
+pub mod dataverse_batch;
 pub mod entra;
 pub mod fno;
 pub mod lcs;

@@ -1,0 +1,631 @@
+//! OData v4 `$batch` bodies in the multipart format (OData Part 1 §11.7, RFC 2046): reading a
+//! request into parts and change sets, writing the response, and `Content-ID` references.
+//! Product-neutral, so the Dataverse and F&O routers can share it; neither product's error
+//! envelope appears here — callers wrap a [`BatchError`] in their own.
+
+use crate::request::split_outside_quotes;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A batch body that cannot be read. The message is what the caller puts in its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError(pub String);
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Header names in lower case, values trimmed.
+pub type Headers = Vec<(String, String)>;
+
+pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// One MIME part: its headers and its raw content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimePart {
+    pub headers: Headers,
+    pub content: Vec<u8>,
+}
+
+/// One request of a batch, as the `application/http` part carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPart {
+    pub content_id: Option<String>,
+    pub method: String,
+    /// The request target as written: absolute URL, absolute path, relative, or `$n…`.
+    pub target: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchPart {
+    Request(RequestPart),
+    ChangeSet(Vec<RequestPart>),
+}
+
+/// One response of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponsePart {
+    pub content_id: Option<String>,
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl ResponsePart {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchResponsePart {
+    Response(ResponsePart),
+    ChangeSet {
+        boundary: String,
+        responses: Vec<ResponsePart>,
+    },
+}
+
+/// Requests in a batch, counting those inside change sets (the per-batch limit counts them).
+pub fn request_count(parts: &[BatchPart]) -> usize {
+    parts
+        .iter()
+        .map(|p| match p {
+            BatchPart::Request(_) => 1,
+            BatchPart::ChangeSet(reqs) => reqs.len(),
+        })
+        .sum()
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub fn is_multipart(content_type: &str) -> bool {
+    media_type(content_type) == "multipart/mixed"
+}
+
+/// The `boundary` parameter of a `multipart/mixed` content type, quoted or not.
+pub fn boundary(content_type: &str) -> Result<String, BatchError> {
+    if !is_multipart(content_type) {
+        return Err(BatchError(format!(
+            "The content type '{content_type}' is not valid for a batch payload; a batch must be sent as 'multipart/mixed' with a 'boundary' parameter."
+        )));
+    }
+    let found: Vec<String> = split_outside_quotes(content_type, ';')
+        .into_iter()
+        .skip(1)
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or(v);
+            k.trim()
+                .eq_ignore_ascii_case("boundary")
+                .then(|| v.to_string())
+        })
+        .collect();
+    match found.as_slice() {
+        [b] if !b.is_empty() => Ok(b.clone()),
+        // Microsoft.OData.Core's MediaTypeUtils_BoundaryMustBeSpecifiedForBatchPayloads.
+        _ => Err(BatchError(format!(
+            "The content type '{content_type}' specifies a batch payload; however, the payload either does not include a batch boundary or includes more than one boundary. In OData, batch payload content types must specify exactly one batch boundary in the 'boundary' parameter of the content type."
+        ))),
+    }
+}
+
+fn find(hay: &[u8], needle: u8, from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| i + from)
+}
+
+/// Splits a multipart body on `--boundary` lines, up to the closing `--boundary--`. Accepts
+/// LF as well as CRLF line ends; the line break before a delimiter belongs to it (RFC 2046).
+pub fn split(body: &[u8], boundary: &str) -> Result<Vec<MimePart>, BatchError> {
+    let delim = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut closed = false;
+    let mut line_start = 0;
+    while line_start < body.len() {
+        let line_end = find(body, b'\n', line_start).unwrap_or(body.len());
+        let line = &body[line_start..line_end];
+        if let Some(rest) = line.strip_prefix(delim.as_slice()) {
+            let close = rest
+                .strip_prefix(b"--")
+                .is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
+            let open = rest.iter().all(u8::is_ascii_whitespace);
+            if close || open {
+                if let Some(s) = start {
+                    let mut end = line_start.saturating_sub(1).max(s);
+                    if end > s && body.get(end - 1) == Some(&b'\r') {
+                        end -= 1;
+                    }
+                    parts.push(mime_part(&body[s..end])?);
+                }
+                if close {
+                    closed = true;
+                    break;
+                }
+                start = Some((line_end + 1).min(body.len()));
+            }
+        }
+        line_start = line_end + 1;
+    }
+    if start.is_none() && !closed {
+        return Err(BatchError(format!(
+            "The batch payload has no delimiter '--{boundary}'."
+        )));
+    }
+    if !closed {
+        return Err(BatchError(format!(
+            "The batch payload ends without the closing delimiter '--{boundary}--'."
+        )));
+    }
+    Ok(parts)
+}
+
+/// Lines (without line ends) up to the first blank one, and the bytes after it.
+fn head_and_body(bytes: &[u8]) -> (Vec<String>, &[u8]) {
+    let mut lines = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = find(bytes, b'\n', at).unwrap_or(bytes.len());
+        let line = String::from_utf8_lossy(&bytes[at..end])
+            .trim_end_matches('\r')
+            .to_string();
+        at = (end + 1).min(bytes.len());
+        if line.is_empty() {
+            return (lines, &bytes[at..]);
+        }
+        lines.push(line);
+    }
+    (lines, &[])
+}
+
+fn parse_headers(lines: &[String]) -> Result<Headers, BatchError> {
+    let mut headers: Headers = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = headers.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+        }
+        let (k, v) = line
+            .split_once(':')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| BatchError(format!("The header line '{line}' is not valid.")))?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    Ok(headers)
+}
+
+fn mime_part(bytes: &[u8]) -> Result<MimePart, BatchError> {
+    let (lines, content) = head_and_body(bytes);
+    Ok(MimePart {
+        headers: parse_headers(&lines)?,
+        content: content.to_vec(),
+    })
+}
+
+/// An embedded HTTP message: start line, headers, body. Blank lines before the start line
+/// are skipped, and trailing line breaks of the body dropped (the docs' examples leave blank
+/// lines before the next delimiter; JSON bodies don't care).
+fn http_message(content: &[u8]) -> Result<(String, Headers, Vec<u8>), BatchError> {
+    let mut from = 0;
+    while content
+        .get(from)
+        .is_some_and(|b| *b == b'\r' || *b == b'\n')
+    {
+        from += 1;
+    }
+    let (lines, body) = head_and_body(&content[from..]);
+    let Some((start, header_lines)) = lines.split_first() else {
+        return Err(BatchError(
+            "A batch part holds no HTTP message: the request line is missing.".into(),
+        ));
+    };
+    let mut end = body.len();
+    while end > 0 && (body[end - 1] == b'\n' || body[end - 1] == b'\r') {
+        end -= 1;
+    }
+    Ok((
+        start.clone(),
+        parse_headers(header_lines)?,
+        body[..end].to_vec(),
+    ))
+}
+
+fn check_application_http(part: &MimePart) -> Result<(), BatchError> {
+    let ct = header(&part.headers, "content-type").unwrap_or_default();
+    if media_type(ct) != "application/http" {
+        return Err(BatchError(format!(
+            "A batch part must have Content-Type 'application/http' or 'multipart/mixed', not '{ct}'."
+        )));
+    }
+    Ok(())
+}
+
+fn request_part(part: MimePart) -> Result<RequestPart, BatchError> {
+    check_application_http(&part)?;
+    let (line, headers, body) = http_message(&part.content)?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let [method, target, version] = words.as_slice() else {
+        return Err(bad_request_line(&line));
+    };
+    if !method.bytes().all(|b| b.is_ascii_alphabetic()) || !version.starts_with("HTTP/") {
+        return Err(bad_request_line(&line));
+    }
+    // Content-ID is a MIME header of the part; some clients put it among the inner headers.
+    let content_id = header(&part.headers, "content-id")
+        .or_else(|| header(&headers, "content-id"))
+        .map(str::to_string);
+    Ok(RequestPart {
+        content_id,
+        method: method.to_ascii_uppercase(),
+        target: target.to_string(),
+        headers,
+        body,
+    })
+}
+
+fn bad_request_line(line: &str) -> BatchError {
+    BatchError(format!(
+        "The request line '{line}' in a batch part is not valid; it must be 'METHOD URL HTTP/1.1'."
+    ))
+}
+
+/// Reads a batch request body sent with `content_type`.
+pub fn parse_request(content_type: &str, body: &[u8]) -> Result<Vec<BatchPart>, BatchError> {
+    let outer = boundary(content_type)?;
+    split(body, &outer)?
+        .into_iter()
+        .map(|part| {
+            let ct = header(&part.headers, "content-type").unwrap_or_default();
+            if !is_multipart(ct) {
+                return request_part(part).map(BatchPart::Request);
+            }
+            let inner = boundary(ct)?;
+            split(&part.content, &inner)?
+                .into_iter()
+                .map(|p| {
+                    if is_multipart(header(&p.headers, "content-type").unwrap_or_default()) {
+                        return Err(BatchError(
+                            "A change set can't contain another change set or batch.".into(),
+                        ));
+                    }
+                    request_part(p)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(BatchPart::ChangeSet)
+        })
+        .collect()
+}
+
+fn response_part(part: MimePart) -> Result<ResponsePart, BatchError> {
+    check_application_http(&part)?;
+    let (line, headers, body) = http_message(&part.content)?;
+    let mut words = line.split_whitespace();
+    let status = words
+        .next()
+        .filter(|v| v.starts_with("HTTP/"))
+        .and(words.next())
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| BatchError(format!("The status line '{line}' is not valid.")))?;
+    Ok(ResponsePart {
+        content_id: header(&part.headers, "content-id").map(str::to_string),
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Reads a batch response (for clients and tests).
+pub fn parse_response(
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<BatchResponsePart>, BatchError> {
+    let outer = boundary(content_type)?;
+    split(body, &outer)?
+        .into_iter()
+        .map(|part| {
+            let ct = header(&part.headers, "content-type").unwrap_or_default();
+            if !is_multipart(ct) {
+                return response_part(part).map(BatchResponsePart::Response);
+            }
+            let inner = boundary(ct)?;
+            let responses = split(&part.content, &inner)?
+                .into_iter()
+                .map(response_part)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(BatchResponsePart::ChangeSet {
+                boundary: inner,
+                responses,
+            })
+        })
+        .collect()
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+fn write_http_part(out: &mut Vec<u8>, r: &ResponsePart) {
+    out.extend_from_slice(
+        b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+    );
+    if let Some(id) = &r.content_id {
+        out.extend_from_slice(format!("Content-ID: {id}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("\r\nHTTP/1.1 {} {}\r\n", r.status, reason(r.status)).as_bytes());
+    for (k, v) in &r.headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&r.body);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The multipart body of a batch response delimited by `boundary`.
+pub fn write_response(boundary: &str, parts: &[BatchResponsePart]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match part {
+            BatchResponsePart::Response(r) => write_http_part(&mut out, r),
+            BatchResponsePart::ChangeSet {
+                boundary: cs,
+                responses,
+            } => {
+                out.extend_from_slice(
+                    format!("Content-Type: multipart/mixed; boundary={cs}\r\n\r\n").as_bytes(),
+                );
+                for r in responses {
+                    out.extend_from_slice(format!("--{cs}\r\n").as_bytes());
+                    write_http_part(&mut out, r);
+                }
+                out.extend_from_slice(format!("--{cs}--\r\n").as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// The only methods a change set may hold (Microsoft.OData.Core's rule).
+pub fn allowed_in_changeset(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE" | "MERGE")
+}
+
+/// Microsoft.OData.Core's ODataBatch_InvalidHttpMethodForChangeSetRequest.
+pub fn changeset_method_message(method: &str) -> String {
+    format!("An invalid HTTP method '{method}' was detected for a request in a change set. Requests in change sets only support the HTTP methods 'POST', 'PUT', 'DELETE', and 'PATCH'.")
+}
+
+/// `Content-ID` value → the URL of the entity its request created (within one change set).
+pub type ContentIds = BTreeMap<String, String>;
+
+/// Names `$` can start that are OData system resources, not Content-ID references.
+const SYSTEM_RESOURCES: [&str; 5] = ["metadata", "batch", "entity", "all", "crossjoin"];
+
+/// A `$n` reference at the start of `s`: (`$n`, the rest after it).
+pub fn reference(s: &str) -> Option<(&str, &str)> {
+    let after = s.strip_prefix('$')?;
+    let len = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(after.len());
+    let name = &after[..len];
+    (!name.is_empty() && !SYSTEM_RESOURCES.contains(&name)).then(|| (&s[..len + 1], &after[len..]))
+}
+
+/// The exact text Dataverse documents for a reference to an undeclared Content-ID.
+pub fn reference_message(reference: &str) -> String {
+    format!("Content-ID Reference: '{reference}' does not exist in the batch context.")
+}
+
+/// Replaces a leading `$n` by its entity URL. `Err` carries the unknown reference.
+pub fn resolve_url(target: &str, ids: &ContentIds) -> Result<String, String> {
+    match reference(target) {
+        None => Ok(target.to_string()),
+        Some((r, rest)) => ids
+            .get(&r[1..])
+            .map(|url| format!("{url}{rest}"))
+            .ok_or_else(|| r.to_string()),
+    }
+}
+
+/// Resolves `$n` in `…@odata.bind` and `@odata.id` values of a JSON body, at any depth (deep
+/// inserts). `Ok(None)` when nothing changed or the body is not JSON.
+pub fn resolve_body(body: &[u8], ids: &ContentIds) -> Result<Option<Vec<u8>>, String> {
+    let Ok(mut json) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
+    };
+    let mut changed = false;
+    resolve_value(&mut json, ids, &mut changed)?;
+    Ok(changed.then(|| serde_json::to_vec(&json).unwrap_or_else(|_| body.to_vec())))
+}
+
+fn resolve_value(v: &mut Value, ids: &ContentIds, changed: &mut bool) -> Result<(), String> {
+    let link = |s: &mut String, changed: &mut bool| -> Result<(), String> {
+        if reference(s).is_some() {
+            *s = resolve_url(s, ids)?;
+            *changed = true;
+        }
+        Ok(())
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                if k.ends_with("@odata.bind") || k.ends_with("@odata.id") {
+                    match val {
+                        Value::String(s) => link(s, changed)?,
+                        Value::Array(items) => {
+                            for item in items {
+                                if let Value::String(s) = item {
+                                    link(s, changed)?;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    resolve_value(val, ids, changed)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                resolve_value(item, ids, changed)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether a request target addresses `$batch` itself (batches don't nest).
+pub fn targets_batch(target: &str) -> bool {
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last == "$batch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CT: &str = "multipart/mixed; boundary=\"batch_AAA\"";
+
+    #[test]
+    fn boundary_quoted_or_not() {
+        assert_eq!(boundary(CT), Ok("batch_AAA".into()));
+        assert_eq!(
+            boundary("Multipart/Mixed;boundary=b1; charset=utf-8"),
+            Ok("b1".into())
+        );
+        assert!(boundary("multipart/mixed").is_err());
+        assert!(boundary("application/json; boundary=x").is_err());
+    }
+
+    #[test]
+    fn parses_changesets_and_requests_with_lf_or_crlf() {
+        let body = "--batch_AAA\nContent-Type: multipart/mixed; boundary=changeset_B\n\n--changeset_B\nContent-Type: application/http\nContent-Transfer-Encoding: binary\nContent-ID: 1\n\nPOST /api/data/v9.2/tasks HTTP/1.1\nContent-Type: application/json\n\n{\"subject\":\"t\"}\n--changeset_B--\n\n--batch_AAA\nContent-Type: application/http\n\nGET accounts HTTP/1.1\n\n\n--batch_AAA--\n";
+        for text in [body.to_string(), body.replace('\n', "\r\n")] {
+            let parts = parse_request(CT, text.as_bytes()).expect("parses");
+            assert_eq!(request_count(&parts), 2);
+            let BatchPart::ChangeSet(cs) = &parts[0] else {
+                panic!("changeset first")
+            };
+            assert_eq!(cs[0].content_id.as_deref(), Some("1"));
+            assert_eq!(cs[0].method, "POST");
+            assert_eq!(cs[0].body, b"{\"subject\":\"t\"}");
+            let BatchPart::Request(get) = &parts[1] else {
+                panic!("request second")
+            };
+            assert_eq!(
+                (get.method.as_str(), get.target.as_str()),
+                ("GET", "accounts")
+            );
+            assert!(get.body.is_empty());
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        let no_close = "--batch_AAA\nContent-Type: application/http\n\nGET x HTTP/1.1\n";
+        assert!(parse_request(CT, no_close.as_bytes()).is_err());
+        assert!(parse_request(CT, b"no delimiters at all").is_err());
+        let bad_line = "--batch_AAA\nContent-Type: application/http\n\nGET\n--batch_AAA--\n";
+        assert!(parse_request(CT, bad_line.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let parts = vec![
+            BatchResponsePart::ChangeSet {
+                boundary: "changesetresponse_1".into(),
+                responses: vec![ResponsePart {
+                    content_id: Some("1".into()),
+                    status: 204,
+                    headers: vec![("odata-entityid".into(), "http://x/a(1)".into())],
+                    body: Vec::new(),
+                }],
+            },
+            BatchResponsePart::Response(ResponsePart {
+                content_id: None,
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{\"a\":1}".to_vec(),
+            }),
+        ];
+        let body = write_response("batchresponse_x", &parts);
+        let back = parse_response("multipart/mixed; boundary=batchresponse_x", &body);
+        assert_eq!(back, Ok(parts));
+    }
+
+    #[test]
+    fn references_resolve_in_urls_and_binds() {
+        let ids: ContentIds =
+            [("1".to_string(), "http://h/o/api/data/v9.2/a(1)".to_string())].into();
+        assert_eq!(
+            resolve_url("$1/name", &ids),
+            Ok("http://h/o/api/data/v9.2/a(1)/name".into())
+        );
+        assert_eq!(resolve_url("$2", &ids), Err("$2".into()));
+        assert_eq!(resolve_url("$metadata", &ids), Ok("$metadata".into()));
+        let body = br#"{"x@odata.bind":"$1","n":"$1"}"#;
+        let out = resolve_body(body, &ids)
+            .expect("resolves")
+            .expect("changed");
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["x@odata.bind"], "http://h/o/api/data/v9.2/a(1)");
+        assert_eq!(v["n"], "$1");
+        assert_eq!(
+            resolve_body(br#"{"x@odata.bind":"$9"}"#, &ids),
+            Err("$9".into())
+        );
+        assert!(targets_batch("/org/api/data/v9.2/$batch"));
+        assert!(!targets_batch("accounts"));
+    }
+}
