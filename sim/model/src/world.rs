@@ -69,6 +69,17 @@ pub struct World {
     /// Dataverse service protection; defaulted so exports from before it still import.
     #[serde(default)]
     pub limits: Limits,
+    /// The F&O transaction a `$batch` change set has open: dual-write sends its records to
+    /// Dataverse as one transaction, counted against the per-transaction limit.
+    #[serde(skip)]
+    pub open_fno_transaction: Option<usize>,
+    /// Most records one F&O transaction may dual-write (the documented 1,000).
+    #[serde(default = "default_records_per_transaction")]
+    pub records_per_transaction: usize,
+}
+
+fn default_records_per_transaction() -> usize {
+    crate::dualwrite::RECORDS_PER_TRANSACTION
 }
 
 fn default_catalogue() -> Arc<Catalogue> {
@@ -139,6 +150,8 @@ impl World {
             fno: BTreeMap::new(),
             dataverse: BTreeMap::new(),
             limits: Limits::default(),
+            open_fno_transaction: None,
+            records_per_transaction: crate::dualwrite::RECORDS_PER_TRANSACTION,
         };
         if spec.fno == Start::Existing {
             world.provision_fno(EXISTING_FNO, Some(&spec.data.fno))?;

@@ -63,7 +63,7 @@ fn route(
     }
     let base = format!("{}/{env}", endpoints.fno);
     match rest {
-        [d, rest @ ..] if d == "data" => data(world, &env, &base, req, rest),
+        [d, rest @ ..] if d == "data" => data(world, endpoints, &env, &base, req, rest),
         [a, s, rest @ ..] if a == "api" && s == "services" => services(world, &env, req, rest),
         _ => Err(SimError::not_found(format!(
             "No HTTP resource was found that matches the request URI '{base}/{}'.",
@@ -138,6 +138,7 @@ fn entity<'c>(world: &'c World, set: &str) -> SimResult<&'c FnoEntity> {
 
 fn data(
     world: &mut World,
+    endpoints: &Endpoints,
     env: &str,
     base: &str,
     req: &Request,
@@ -158,11 +159,7 @@ fn data(
             ))
         }
         [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
-        [b] if b == "$batch" => Err(SimError::new(
-            ErrorKind::NotImplemented,
-            "",
-            "$batch is not supported by dwsim yet.",
-        )),
+        [b] if b == "$batch" => crate::fno_batch::handle(world, endpoints, req, env),
         [seg, more @ ..] => {
             let (set, key) = odata::parse_segment(seg).map_err(SimError::bad_request)?;
             let entity = entity(world, &set)?.clone();

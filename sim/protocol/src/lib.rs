@@ -9,6 +9,7 @@ pub mod dataverse;
 pub mod dataverse_batch;
 pub mod entra;
 pub mod fno;
+pub mod fno_batch;
 pub mod lcs;
 pub mod odata;
 pub mod request;

@@ -330,6 +330,7 @@ impl World {
                 );
                 continue;
             }
+            self.count_transaction_record(&catalogue, &map, entity.entity_class.as_str())?;
             self.apply_to_dataverse(
                 fno_env,
                 &org,
@@ -612,6 +613,31 @@ fn fno_entity<'c>(
         .fno_entities
         .get(entity_set)
         .ok_or_else(|| SimError::not_found(format!("Entity set {entity_set} does not exist.")))
+}
+
+impl World {
+    /// Counts one record of the open F&O transaction; over the limit, the transaction fails.
+    fn count_transaction_record(
+        &mut self,
+        catalogue: &crate::catalogue::Catalogue,
+        map: &TableMap,
+        entity_class: &str,
+    ) -> SimResult<()> {
+        let Some(count) = self.open_fno_transaction.as_mut() else {
+            return Ok(());
+        };
+        *count += 1;
+        if *count > self.records_per_transaction {
+            let limit = self.records_per_transaction;
+            return Err(fno_failure(
+                entity_class,
+                catalogue,
+                map,
+                format!("the transaction has more than {limit} records; dual-write sends at most {limit} records per transaction."),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What an F&O caller sees when the Dataverse side of its write fails.

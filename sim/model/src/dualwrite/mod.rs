@@ -18,6 +18,8 @@ pub use initial_sync::{Execution, Leg};
 
 /// Initial writes are processed for at most this many legal entities.
 pub const INITIAL_SYNC_LEGAL_ENTITY_LIMIT: usize = 40;
+/// Records one F&O transaction may send to Dataverse.
+pub const RECORDS_PER_TRANSACTION: usize = 1000;
 /// Live sync supports this many legal entities.
 pub const LIVE_SYNC_LEGAL_ENTITY_LIMIT: usize = 250;
 
