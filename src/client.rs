@@ -345,7 +345,9 @@ impl<'t> Client<'t> {
             &[],
             &[],
         )?;
-        Ok(serde_json::from_slice(&reply.body)?)
+        let mut world: dwsim_model::World = serde_json::from_slice(&reply.body)?;
+        world.apply_custom_maps();
+        Ok(world)
     }
 
     pub fn end_state(&self) -> Result<Value> {

@@ -10,6 +10,7 @@ pub mod dualwrite;
 pub mod endstate;
 pub mod entra;
 pub mod error;
+pub mod faults;
 pub mod fno;
 pub mod ids;
 pub mod invariants;

@@ -69,10 +69,16 @@ pub struct World {
     /// Dataverse service protection; defaulted so exports from before it still import.
     #[serde(default)]
     pub limits: Limits,
+    /// Faults injected into dual-write's counterpart writes (`/_dwsim/faults`).
+    #[serde(default)]
+    pub faults: crate::faults::FaultPlan,
     /// The F&O transaction a `$batch` change set has open: dual-write sends its records to
     /// Dataverse as one transaction, counted against the per-transaction limit.
     #[serde(skip)]
     pub open_fno_transaction: Option<usize>,
+    /// Table maps customized in this world, by id; they replace the catalogue's definition.
+    #[serde(default)]
+    pub custom_maps: BTreeMap<String, crate::schema::TableMap>,
     /// Most records one F&O transaction may dual-write (the documented 1,000).
     #[serde(default = "default_records_per_transaction")]
     pub records_per_transaction: usize,
@@ -150,7 +156,9 @@ impl World {
             fno: BTreeMap::new(),
             dataverse: BTreeMap::new(),
             limits: Limits::default(),
+            faults: Default::default(),
             open_fno_transaction: None,
+            custom_maps: BTreeMap::new(),
             records_per_transaction: crate::dualwrite::RECORDS_PER_TRANSACTION,
         };
         if spec.fno == Start::Existing {

@@ -1,9 +1,10 @@
 //! The simulator's own verbs under `/_dwsim/` on every server: export and import state, the
 //! end state, reset, advance the virtual clock, the harness credentials, and the Dataverse
-//! service protection limits.
+//! service protection limits, and the faults injected into dual-write writes.
 
 use crate::request::{Request, Response};
 use crate::{Endpoints, Product};
+use dwsim_model::faults::FaultPlan;
 use dwsim_model::limits::ServiceProtection;
 use dwsim_model::World;
 use serde_json::json;
@@ -28,6 +29,7 @@ pub fn handle(
         ("PUT", ["state"]) => match serde_json::from_slice::<World>(&req.body) {
             Ok(mut w) => {
                 w.catalogue = world.catalogue.clone();
+                w.apply_custom_maps();
                 *world = w;
                 Response::new(204)
             }
@@ -60,6 +62,12 @@ pub fn handle(
         ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
         ("GET", ["limits"]) => Response::json(200, &json!(world.limits.settings)),
         ("PUT", ["limits"]) => put_limits(world, req),
+        ("GET", ["faults"]) => Response::json(200, &json!(world.faults)),
+        ("PUT", ["faults"]) => put_faults(world, req),
+        ("DELETE", ["faults"]) => {
+            world.faults = Default::default();
+            Response::new(204)
+        }
         _ => error(
             404,
             &format!("Unknown admin verb {} {}", req.method, req.path),
@@ -89,6 +97,21 @@ fn put_limits(world: &mut World, req: &Request) -> Response {
             Response::json(200, &json!(world.limits.settings))
         }
         Err(e) => error(400, &format!("Not valid limit settings: {e}")),
+    }
+}
+
+/// Replaces the fault plan: `{"faults": [{"side": "Dataverse", "table": "msdyn_customergroup",
+/// "count": 1, "kind": "pluginFailure"}]}`. Answers the plan as stored.
+fn put_faults(world: &mut World, req: &Request) -> Response {
+    match serde_json::from_slice::<FaultPlan>(&req.body) {
+        Ok(plan) => match plan.validate() {
+            Ok(()) => {
+                world.faults = plan;
+                Response::json(200, &json!(world.faults))
+            }
+            Err(e) => error(400, &e),
+        },
+        Err(e) => error(400, &format!("Not a fault plan: {e}")),
     }
 }
 

@@ -178,7 +178,11 @@ fn data(
                                 .get(&entity.entity_set, &id)
                                 .cloned()
                                 .ok_or_else(|| dwsim_model::fno::not_found(&entity))?;
-                            let mut body = render(&entity, &row, None)?;
+                            let params = req.params();
+                            let o = odata::parse_options(&params, Dialect::FinOps)
+                                .map_err(SimError::bad_request)?;
+                            let mut body = render(&entity, &row, o.select.as_deref())?;
+                            expand(world, env, &entity, &o.expand, &row, &mut body)?;
                             body.insert(
                                 "@odata.context".into(),
                                 json!(format!(
@@ -263,6 +267,14 @@ fn metadata(world: &World) -> String {
                 f.name
             ));
         }
+        for r in &e.relations {
+            if let Some(t) = world.catalogue.fno_entities.get(&r.entity_set) {
+                x.push_str(&format!(
+                    r#"<NavigationProperty Name="{0}" Type="{NAMESPACE}.{0}" />"#,
+                    t.name
+                ));
+            }
+        }
         x.push_str("</EntityType>");
     }
     for (name, values) in enums {
@@ -324,6 +336,61 @@ fn render(
         out.insert(n.clone(), row.get(&n).cloned().unwrap_or(Value::Null));
     }
     Ok(out)
+}
+
+/// One level of `$expand`: a relation's navigation property is named after the related
+/// entity type (`CustomersV3` → `CustomerGroup`), with an optional nested `$select`.
+fn expand(
+    world: &World,
+    env: &str,
+    entity: &FnoEntity,
+    items: &[String],
+    row: &Row,
+    out: &mut Map<String, Value>,
+) -> SimResult<()> {
+    for item in items {
+        let (nav, inner) = match item.split_once('(') {
+            Some((n, rest)) => (n.trim(), rest.trim_end_matches(')')),
+            None => (item.trim(), ""),
+        };
+        if inner.contains("$expand") {
+            return Err(SimError::bad_request(
+                "The $expand option is supported one level deep only.",
+            ));
+        }
+        let (relation, target) = entity
+            .relations
+            .iter()
+            .find_map(|r| {
+                world
+                    .catalogue
+                    .fno_entities
+                    .get(&r.entity_set)
+                    .filter(|t| t.name == nav)
+                    .map(|t| (r, t))
+            })
+            .ok_or_else(|| unknown_property(entity, nav))?;
+        let select: Option<Vec<String>> = inner
+            .split(';')
+            .find_map(|o| o.trim().strip_prefix("$select="))
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        let value = value_text(row.get(&relation.field));
+        let company = value_text(row.get("dataAreaId"));
+        let related = world.fno[env]
+            .store
+            .rows(&target.entity_set)
+            .find(|(_, r)| {
+                value_text(r.get(&relation.target_field)).eq_ignore_ascii_case(&value)
+                    && (!target.company_specific
+                        || value_text(r.get("dataAreaId")).eq_ignore_ascii_case(&company))
+            });
+        let v = match related {
+            Some((_, r)) => Value::Object(render(target, r, select.as_deref())?),
+            None => Value::Null,
+        };
+        out.insert(nav.to_string(), v);
+    }
+    Ok(())
 }
 
 /// The store id a URL key names; every key field must be given.
@@ -444,9 +511,6 @@ fn list(
     let rows = query_rows(world, env, req, entity)?;
     let params = req.params();
     let o = odata::parse_options(&params, Dialect::FinOps).map_err(SimError::bad_request)?;
-    if let Some(e) = o.expand.first() {
-        return Err(unknown_property(entity, e.split('(').next().unwrap_or(e)));
-    }
     let total = rows.len();
     let skip = o.skip.unwrap_or(0);
     let wanted = o.top.map_or(total.saturating_sub(skip), |t| {
@@ -455,7 +519,9 @@ fn list(
     let take = wanted.min(PAGE_SIZE);
     let mut value = Vec::new();
     for r in rows.iter().skip(skip).take(take) {
-        value.push(Value::Object(render(entity, r, o.select.as_deref())?));
+        let mut v = render(entity, r, o.select.as_deref())?;
+        expand(world, env, entity, &o.expand, r, &mut v)?;
+        value.push(Value::Object(v));
     }
     let mut body = Map::new();
     body.insert(
@@ -526,6 +592,7 @@ const SERVICES: [(&str, &[&str]); 3] = [
             "stopMap",
             "getInitialSyncDetails",
             "getQueuedRecords",
+            "updateMapFields",
         ],
     ),
 ];
@@ -734,6 +801,23 @@ fn operation(
                 })
                 .unwrap_or_default();
             json!(executions)
+        }
+        "updateMapFields" => {
+            let map = arg_str(args, "map")?;
+            let fields: Vec<dwsim_model::schema::FieldMap> = serde_json::from_value(args.get("fields").cloned().unwrap_or(Value::Null))
+                .map_err(|e| SimError::bad_request(format!("The parameter 'fields' must be a list of field mappings ({{\"fno\", \"dv\", \"dir\", \"value_map\", \"default\"}}): {e}")))?;
+            let publisher = args
+                .get("publisher")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let version = args
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let saved = world.dw_update_map(env, &map, fields, &publisher, &version)?;
+            json!({"map": saved.id, "version": saved.version, "publisher": publisher, "fields": saved.fields})
         }
         "getQueuedRecords" => {
             let map = arg_str(args, "map")?;

@@ -35,8 +35,10 @@ struct Change<'a> {
 
 impl World {
     /// Runs `write` and the dual-write it triggers as one transaction on both stores.
+    /// `origin` is the side `write` starts on.
     fn transaction<T>(
         &mut self,
+        origin: Side,
         fno_env: Option<&str>,
         org: Option<&str>,
         write: impl FnOnce(&mut World) -> SimResult<T>,
@@ -49,14 +51,14 @@ impl World {
             .map(|d| d.store.begin());
         let result = write(self);
         if let (Some(sp), Some(env)) = (fno_sp, fno_env.and_then(|e| self.fno.get_mut(e))) {
-            if result.is_ok() {
+            if result.is_ok() || keep_on_failure(origin, Side::Fno) {
                 env.store.commit(sp)
             } else {
                 env.store.rollback(sp)
             }
         }
         if let (Some(sp), Some(dv)) = (dv_sp, org.and_then(|o| self.dataverse.get_mut(o))) {
-            if result.is_ok() {
+            if result.is_ok() || keep_on_failure(origin, Side::Dataverse) {
                 dv.store.commit(sp)
             } else {
                 dv.store.rollback(sp)
@@ -68,7 +70,7 @@ impl World {
     /// F&O OData create.
     pub fn fno_create(&mut self, fno_env: &str, entity_set: &str, row: Row) -> SimResult<Row> {
         let org = self.linked_dataverse(fno_env);
-        self.transaction(Some(fno_env), org.as_deref(), |w| {
+        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
             let catalogue = w.catalogue.clone();
             let entity = fno_entity(&catalogue, entity_set)?;
             let now = w.clock.now();
@@ -98,7 +100,7 @@ impl World {
         changes: Row,
     ) -> SimResult<Row> {
         let org = self.linked_dataverse(fno_env);
-        self.transaction(Some(fno_env), org.as_deref(), |w| {
+        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
             let catalogue = w.catalogue.clone();
             let entity = fno_entity(&catalogue, entity_set)?;
             let now = w.clock.now();
@@ -123,7 +125,7 @@ impl World {
     /// F&O OData delete.
     pub fn fno_delete(&mut self, fno_env: &str, entity_set: &str, id: &str) -> SimResult<()> {
         let org = self.linked_dataverse(fno_env);
-        self.transaction(Some(fno_env), org.as_deref(), |w| {
+        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
             let catalogue = w.catalogue.clone();
             let entity = fno_entity(&catalogue, entity_set)?;
             let env = w
@@ -151,7 +153,7 @@ impl World {
         caller: &str,
     ) -> SimResult<(String, Row)> {
         let fno_env = self.linked_fno(org);
-        self.transaction(fno_env.as_deref(), Some(org), |w| {
+        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
             let created = w.dv_write(org, caller, |dv, cx| dv.create(cx, table, attrs))?;
             w.propagate_from_dataverse(
                 org,
@@ -175,7 +177,7 @@ impl World {
         caller: &str,
     ) -> SimResult<Row> {
         let fno_env = self.linked_fno(org);
-        self.transaction(fno_env.as_deref(), Some(org), |w| {
+        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
             let before = w.dataverse.get(org).and_then(|d| d.get(table, id)).cloned();
             let updated = w.dv_write(org, caller, |dv, cx| dv.update(cx, table, id, attrs))?;
             w.propagate_from_dataverse(
@@ -193,7 +195,7 @@ impl World {
     /// Dataverse delete.
     pub fn dv_delete(&mut self, org: &str, table: &str, id: &str) -> SimResult<()> {
         let fno_env = self.linked_fno(org);
-        self.transaction(fno_env.as_deref(), Some(org), |w| {
+        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
             let dv = w
                 .dataverse
                 .get_mut(org)
@@ -360,7 +362,19 @@ impl World {
         let writer = self.dual_write_user(org);
         let now = self.clock.now();
         let _ = fno_env;
-        let World { dataverse, ids, .. } = self;
+        let World {
+            dataverse,
+            ids,
+            faults,
+            ..
+        } = self;
+        let dv_names = [
+            map.dv_table.as_str(),
+            catalogue
+                .dv_tables
+                .get(&map.dv_table)
+                .map_or("", |t| t.entity_set.as_str()),
+        ];
         let Some(dv) = dataverse.get_mut(org) else {
             return Ok(());
         };
@@ -407,20 +421,25 @@ impl World {
                     )
                 })?;
                 let result = match &target {
-                    None => dv.create(&mut cx, &map.dv_table, attrs).map(|_| ()),
+                    None => faults
+                        .check(Side::Dataverse, &dv_names)
+                        .and_then(|()| dv.create(&mut cx, &map.dv_table, attrs).map(|_| ())),
                     Some(id) => {
                         let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
                         let patch = transform::changed(&attrs, &current);
                         if patch.is_empty() {
                             Ok(())
                         } else {
-                            dv.update(&mut cx, &map.dv_table, id, patch).map(|_| ())
+                            faults.check(Side::Dataverse, &dv_names).and_then(|()| {
+                                dv.update(&mut cx, &map.dv_table, id, patch).map(|_| ())
+                            })
                         }
                     }
                 };
                 result.map_err(|e| {
                     format!(
-                        "Request failed with status code BadRequest and CDS error code : {} response message: {}",
+                        "Request failed with status code {} and CDS error code : {} response message: {}",
+                        if matches!(e.kind, ErrorKind::Throttled(_)) { "TooManyRequests" } else { "BadRequest" },
                         e.code, e.message
                     )
                 })
@@ -428,7 +447,10 @@ impl World {
             Some(_) => Ok(()),
             None => {
                 if let Some(id) = target {
-                    dv.delete(&map.dv_table, &id).map_err(|e| e.message)?;
+                    faults
+                        .check(Side::Dataverse, &dv_names)
+                        .and_then(|()| dv.delete(&map.dv_table, &id).map(|_| ()))
+                        .map_err(|e| e.message)?;
                 }
                 Ok(())
             }
@@ -486,7 +508,13 @@ impl World {
         let catalogue = self.catalogue.clone();
         let now = self.clock.now();
         let entity = fno_entity(&catalogue, &map.fno_entity).map_err(|e| e.message)?;
-        let World { dataverse, fno, .. } = self;
+        let World {
+            dataverse,
+            fno,
+            faults,
+            ..
+        } = self;
+        let fno_names = [map.fno_entity.as_str(), entity.entity_class.as_str()];
         let (Some(dv), Some(fno)) = (dataverse.get(org), fno.get_mut(fno_env)) else {
             return Ok(());
         };
@@ -510,14 +538,18 @@ impl World {
                 let attrs =
                     transform::to_fno(&catalogue, map, dv, row, partition, target.is_none(), false);
                 let result = match &target {
-                    None => fno.insert(&catalogue, entity, attrs, now).map(|_| ()),
+                    None => faults
+                        .check(Side::Fno, &fno_names)
+                        .and_then(|()| fno.insert(&catalogue, entity, attrs, now).map(|_| ())),
                     Some(id) => {
                         let current = fno.get(&map.fno_entity, id).cloned().unwrap_or_default();
                         let patch = transform::changed(&attrs, &current);
                         if patch.is_empty() {
                             Ok(())
                         } else {
-                            fno.update(&catalogue, entity, id, &patch, now).map(|_| ())
+                            faults.check(Side::Fno, &fno_names).and_then(|()| {
+                                fno.update(&catalogue, entity, id, &patch, now).map(|_| ())
+                            })
                         }
                     }
                 };
@@ -526,7 +558,10 @@ impl World {
             Some(_) => Ok(()),
             None => {
                 if let Some(id) = target {
-                    fno.delete(entity, &id).map_err(|e| e.message)?;
+                    faults
+                        .check(Side::Fno, &fno_names)
+                        .and_then(|()| fno.delete(entity, &id).map(|_| ()))
+                        .map_err(|e| e.message)?;
                 }
                 Ok(())
             }
@@ -571,7 +606,7 @@ impl World {
                         .and_then(|e| e.get(&map.fno_entity, &q.row))
                         .cloned();
                     let org2 = org.clone();
-                    self.transaction(Some(fno_env), Some(&org2), |w| {
+                    self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
                         w.apply_to_dataverse(fno_env, &org2, map, &partition, None, row.as_ref())
                             .map_err(SimError::bad_request)
                     })
@@ -583,7 +618,7 @@ impl World {
                         .and_then(|d| d.get(&map.dv_table, &q.row))
                         .cloned();
                     let org2 = org.clone();
-                    self.transaction(Some(fno_env), Some(&org2), |w| {
+                    self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
                         w.apply_to_fno(fno_env, &org2, map, &partition, None, row.as_ref())
                             .map_err(SimError::bad_request)
                     })
@@ -603,6 +638,13 @@ impl World {
         }
         Ok(replayed)
     }
+}
+
+/// Whether a failed transaction keeps `store`'s writes: only in the deliberately broken
+/// runtime of the `broken-rollback` feature, which keeps the originating write so that the
+/// model-based test has a real atomicity bug to find.
+fn keep_on_failure(origin: Side, store: Side) -> bool {
+    cfg!(feature = "broken-rollback") && origin == store
 }
 
 fn fno_entity<'c>(

@@ -2,6 +2,7 @@
 //! connection (legal entities, table maps and their states), health check, initial sync and
 //! live sync. It lives in the model because a dual-write is one transaction across both.
 
+pub mod customize;
 pub mod initial_sync;
 pub mod live_sync;
 pub mod transform;

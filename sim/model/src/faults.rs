@@ -1,0 +1,170 @@
+//! Injected faults: "the next N dual-write writes to one side (optionally one table) fail
+//! with this product error". Tests use them to drive the rollback path of live sync with
+//! errors the real products send, without having to craft data that fails naturally.
+//!
+//! A fault fires only where dual-write would really write the counterpart row (a create, a
+//! patch that changes something, a delete of an existing row), so an update that changes no
+//! mapped field, or a paused map's queued change, consumes nothing. The plan lives outside
+//! the stores, so a fired fault stays consumed when its transaction rolls back.
+
+use crate::dualwrite::Side;
+use crate::error::{ErrorKind, SimError};
+use serde::{Deserialize, Serialize};
+
+/// The product errors a fault can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultKind {
+    /// Dataverse `0x80040265` (IsvAborted): a plug-in on the table threw.
+    PluginFailure,
+    /// Dataverse `0x80072322`: service protection, number of requests.
+    Throttling,
+    /// F&O: the write fails in the Unit of Work with an Infolog error.
+    InfologWriteFailure,
+}
+
+impl FaultKind {
+    /// Which side's error this is: Dataverse errors for Dataverse writes, Infolog for F&O.
+    pub fn side(self) -> Side {
+        match self {
+            FaultKind::PluginFailure | FaultKind::Throttling => Side::Dataverse,
+            FaultKind::InfologWriteFailure => Side::Fno,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// The side whose dual-write writes fail.
+    pub side: Side,
+    /// Only writes to this table: a Dataverse logical name or entity set
+    /// (`msdyn_customergroup`, `msdyn_customergroups`), or an F&O entity set or class
+    /// (`CustomerGroups`, `CustCustomerGroupEntity`). None: every table of that side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Writes left to fail; the fault leaves the plan when it reaches 0.
+    pub count: u32,
+    pub kind: FaultKind,
+    /// The error message; None gives the product's usual text for `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Fault {
+    /// The error the failing write answers, in the product's words.
+    pub fn error(&self) -> SimError {
+        let message = |default: &str| self.message.clone().unwrap_or_else(|| default.into());
+        match self.kind {
+            FaultKind::PluginFailure => SimError::new(
+                ErrorKind::BadRequest,
+                "0x80040265",
+                message("ISV code aborted the operation."),
+            ),
+            FaultKind::Throttling => SimError::new(
+                ErrorKind::Throttled(300),
+                "0x80072322",
+                message("Number of requests exceeded the limit of 6000 over time window of 300 seconds."),
+            ),
+            FaultKind::InfologWriteFailure => SimError::new(
+                ErrorKind::WriteFailed,
+                "",
+                message("Cannot save the changes to the database. Unit of Work can not commit transaction."),
+            ),
+        }
+    }
+}
+
+/// The faults still to fire, in the order they were planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+impl FaultPlan {
+    /// Refuses plans that could never fire or mix products' errors.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, f) in self.faults.iter().enumerate() {
+            if f.count == 0 {
+                return Err(format!("fault {i}: count must be at least 1"));
+            }
+            if f.kind.side() != f.side {
+                return Err(format!(
+                    "fault {i}: {:?} is not an error of side {:?}",
+                    f.kind, f.side
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Called just before dual-write writes a row of `tables` (the names it goes by) on
+    /// `side`: the first matching fault fires, is counted down, and its error is answered.
+    pub fn check(&mut self, side: Side, tables: &[&str]) -> Result<(), SimError> {
+        let Some(i) = self.faults.iter().position(|f| {
+            f.side == side
+                && f.table
+                    .as_ref()
+                    .is_none_or(|t| tables.iter().any(|n| n.eq_ignore_ascii_case(t)))
+        }) else {
+            return Ok(());
+        };
+        let error = self.faults[i].error();
+        self.faults[i].count -= 1;
+        if self.faults[i].count == 0 {
+            self.faults.remove(i);
+        }
+        Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(side: Side, table: Option<&str>, count: u32, kind: FaultKind) -> Fault {
+        Fault {
+            side,
+            table: table.map(str::to_string),
+            count,
+            kind,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn fires_count_times_on_matching_writes_only() {
+        let mut plan = FaultPlan {
+            faults: vec![fault(
+                Side::Dataverse,
+                Some("msdyn_customergroups"),
+                2,
+                FaultKind::PluginFailure,
+            )],
+        };
+        assert!(plan.check(Side::Fno, &["CustomerGroups"]).is_ok());
+        assert!(plan
+            .check(Side::Dataverse, &["account", "accounts"])
+            .is_ok());
+        let names = ["msdyn_customergroup", "msdyn_customergroups"];
+        assert_eq!(
+            plan.check(Side::Dataverse, &names).unwrap_err().code,
+            "0x80040265"
+        );
+        assert!(plan.check(Side::Dataverse, &names).is_err());
+        assert!(plan.check(Side::Dataverse, &names).is_ok());
+        assert!(plan.faults.is_empty());
+    }
+
+    #[test]
+    fn refuses_a_dataverse_error_on_fno() {
+        let plan = FaultPlan {
+            faults: vec![fault(Side::Fno, None, 1, FaultKind::Throttling)],
+        };
+        assert!(plan.validate().is_err());
+        let plan = FaultPlan {
+            faults: vec![fault(Side::Fno, None, 0, FaultKind::InfologWriteFailure)],
+        };
+        assert!(plan.validate().is_err());
+    }
+}
