@@ -153,7 +153,16 @@ impl World {
                     Some(id) => {
                         let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
                         let patch = transform::changed(&attrs, &current);
-                        if patch.is_empty() {
+                        // The owner is set when a row is dual-written, even if it existed.
+                        let owned = catalogue
+                            .dv_tables
+                            .get(&map.dv_table)
+                            .is_some_and(|t| t.owned);
+                        let reown = owned
+                            && owner.is_some()
+                            && current.get("_ownerid_value").and_then(|v| v.as_str())
+                                != owner.as_deref();
+                        if patch.is_empty() && !reown {
                             Ok(false)
                         } else {
                             dv.update(&mut cx, &map.dv_table, id, patch).map(|_| true)
