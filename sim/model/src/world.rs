@@ -79,6 +79,9 @@ pub struct World {
     /// Table maps customized in this world, by id; they replace the catalogue's definition.
     #[serde(default)]
     pub custom_maps: BTreeMap<String, crate::schema::TableMap>,
+    /// Initial-sync limits (rows per legal entity, lookups, the 24-hour window, 40 companies).
+    #[serde(default)]
+    pub initial_sync_limits: crate::dualwrite::initial_sync::InitialSyncLimits,
     /// Most records one F&O transaction may dual-write (the documented 1,000).
     #[serde(default = "default_records_per_transaction")]
     pub records_per_transaction: usize,
@@ -159,6 +162,7 @@ impl World {
             faults: Default::default(),
             open_fno_transaction: None,
             custom_maps: BTreeMap::new(),
+            initial_sync_limits: Default::default(),
             records_per_transaction: crate::dualwrite::RECORDS_PER_TRANSACTION,
         };
         if spec.fno == Start::Existing {

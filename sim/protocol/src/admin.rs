@@ -61,6 +61,8 @@ pub fn handle(
         ("GET", ["clock"]) => Response::json(200, &json!({"now": world.clock.now().iso()})),
         ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
         ("GET", ["limits"]) => Response::json(200, &json!(world.limits.settings)),
+        ("GET", ["dualwrite"]) => Response::json(200, &dual_write_settings(world)),
+        ("PUT", ["dualwrite"]) => put_dual_write_settings(world, req),
         ("PUT", ["limits"]) => put_limits(world, req),
         ("GET", ["faults"]) => Response::json(200, &json!(world.faults)),
         ("PUT", ["faults"]) => put_faults(world, req),
@@ -78,6 +80,39 @@ pub fn handle(
 /// Changes the Dataverse service protection settings. The body may name only some of them;
 /// the rest keep their current values. The windows are kept, so lowering a limit can
 /// throttle a caller at once.
+/// The dual-write runtime's limits: records per F&O transaction and the initial-sync limits.
+fn dual_write_settings(world: &World) -> serde_json::Value {
+    json!({"records_per_transaction": world.records_per_transaction, "initial_sync": world.initial_sync_limits})
+}
+
+/// Changes what it names of `{"records_per_transaction", "initial_sync": {...}}`.
+fn put_dual_write_settings(world: &mut World, req: &Request) -> Response {
+    let patch = match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return error(400, "The body must be a JSON object of dual-write settings"),
+    };
+    for (k, v) in patch {
+        match k.as_str() {
+            "records_per_transaction" => match v.as_u64() {
+                Some(n) if n > 0 => world.records_per_transaction = n as usize,
+                _ => return error(400, "records_per_transaction must be a positive integer"),
+            },
+            "initial_sync" => {
+                let mut merged = json!(world.initial_sync_limits);
+                if let (Some(current), serde_json::Value::Object(p)) = (merged.as_object_mut(), v) {
+                    current.extend(p);
+                }
+                match serde_json::from_value(merged) {
+                    Ok(l) => world.initial_sync_limits = l,
+                    Err(e) => return error(400, &format!("Not valid initial-sync limits: {e}")),
+                }
+            }
+            other => return error(400, &format!("Unknown dual-write setting '{other}'")),
+        }
+    }
+    Response::json(200, &dual_write_settings(world))
+}
+
 fn put_limits(world: &mut World, req: &Request) -> Response {
     let patch = match serde_json::from_slice::<serde_json::Value>(&req.body) {
         Ok(serde_json::Value::Object(m)) => m,

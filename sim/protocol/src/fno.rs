@@ -593,6 +593,7 @@ const SERVICES: [(&str, &[&str]); 3] = [
             "getInitialSyncDetails",
             "getQueuedRecords",
             "updateMapFields",
+            "rerunExecution",
         ],
     ),
 ];
@@ -801,6 +802,14 @@ fn operation(
                 })
                 .unwrap_or_default();
             json!(executions)
+        }
+        "rerunExecution" => {
+            let map = arg_str(args, "map")?;
+            let without_errors = args
+                .get("withoutErrors")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            json!(world.dw_rerun_execution(env, &map, without_errors)?)
         }
         "updateMapFields" => {
             let map = arg_str(args, "map")?;

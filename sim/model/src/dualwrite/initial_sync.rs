@@ -10,7 +10,7 @@ use crate::error::{SimError, SimResult};
 use crate::fno::{value_text, LEGAL_ENTITIES};
 use crate::world::World;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Only this many errors are shown for an execution.
 pub const SHOWN_ERRORS: usize = 5;
@@ -37,6 +37,9 @@ pub struct Execution {
     /// The first errors (at most five).
     pub errors: Vec<String>,
     pub error_count: usize,
+    /// Integration keys of the rows that failed, for "Rerun execution without errors".
+    #[serde(default)]
+    pub error_keys: Vec<String>,
     pub log: String,
     pub at: Instant,
 }
@@ -53,6 +56,20 @@ impl World {
         master: Side,
         companies: &[String],
     ) -> SimResult<Execution> {
+        self.initial_sync_skipping(fno_env, map_id, master, companies, &BTreeSet::new())
+    }
+
+    /// Initial sync that leaves the rows with these integration keys alone ("Rerun execution
+    /// without errors").
+    pub fn initial_sync_skipping(
+        &mut self,
+        fno_env: &str,
+        map_id: &str,
+        master: Side,
+        companies: &[String],
+        skip: &BTreeSet<String>,
+    ) -> SimResult<Execution> {
+        let limits = self.initial_sync_limits.clone();
         let catalogue = self.catalogue.clone();
         let map = catalogue
             .map(map_id)
@@ -81,6 +98,7 @@ impl World {
             .ok_or_else(|| SimError::not_found(org.clone()))?;
         let mut legs = Vec::new();
         let mut errors: Vec<String> = Vec::new();
+        let mut error_keys: Vec<String> = Vec::new();
         for partition in &partitions {
             let owner = owner_team(dv, partition);
             let fno_rows = transform::fno_rows(map, fno, partition);
@@ -106,6 +124,52 @@ impl World {
                 .iter()
                 .filter_map(|(_, r)| transform::fno_key(map, r))
                 .collect();
+            // The documented limits: rows per legal entity per run; from Dataverse, maps with
+            // 10 or more lookups, and single-threaded tables past the 24-hour window.
+            let over = fno_rows.len().max(dv_rows.len()) > limits.rows_per_legal_entity;
+            let lookups = map
+                .fields
+                .iter()
+                .filter(|f| f.dv_lookup().is_some())
+                .count();
+            let dv_blocked = if over {
+                None
+            } else if !dv_rows.is_empty() && lookups >= limits.max_lookups {
+                let set = catalogue
+                    .dv_tables
+                    .get(&map.dv_table)
+                    .map_or(map.dv_table.as_str(), |t| t.entity_set.as_str());
+                Some(format!(
+                    "CRMExport: Package execution complete. Error Description 5 Attempts to get data from https://{}/datasets/default/tables/{set}/items?$select=...(msdyn_company/cdm_companyid eq 'ID')&$orderby={} asc failed.",
+                    dv.org,
+                    map.key.first().and_then(|k| map.field_for_fno(k)).and_then(|f| f.dv.clone()).unwrap_or_default()
+                ))
+            } else if map.single_threaded && dv_rows.len() > limits.single_threaded_rows {
+                Some(format!(
+                    "The import of {} rows into {} didn't come back within 24 hours; the initial sync from Dataverse timed out. Don't run initial sync from Dataverse for single-threaded tables with more than {} rows.",
+                    dv_rows.len(),
+                    entity.label,
+                    limits.single_threaded_rows
+                ))
+            } else {
+                None
+            };
+            if over {
+                errors.push(format!(
+                    "{}: we currently limit project executions to {} rows per execution per project.",
+                    partition.label(),
+                    limits.rows_per_legal_entity
+                ));
+                legs.push(Leg {
+                    direction: TO_DATAVERSE.into(),
+                    company: partition.label(),
+                    exported: fno_rows.len(),
+                    inserted: 0,
+                    updated: 0,
+                    errors: 1,
+                });
+                continue;
+            }
 
             let mut leg = Leg {
                 direction: TO_DATAVERSE.into(),
@@ -120,6 +184,9 @@ impl World {
                     continue;
                 };
                 leg.exported += 1;
+                if skip.contains(&key.join(",")) {
+                    continue;
+                }
                 let existing = dv_index.get(&key).cloned();
                 let projected = transform::to_dataverse(
                     &catalogue,
@@ -134,6 +201,7 @@ impl World {
                     Ok(a) => a,
                     Err(f) => {
                         leg.errors += 1;
+                        error_keys.push(key.join(","));
                         errors.push(format!(
                             "Couldn't resolve the guid for the field: {}. The lookup wasn't found: {}. Try this URL(s) to check if the reference data exists: /api/data/v9.2/{}",
                             f.field, f.value, f.entity_set
@@ -175,6 +243,7 @@ impl World {
                     Ok(false) => {}
                     Err(e) => {
                         leg.errors += 1;
+                        error_keys.push(key.join(","));
                         errors.push(format!(
                             "{}: {}",
                             value_text(row.get(&map.key[0])),
@@ -193,6 +262,13 @@ impl World {
                 updated: 0,
                 errors: 0,
             };
+            if let Some(message) = dv_blocked {
+                leg.exported = dv_rows.len();
+                leg.errors = 1;
+                errors.push(message);
+                legs.push(leg);
+                continue;
+            }
             for (id, _) in &dv_rows {
                 let Some(row) = dv.get(&map.dv_table, id).cloned() else {
                     continue;
@@ -201,6 +277,9 @@ impl World {
                     continue;
                 };
                 leg.exported += 1;
+                if skip.contains(&key.join(",")) {
+                    continue;
+                }
                 let existing = fno_index.get(&key).cloned();
                 let attrs = transform::to_fno(
                     &catalogue,
@@ -230,6 +309,7 @@ impl World {
                     Ok(false) => {}
                     Err(e) => {
                         leg.errors += 1;
+                        error_keys.push(key.join(","));
                         errors.push(format!("{}: {}", key.join(","), e.message));
                     }
                 }
@@ -275,6 +355,7 @@ impl World {
             legs,
             errors,
             error_count,
+            error_keys,
             log,
             at: now,
         };
@@ -328,5 +409,67 @@ pub fn owner_team(dv: &crate::dataverse::DvEnv, partition: &Partition) -> Option
             .and_then(|v| v.as_str())
             .map(str::to_string),
         _ => dv.default_team(&dv.root_business_unit),
+    }
+}
+
+/// The initial-sync limits, configurable so tests can use small numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InitialSyncLimits {
+    /// Rows per legal entity per run (the documented 500,000).
+    pub rows_per_legal_entity: usize,
+    /// From Dataverse, maps with this many lookups or more fail (the docs: "10 or more").
+    pub max_lookups: usize,
+    /// From Dataverse to single-threaded F&O tables, more rows than this miss the 24-hour
+    /// window (the guidance's 70,000).
+    pub single_threaded_rows: usize,
+    /// Initial writes are processed for at most this many legal entities (40).
+    pub legal_entities: usize,
+}
+
+impl Default for InitialSyncLimits {
+    fn default() -> Self {
+        InitialSyncLimits {
+            rows_per_legal_entity: 500_000,
+            max_lookups: 10,
+            single_threaded_rows: 70_000,
+            legal_entities: super::INITIAL_SYNC_LEGAL_ENTITY_LIMIT,
+        }
+    }
+}
+
+impl World {
+    /// "Re-run execution" (everything again) or "Rerun execution without errors" (leaving
+    /// the rows that failed last time alone) for a map's latest execution. The map stays in
+    /// its state; once the execution completes, the map can be run.
+    pub fn dw_rerun_execution(
+        &mut self,
+        fno_env: &str,
+        map_id: &str,
+        without_errors: bool,
+    ) -> SimResult<Execution> {
+        let connection = self
+            .fno
+            .get(fno_env)
+            .and_then(|e| e.dual_write.as_ref())
+            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
+        let last = connection
+            .executions
+            .iter()
+            .rev()
+            .find(|e| e.map == map_id)
+            .cloned()
+            .ok_or_else(|| {
+                SimError::not_found(format!(
+                    "Table map {map_id} has no initial sync execution to rerun."
+                ))
+            })?;
+        let companies = connection.legal_entities.clone();
+        let skip: BTreeSet<String> = if without_errors {
+            last.error_keys.iter().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        self.initial_sync_skipping(fno_env, map_id, last.master, &companies, &skip)
     }
 }

@@ -398,7 +398,8 @@ impl World {
             self.register_company(fno_env, code)?;
         }
         let mut executions = Vec::new();
-        if skip_initial_writes || total > INITIAL_SYNC_LEGAL_ENTITY_LIMIT || new.is_empty() {
+        if skip_initial_writes || total > self.initial_sync_limits.legal_entities || new.is_empty()
+        {
             return Ok(executions);
         }
         let running: Vec<(String, Side)> = self
@@ -506,6 +507,19 @@ impl World {
                     ));
                 }
             }
+        }
+        let companies = self.connection(fno_env)?.legal_entities.len();
+        if companies > self.initial_sync_limits.legal_entities
+            && runs.iter().any(|r| r.initial_sync)
+        {
+            let project = format!("DWM-{}-{}", self.ids.guid(), self.ids.guid());
+            return Err(SimError::new(
+                ErrorKind::Conflict,
+                "",
+                format!(
+                    "Dual write failure - Plugin registration failed: [(Unable to get partition map for project {project}. Error Exceeds the maximum partitions allowed for mapping {project})], One or more errors occurred."
+                ),
+            ));
         }
         let mut executions = Vec::new();
         for run in runs {
