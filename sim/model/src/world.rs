@@ -82,6 +82,12 @@ pub struct World {
     /// Initial-sync limits (rows per legal entity, lookups, the 24-hour window, 40 companies).
     #[serde(default)]
     pub initial_sync_limits: crate::dualwrite::initial_sync::InitialSyncLimits,
+    /// Live-sync limits: payload, the transaction window, queue retention.
+    #[serde(default)]
+    pub live_sync: crate::dualwrite::runtime::LiveSyncSettings,
+    /// The virtual duration of the dual-write transaction in progress.
+    #[serde(skip)]
+    pub open_timer_ms: Option<i64>,
     /// Most records one F&O transaction may dual-write (the documented 1,000).
     #[serde(default = "default_records_per_transaction")]
     pub records_per_transaction: usize,
@@ -163,6 +169,8 @@ impl World {
             open_fno_transaction: None,
             custom_maps: BTreeMap::new(),
             initial_sync_limits: Default::default(),
+            live_sync: Default::default(),
+            open_timer_ms: None,
             records_per_transaction: crate::dualwrite::RECORDS_PER_TRANSACTION,
         };
         if spec.fno == Start::Existing {

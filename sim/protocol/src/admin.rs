@@ -82,7 +82,7 @@ pub fn handle(
 /// throttle a caller at once.
 /// The dual-write runtime's limits: records per F&O transaction and the initial-sync limits.
 fn dual_write_settings(world: &World) -> serde_json::Value {
-    json!({"records_per_transaction": world.records_per_transaction, "initial_sync": world.initial_sync_limits})
+    json!({"records_per_transaction": world.records_per_transaction, "initial_sync": world.initial_sync_limits, "live_sync": world.live_sync})
 }
 
 /// Changes what it names of `{"records_per_transaction", "initial_sync": {...}}`.
@@ -105,6 +105,16 @@ fn put_dual_write_settings(world: &mut World, req: &Request) -> Response {
                 match serde_json::from_value(merged) {
                     Ok(l) => world.initial_sync_limits = l,
                     Err(e) => return error(400, &format!("Not valid initial-sync limits: {e}")),
+                }
+            }
+            "live_sync" => {
+                let mut merged = json!(world.live_sync);
+                if let (Some(current), serde_json::Value::Object(p)) = (merged.as_object_mut(), v) {
+                    current.extend(p);
+                }
+                match serde_json::from_value(merged) {
+                    Ok(l) => world.live_sync = l,
+                    Err(e) => return error(400, &format!("Not valid live-sync settings: {e}")),
                 }
             }
             other => return error(400, &format!("Unknown dual-write setting '{other}'")),

@@ -594,6 +594,9 @@ const SERVICES: [(&str, &[&str]); 3] = [
             "getQueuedRecords",
             "updateMapFields",
             "rerunExecution",
+            "retryCatchUpErrors",
+            "setAlertRules",
+            "getAlerts",
         ],
     ),
 ];
@@ -802,6 +805,27 @@ fn operation(
                 })
                 .unwrap_or_default();
             json!(executions)
+        }
+        "retryCatchUpErrors" => {
+            let map = arg_str(args, "map")?;
+            let rows = args.get("rows").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            });
+            let (retried, failing) = world.dw_retry_catch_up(env, &map, rows.as_deref())?;
+            json!({"retried": retried, "stillFailing": failing, "retryStatus": if failing == 0 { "Completed" } else { "Failed" }})
+        }
+        "setAlertRules" => {
+            let rules: Vec<dwsim_model::dualwrite::runtime::AlertRule> = serde_json::from_value(args.get("rules").cloned().unwrap_or(Value::Null))
+                .map_err(|e| SimError::bad_request(format!("The parameter 'rules' must be a list of {{errorType, count, windowMinutes, recipients, action}}: {e}")))?;
+            world.dw_set_alert_rules(env, rules)?;
+            json!({"rules": world.fno[env].dual_write.as_ref().map(|c| c.alert_rules.clone())})
+        }
+        "getAlerts" => {
+            let c = world.fno[env].dual_write.as_ref();
+            json!({"rules": c.map(|c| c.alert_rules.clone()), "notifications": c.map(|c| c.notifications.clone())})
         }
         "rerunExecution" => {
             let map = arg_str(args, "map")?;

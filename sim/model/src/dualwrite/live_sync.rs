@@ -24,6 +24,12 @@ pub struct QueuedChange {
     /// Store id of the origin row (F&O key or Dataverse GUID).
     pub row: String,
     pub company: String,
+    /// When it was queued (for the retention limits).
+    #[serde(default)]
+    pub at: crate::clock::Instant,
+    /// Size of the queued record.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// A write on one side, as the runtime sees it.
@@ -49,7 +55,11 @@ impl World {
         let dv_sp = org
             .and_then(|o| self.dataverse.get_mut(o))
             .map(|d| d.store.begin());
-        let result = write(self);
+        let timed = self.start_timer();
+        let mut result = write(self);
+        if timed {
+            result = self.stop_timer(origin, result);
+        }
         if let (Some(sp), Some(env)) = (fno_sp, fno_env.and_then(|e| self.fno.get_mut(e))) {
             if result.is_ok() || keep_on_failure(origin, Side::Fno) {
                 env.store.commit(sp)
@@ -296,16 +306,6 @@ impl World {
             .next()
     }
 
-    fn queue(&mut self, fno_env: &str, change: super::live_sync::QueuedChange) {
-        if let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        {
-            c.queue.push(change);
-        }
-    }
-
     fn propagate_from_fno(&mut self, fno_env: &str, change: Change) -> SimResult<()> {
         let Some(org) = self.linked_dataverse(fno_env) else {
             return Ok(());
@@ -321,29 +321,36 @@ impl World {
             };
             if state == MapState::Paused {
                 let row = crate::fno::row_id(entity, sample);
-                self.queue(
+                let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
+                self.enqueue(
                     fno_env,
+                    Side::Fno,
                     QueuedChange {
                         map: map.id.clone(),
                         origin: Side::Fno,
                         row,
                         company: partition.label(),
+                        at: crate::clock::Instant::default(),
+                        bytes,
                     },
-                );
+                )?;
                 continue;
             }
             self.count_transaction_record(&catalogue, &map, entity.entity_class.as_str())?;
-            self.apply_to_dataverse(
+            self.charge_record(&map.dv_table);
+            let applied = self.apply_to_dataverse(
                 fno_env,
                 &org,
                 &map,
                 &partition,
                 change.before.as_ref(),
                 change.after.as_ref(),
-            )
-            .map_err(|detail| {
-                fno_failure(entity.entity_class.as_str(), &catalogue, &map, detail)
-            })?;
+            );
+            if let Err(detail) = applied {
+                let error = fno_failure(entity.entity_class.as_str(), &catalogue, &map, detail);
+                self.record_map_error(fno_env, &map.id, &error);
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -471,26 +478,41 @@ impl World {
             if state == MapState::Paused {
                 let table = &self.catalogue.dv_tables[&map.dv_table];
                 let row = value_text(sample.get(&table.primary_id));
-                self.queue(
+                let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
+                self.enqueue(
                     &fno_env,
+                    Side::Dataverse,
                     QueuedChange {
                         map: map.id.clone(),
                         origin: Side::Dataverse,
                         row,
                         company: partition.label(),
+                        at: crate::clock::Instant::default(),
+                        bytes,
                     },
-                );
+                )?;
                 continue;
             }
-            self.apply_to_fno(
+            if let Some(after) = change.after.as_ref() {
+                if let Err(e) = self.check_payload(after) {
+                    self.record_map_error(&fno_env, &map.id, &e);
+                    return Err(e);
+                }
+            }
+            self.charge_record(&map.dv_table);
+            let applied = self.apply_to_fno(
                 &fno_env,
                 org,
                 &map,
                 &partition,
                 change.before.as_ref(),
                 change.after.as_ref(),
-            )
-            .map_err(|detail| dv_failure(&map, detail))?;
+            );
+            if let Err(detail) = applied {
+                let error = dv_failure(&map, detail);
+                self.record_map_error(&fno_env, &map.id, &error);
+                return Err(error);
+            }
         }
         Ok(())
     }

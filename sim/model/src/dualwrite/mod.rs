@@ -5,6 +5,7 @@
 pub mod customize;
 pub mod initial_sync;
 pub mod live_sync;
+pub mod runtime;
 pub mod transform;
 
 use crate::clock::Instant;
@@ -49,6 +50,15 @@ pub struct MapRuntime {
     pub initial_sync: bool,
     /// Chronological activity log: (time, text).
     pub activity: Vec<(Instant, String)>,
+    /// When the map was last paused (for the queue's retention).
+    #[serde(default)]
+    pub paused_at: Option<Instant>,
+    /// Alert rules in force, taken from the connection when the map last started.
+    #[serde(default)]
+    pub active_alerts: Vec<runtime::AlertRule>,
+    /// Recent live-sync errors: (time, error type).
+    #[serde(default)]
+    pub errors: Vec<(Instant, String)>,
 }
 
 /// One map to run, as the Run dialog lists it.
@@ -78,6 +88,11 @@ pub struct Connection {
     pub queue: Vec<live_sync::QueuedChange>,
     /// Queued changes that failed to replay (the Catch-up errors tab).
     pub catch_up_errors: Vec<live_sync::QueuedChange>,
+    /// Alert rules; a map takes them when it next starts.
+    #[serde(default)]
+    pub alert_rules: Vec<runtime::AlertRule>,
+    #[serde(default)]
+    pub notifications: Vec<runtime::Notification>,
     pub linked_at: Instant,
 }
 
@@ -221,6 +236,9 @@ impl World {
                             master: Side::Dataverse,
                             initial_sync: true,
                             activity: vec![(now, "Map published".into())],
+                            paused_at: None,
+                            active_alerts: Vec::new(),
+                            errors: Vec::new(),
                         },
                     )
                 })
@@ -237,6 +255,8 @@ impl World {
                 executions: Vec::new(),
                 queue: Vec::new(),
                 catch_up_errors: Vec::new(),
+                alert_rules: Vec::new(),
+                notifications: Vec::new(),
                 linked_at: now,
             });
         }
@@ -540,6 +560,7 @@ impl World {
                     MapState::Running,
                     "Running (initial sync skipped)",
                 )?;
+                self.activate_alerts(fno_env, &run.map)?;
                 continue;
             }
             let companies = self.connection(fno_env)?.legal_entities.clone();
@@ -553,9 +574,21 @@ impl World {
                 )
             };
             self.set_state(fno_env, &run.map, state, text)?;
+            self.activate_alerts(fno_env, &run.map)?;
             executions.push(execution);
         }
         Ok(executions)
+    }
+
+    /// New alert settings take effect when a map (re)starts.
+    fn activate_alerts(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
+        let connection = self.connection_mut(fno_env)?;
+        let rules = connection.alert_rules.clone();
+        if let Some(m) = connection.maps.get_mut(map) {
+            m.active_alerts = rules;
+            m.errors.clear();
+        }
+        Ok(())
     }
 
     fn set_state(
@@ -590,7 +623,12 @@ impl World {
         if state != MapState::Running {
             return Err(refused("Pause", map, state));
         }
-        self.set_state(fno_env, map, MapState::Paused, "Paused")
+        self.set_state(fno_env, map, MapState::Paused, "Paused")?;
+        let now = self.clock.now();
+        if let Some(m) = self.connection_mut(fno_env)?.maps.get_mut(map) {
+            m.paused_at = Some(now);
+        }
+        Ok(())
     }
 
     /// Paused → Resuming → Running.
@@ -600,6 +638,11 @@ impl World {
             return Err(refused("Run", map, state));
         }
         self.set_state(fno_env, map, MapState::Resuming, "Resuming")?;
+        let purged = self.purge_expired(fno_env, map);
+        if purged > 0 {
+            let text = format!("Resuming: {purged} queued records older than 24 hours were purged");
+            self.set_state(fno_env, map, MapState::Resuming, &text)?;
+        }
         let replayed = self.replay_queue(fno_env, map)?;
         self.set_state(
             fno_env,

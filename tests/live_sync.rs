@@ -1,0 +1,324 @@
+//! Live-sync depth over HTTP: the payload limit and the 2-minute window on the virtual
+//! clock (5 minutes when enabled), pause with an ordered queue and resume, catch-up errors
+//! and their retry, the queue's retention limits, and alert rules.
+
+use dwsim::client::Client;
+use dwsim::transport::{Http, Reply};
+use dwsim_http::Ports;
+use dwsim_model::dualwrite::{MapRun, Side};
+use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
+use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_protocol::Sim;
+use serde_json::{json, Value};
+
+/// Existing F&O and Dataverse linked for every company, all maps running live.
+fn live() -> Http {
+    let data = Catalogue::builtin().expect("catalogue").demo;
+    let mut w = World::new(WorldSpec {
+        seed: 21,
+        fno: Start::Existing,
+        dataverse: Start::Existing,
+        data,
+    })
+    .expect("world");
+    w.ensure_dual_write_app_users(ORG).expect("app users");
+    let companies = w.fno[FO].companies();
+    w.dw_link(FO, ORG, &companies).expect("link");
+    let runs: Vec<MapRun> = w
+        .catalogue
+        .maps
+        .iter()
+        .map(|m| MapRun {
+            map: m.id.clone(),
+            initial_sync: true,
+            master: Side::Fno,
+        })
+        .collect();
+    w.dw_run(FO, &runs).expect("run");
+    Http::start(Sim::from_world(w), Ports::default()).expect("servers")
+}
+
+fn admin(c: &Client, method: &str, verb: &str, body: Value) -> Reply {
+    let url = format!("{}/_dwsim/{verb}", c.endpoints.lcs);
+    let r = c
+        .transport
+        .send(
+            method,
+            &url,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .expect("admin");
+    assert!(r.status < 300, "{verb}: {} {}", r.status, r.text());
+    r
+}
+
+fn dw(c: &Client, op: &str, args: Value) -> Result<Value, String> {
+    c.dual_write(FO, "DualWriteMapService", op, args)
+        .map_err(|e| e.to_string())
+}
+
+fn group_description(c: &Client, id: &str) -> Option<String> {
+    let usmf = company(c, "USMF");
+    c.dv_all(ORG, &format!("msdyn_customergroups?$select=msdyn_description&$filter=msdyn_groupid eq '{id}' and _msdyn_company_value eq {usmf}"))
+        .expect("query")
+        .first()
+        .map(|g| g["msdyn_description"].as_str().unwrap_or_default().to_string())
+}
+
+fn set_group(c: &Client, id: &str, description: &str) -> Reply {
+    c.fno(
+        "PATCH",
+        FO,
+        &format!("CustomerGroups(dataAreaId='usmf',CustomerGroupId='{id}')"),
+        Some(&json!({"Description": description})),
+    )
+    .expect("patch")
+}
+
+fn company(c: &Client, code: &str) -> String {
+    c.dv_all(
+        ORG,
+        &format!("cdm_companies?$select=cdm_companycode&$filter=cdm_companycode eq '{code}'"),
+    )
+    .expect("company")[0]["cdm_companyid"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+#[test]
+fn payload_over_the_limit_fails_the_dataverse_write() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    admin(
+        &c,
+        "PUT",
+        "dualwrite",
+        json!({"live_sync": {"payload_limit_bytes": 300}}),
+    );
+    let usmf = company(&c, "USMF");
+    let r = c.dv("POST", ORG, "accounts", Some(&json!({"name": "Big", "accountnumber": "BIG-1", "customertypecode": 3, "telephone1": "1".repeat(40), "msdyn_company@odata.bind": format!("/cdm_companies({usmf})")}))).expect("post");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], json!("0x80040216"));
+    assert!(r.json()["error"]["message"].as_str().unwrap_or_default().starts_with("Error Code: -2147220970 Error Message: Message size exceeded when sending context to Sandbox. Message size: 0."));
+    assert!(c
+        .dv_all(ORG, "accounts?$filter=accountnumber eq 'BIG-1'")
+        .expect("query")
+        .is_empty());
+}
+
+#[test]
+fn a_transaction_past_its_window_rolls_back_on_both_sides() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    admin(
+        &c,
+        "PUT",
+        "dualwrite",
+        json!({"live_sync": {"plugin_delay_ms": {"msdyn_customergroup": 150000}}}),
+    );
+    let before = admin(&c, "GET", "clock", json!({})).json()["now"].clone();
+    let r = c
+        .fno(
+            "POST",
+            FO,
+            "CustomerGroups",
+            Some(&json!({"dataAreaId": "usmf", "CustomerGroupId": "SLOW"})),
+        )
+        .expect("post");
+    assert_eq!(r.status, 500);
+    assert!(
+        r.json()["error"]["innererror"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("didn't complete within the 2-minute limit"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        c.fno(
+            "GET",
+            FO,
+            "CustomerGroups(dataAreaId='usmf',CustomerGroupId='SLOW')",
+            None
+        )
+        .expect("get")
+        .status,
+        404
+    );
+    assert_eq!(group_description(&c, "SLOW"), None);
+    let after = admin(&c, "GET", "clock", json!({})).json()["now"].clone();
+    assert_ne!(before, after, "the slow transaction took virtual time");
+    // The 5-minute mode applies to Dataverse → F&O transactions.
+    admin(
+        &c,
+        "PUT",
+        "dualwrite",
+        json!({"live_sync": {"five_minute_mode": true}}),
+    );
+    let usmf = company(&c, "USMF");
+    let r = c.dv("POST", ORG, "msdyn_customergroups", Some(&json!({"msdyn_groupid": "SLOW", "msdyn_company@odata.bind": format!("/cdm_companies({usmf})")}))).expect("post");
+    assert_eq!(
+        r.status,
+        204,
+        "2.5 minutes fit in the 5-minute window: {}",
+        r.text()
+    );
+    assert_eq!(
+        c.fno(
+            "GET",
+            FO,
+            "CustomerGroups(dataAreaId='usmf',CustomerGroupId='SLOW')",
+            None
+        )
+        .expect("get")
+        .status,
+        200
+    );
+}
+
+#[test]
+fn paused_changes_queue_in_order_and_replay_on_resume() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customergroups"})).expect("pause");
+    for name in ["NameA", "NameB", "NameC"] {
+        assert_eq!(
+            set_group(&c, "10", name).status,
+            204,
+            "F&O keeps working while the map is paused"
+        );
+    }
+    assert_eq!(
+        group_description(&c, "10").as_deref(),
+        Some("Wholesale customers")
+    );
+    let queued = dw(&c, "getQueuedRecords", json!({"map": "customergroups"})).expect("queue");
+    assert_eq!(queued["totalQueuedRecordCount"], json!(3));
+    dw(&c, "resumeMap", json!({"map": "customergroups"})).expect("resume");
+    assert_eq!(group_description(&c, "10").as_deref(), Some("NameC"));
+    assert_eq!(
+        dw(&c, "getQueuedRecords", json!({"map": "customergroups"})).expect("queue")
+            ["totalQueuedRecordCount"],
+        json!(0)
+    );
+}
+
+#[test]
+fn failed_replays_become_catch_up_errors_that_can_be_retried() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customergroups"})).expect("pause");
+    set_group(&c, "10", "Caught up later");
+    admin(
+        &c,
+        "PUT",
+        "faults",
+        json!({"faults": [{"side": "Dataverse", "table": "msdyn_customergroup", "count": 1, "kind": "pluginFailure"}]}),
+    );
+    dw(&c, "resumeMap", json!({"map": "customergroups"})).expect("resume");
+    let errors = dw(&c, "getQueuedRecords", json!({"map": "customergroups"})).expect("queue")
+        ["catchUpErrors"]
+        .clone();
+    assert_eq!(errors.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        group_description(&c, "10").as_deref(),
+        Some("Wholesale customers")
+    );
+    let retried =
+        dw(&c, "retryCatchUpErrors", json!({"map": "customergroups"})).expect("retry all");
+    assert_eq!(
+        retried,
+        json!({"retried": 1, "stillFailing": 0, "retryStatus": "Completed"})
+    );
+    assert_eq!(
+        group_description(&c, "10").as_deref(),
+        Some("Caught up later")
+    );
+}
+
+#[test]
+fn queue_retention_blocks_after_a_week_or_purges_after_a_day() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customergroups"})).expect("pause");
+    assert_eq!(set_group(&c, "10", "Queued").status, 204);
+    admin(&c, "POST", "clock?advanceMinutes=10080", json!({}));
+    let blocked = set_group(&c, "10", "Blocked");
+    assert_eq!(blocked.status, 500);
+    assert!(
+        blocked
+            .text()
+            .contains("further records are blocked until the map is resumed"),
+        "{}",
+        blocked.text()
+    );
+    // The 24-hour variant: old queued records are purged on resume.
+    admin(
+        &c,
+        "PUT",
+        "dualwrite",
+        json!({"live_sync": {"queue_retention": "24h"}}),
+    );
+    assert_eq!(set_group(&c, "20", "Too old").status, 204);
+    admin(&c, "POST", "clock?advanceMinutes=1500", json!({}));
+    dw(&c, "resumeMap", json!({"map": "customergroups"})).expect("resume");
+    assert_eq!(
+        group_description(&c, "20").as_deref(),
+        Some("Major customers"),
+        "the day-old change was purged"
+    );
+}
+
+#[test]
+fn alert_rules_apply_after_a_restart_and_pause_the_map() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    let rules = json!({"rules": [{"errorType": "ApplicationError", "count": 2, "windowMinutes": 15, "recipients": "ops@contoso.example", "action": "Pause"}]});
+    c.dual_write(FO, "DualWriteMapService", "setAlertRules", rules)
+        .expect("rules");
+    let fail = |n: u32| {
+        let email = format!("{}@example.com", "x".repeat(120));
+        c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": format!("AL-{n}"), "OrganizationName": "Alert", "CustomerGroupId": "10", "PrimaryContactEmail": email}))).expect("post").status
+    };
+    let status = || -> String {
+        dw(&c, "getMaps", json!({}))
+            .expect("maps")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["map"] == json!("customersv3-accounts"))
+            .and_then(|m| m["status"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!((fail(1), fail(2), fail(3)), (500, 500, 500));
+    assert_eq!(status(), "Running", "new rules wait for the map to restart");
+    dw(&c, "stopMap", json!({"map": "customersv3-accounts"})).expect("stop");
+    dw(
+        &c,
+        "runMaps",
+        json!({"maps": [{"map": "customersv3-accounts", "initialSync": false}]}),
+    )
+    .expect("restart");
+    assert_eq!(fail(4), 500);
+    assert_eq!(status(), "Running");
+    assert_eq!(fail(5), 500);
+    assert_eq!(
+        status(),
+        "Paused",
+        "two errors within 15 minutes paused the map"
+    );
+    let alerts = c
+        .dual_write(FO, "DualWriteMapService", "getAlerts", json!({}))
+        .expect("alerts");
+    assert_eq!(
+        alerts["notifications"][0]["recipients"],
+        json!("ops@contoso.example")
+    );
+    assert_eq!(
+        alerts["notifications"][0]["map"],
+        json!("customersv3-accounts")
+    );
+}
