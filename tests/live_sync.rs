@@ -322,3 +322,112 @@ fn alert_rules_apply_after_a_restart_and_pause_the_map() {
         json!("customersv3-accounts")
     );
 }
+
+#[test]
+fn only_mapped_fields_trigger_and_dual_write_does_not_echo() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    let usmf = company(&c, "USMF");
+    let read = || {
+        c.dv_all(ORG, &format!("msdyn_customergroups?$select=versionnumber,msdyn_description,_modifiedby_value,_ownerid_value&$filter=msdyn_groupid eq '30' and _msdyn_company_value eq {usmf}")).expect("group")[0].clone()
+    };
+    let before = read();
+    let r = c
+        .fno(
+            "PATCH",
+            FO,
+            "CustomerGroups(dataAreaId='usmf',CustomerGroupId='30')",
+            Some(&json!({"IsSalesTaxIncludedInPrice": "Yes"})),
+        )
+        .expect("patch");
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        read()["versionnumber"],
+        before["versionnumber"],
+        "a change to an unmapped field sends nothing"
+    );
+    // A Dataverse change reaches F&O once, and F&O's write does not come back.
+    let id = before["msdyn_customergroupid"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = c
+        .dv(
+            "PATCH",
+            ORG,
+            &format!("msdyn_customergroups({id})"),
+            Some(&json!({"msdyn_description": "From Dataverse"})),
+        )
+        .expect("patch");
+    assert_eq!(r.status, 204);
+    let after = read();
+    let me = c.dv("GET", ORG, "WhoAmI", None).expect("whoami").json()["UserId"].clone();
+    assert_eq!(
+        after["_modifiedby_value"], me,
+        "the row is as the caller wrote it: dual-write did not write it back"
+    );
+    assert_eq!(after["msdyn_description"], json!("From Dataverse"));
+    let fo = c
+        .fno(
+            "GET",
+            FO,
+            "CustomerGroups(dataAreaId='usmf',CustomerGroupId='30')",
+            None,
+        )
+        .expect("get")
+        .json();
+    assert_eq!(fo["Description"], json!("From Dataverse"));
+}
+
+#[test]
+fn dual_written_rows_are_modified_by_the_app_user_and_owned_by_the_company_team() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    c.fno(
+        "POST",
+        FO,
+        "CustomerGroups",
+        Some(&json!({"dataAreaId": "usmf", "CustomerGroupId": "OWN"})),
+    )
+    .expect("create");
+    let row = c.dv_all(ORG, "msdyn_customergroups?$select=_modifiedby_value,_ownerid_value&$filter=msdyn_groupid eq 'OWN'").expect("group")[0].clone();
+    let runtime = c.dv_all(ORG, "systemusers?$select=fullname&$filter=applicationid eq 00000015-0000-0000-c000-000000000000").expect("user")[0]["systemuserid"].clone();
+    assert_eq!(row["_modifiedby_value"], runtime);
+    let team = c
+        .dv_all(ORG, "teams?$select=name&$filter=name eq 'USMF DW'")
+        .expect("team")[0]["teamid"]
+        .clone();
+    assert_eq!(row["_ownerid_value"], team);
+}
+
+#[test]
+fn missing_reference_data_fails_with_the_documented_text() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customergroups"})).expect("pause");
+    c.fno(
+        "POST",
+        FO,
+        "CustomerGroups",
+        Some(&json!({"dataAreaId": "usmf", "CustomerGroupId": "NEWG"})),
+    )
+    .expect("group waits in the queue");
+    let r = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "REF-1", "OrganizationName": "Needs NEWG", "CustomerGroupId": "NEWG"}))).expect("post");
+    assert_eq!(r.status, 500);
+    let message = r.json()["error"]["innererror"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("Unable to write data to entity accounts. Writes to CustCustomerV3Entity failed with error message Unable to lookup msdyn_customergroups with values {NEWG}."), "{message}");
+    assert_eq!(
+        c.fno(
+            "GET",
+            FO,
+            "CustomersV3(dataAreaId='usmf',CustomerAccount='REF-1')",
+            None
+        )
+        .expect("get")
+        .status,
+        404
+    );
+}
