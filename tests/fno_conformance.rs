@@ -872,3 +872,80 @@ fn item4_power_platform_admin_creates_dataverse_outside_lcs() {
         .iter()
         .any(|s| s["uniquename"] == json!("msdynce_Sales")));
 }
+
+#[test]
+fn item3_a_failed_power_platform_setup_can_be_resumed() {
+    let h = serve(world(Start::Existing, Start::New));
+    let c = Client::connect(&h).expect("client");
+    let p = c.project();
+    let capacity = |mb: i64| {
+        let url = format!("{}/_dwsim/lcs", c.endpoints.lcs);
+        let body = json!({ "dataverse_capacity_mb": mb }).to_string();
+        assert_eq!(
+            c.transport
+                .send(
+                    "PUT",
+                    &url,
+                    &[("Content-Type", "application/json")],
+                    body.as_bytes()
+                )
+                .expect("admin")
+                .status,
+            200
+        );
+    };
+    capacity(512);
+    let meta = c
+        .lcs("GET", &format!("/environmentinfo/v1/detail/project/{p}/"))
+        .expect("metadata");
+    let env = meta["Data"][0]["EnvironmentId"]
+        .as_str()
+        .expect("env")
+        .to_string();
+    let start = || {
+        c.lcs("POST", &format!("/environment/v1/powerplatform/project/{p}/environment/{env}?template=standard-with-dual-write")).expect("start")
+    };
+    let failed = c
+        .lcs_wait(
+            &env,
+            start()["OperationActivityId"].as_str().expect("activity"),
+        )
+        .expect_err("no capacity");
+    assert!(
+        failed
+            .to_string()
+            .contains("needs at least 1 GB. Add capacity, then select Resume."),
+        "{failed}"
+    );
+    let meta = c
+        .lcs(
+            "GET",
+            &format!("/environmentinfo/v1/detail/project/{p}/?environmentId={env}"),
+        )
+        .expect("metadata");
+    assert_eq!(
+        meta["Data"][0]["PowerPlatformIntegration"]["Status"],
+        json!("Failed")
+    );
+    let org = meta["Data"][0]["PowerPlatformIntegration"]["EnvironmentName"].clone();
+    capacity(2048);
+    c.lcs_wait(
+        &env,
+        start()["OperationActivityId"].as_str().expect("activity"),
+    )
+    .expect("resumed");
+    let meta = c
+        .lcs(
+            "GET",
+            &format!("/environmentinfo/v1/detail/project/{p}/?environmentId={env}"),
+        )
+        .expect("metadata");
+    assert_eq!(
+        meta["Data"][0]["PowerPlatformIntegration"]["Status"],
+        json!("Completed")
+    );
+    assert_eq!(
+        meta["Data"][0]["PowerPlatformIntegration"]["EnvironmentName"], org,
+        "resume finishes the same environment"
+    );
+}

@@ -27,7 +27,17 @@ pub struct Lcs {
     pub operations: BTreeMap<String, LcsOperation>,
     /// Recent calls per rate-limit bucket, for the per-endpoint limits.
     pub calls: BTreeMap<String, Vec<Instant>>,
+    /// Dataverse database capacity of the tenant; a new environment needs at least 1 GB.
+    #[serde(default = "default_capacity_mb")]
+    pub dataverse_capacity_mb: i64,
 }
+
+fn default_capacity_mb() -> i64 {
+    10 * 1024
+}
+
+/// Dataverse capacity a new environment from the Power Platform integration needs.
+pub const REQUIRED_CAPACITY_MB: i64 = 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LcsEnvironment {
@@ -268,9 +278,16 @@ impl World {
                 )));
             }
         }
-        let org = match existing_org {
-            Some(o) => o.to_string(),
-            None => format!("org{}", self.ids.hex(4)),
+        // Resuming a failed setup keeps the environment it was creating.
+        let resumed = env
+            .power_platform
+            .as_ref()
+            .filter(|p| p.status == "Failed" && p.new_environment && existing_org.is_none())
+            .map(|p| p.dataverse_org.clone());
+        let org = match (existing_org, resumed) {
+            (Some(o), _) => o.to_string(),
+            (None, Some(o)) => o,
+            (None, None) => format!("org{}", self.ids.hex(4)),
         };
         let kind = LcsOperationKind::PowerPlatformIntegration {
             template: template.to_string(),
@@ -412,6 +429,12 @@ impl World {
                     .map(|p| p.dataverse_org.clone())
                     .unwrap_or_default();
                 if existing_org.is_none() && !self.dataverse.contains_key(&org) {
+                    let capacity = self.lcs.dataverse_capacity_mb;
+                    if capacity < REQUIRED_CAPACITY_MB {
+                        return Err(SimError::conflict(format!(
+                            "Power Platform environment setup failed: the tenant has {capacity} MB of Dataverse database capacity and a new environment needs at least 1 GB. Add capacity, then select Resume."
+                        )));
+                    }
                     self.provision_dataverse(&org, true, false, false)?;
                 }
                 self.install_solutions(&org, "dual-write-core")?;

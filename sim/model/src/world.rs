@@ -152,6 +152,7 @@ impl World {
             environments: BTreeMap::new(),
             operations: BTreeMap::new(),
             calls: BTreeMap::new(),
+            dataverse_capacity_mb: 10 * 1024,
         };
         let mut world = World {
             spec: spec.clone(),

@@ -61,6 +61,23 @@ pub fn handle(
         ("GET", ["clock"]) => Response::json(200, &json!({"now": world.clock.now().iso()})),
         ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
         ("GET", ["limits"]) => Response::json(200, &json!(world.limits.settings)),
+        ("GET", ["lcs"]) => Response::json(
+            200,
+            &json!({"dataverse_capacity_mb": world.lcs.dataverse_capacity_mb}),
+        ),
+        ("PUT", ["lcs"]) => match serde_json::from_slice::<serde_json::Value>(&req.body)
+            .ok()
+            .and_then(|v| v["dataverse_capacity_mb"].as_i64())
+        {
+            Some(mb) if mb >= 0 => {
+                world.lcs.dataverse_capacity_mb = mb;
+                Response::json(200, &json!({"dataverse_capacity_mb": mb}))
+            }
+            _ => error(
+                400,
+                "The body must be {\"dataverse_capacity_mb\": N} with N not negative",
+            ),
+        },
         ("GET", ["dualwrite"]) => Response::json(200, &dual_write_settings(world)),
         ("PUT", ["dualwrite"]) => put_dual_write_settings(world, req),
         ("PUT", ["limits"]) => put_limits(world, req),
