@@ -48,6 +48,9 @@ pub struct ConnectionView {
     pub executions: Vec<ExecutionView>,
     pub queued: usize,
     pub catch_up_errors: usize,
+    /// Each map's activity log ("time: event"), from Not running to its state now.
+    pub activity: BTreeMap<String, Vec<String>>,
+    pub notifications: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,6 +166,24 @@ impl World {
                     executions: c.executions.iter().map(execution_view).collect(),
                     queued: c.queue.len(),
                     catch_up_errors: c.catch_up_errors.len(),
+                    activity: c
+                        .maps
+                        .iter()
+                        .map(|(id, m)| {
+                            (
+                                id.clone(),
+                                m.activity
+                                    .iter()
+                                    .map(|(at, text)| format!("{}: {text}", at.iso()))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                    notifications: c
+                        .notifications
+                        .iter()
+                        .map(|n| format!("{}: {} ({})", n.at.iso(), n.message, n.recipients))
+                        .collect(),
                 });
                 (
                     name.clone(),
