@@ -102,3 +102,62 @@ pub fn json_report(rows: &[Row]) -> Value {
         }))
         .collect::<Vec<_>>())
 }
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// JUnit XML: one test suite per scenario, one test case per invariant (and determinism).
+pub fn junit(rows: &[Row]) -> String {
+    let mut out =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"dwsim\">\n");
+    for r in rows {
+        let mut cases: Vec<(String, f64, Option<String>)> = r
+            .run
+            .invariants
+            .iter()
+            .map(|o| {
+                (
+                    o.name.clone(),
+                    o.elapsed.as_secs_f64(),
+                    (!o.passed).then(|| o.detail.clone()),
+                )
+            })
+            .collect();
+        if let Some(d) = &r.determinism {
+            cases.push(("determinism".into(), 0.0, d.clone().err()));
+        }
+        let failures = cases.iter().filter(|c| c.2.is_some()).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+            xml_escape(&r.run.scenario),
+            cases.len(),
+            r.run.elapsed.as_secs_f64()
+        );
+        for (name, time, failure) in cases {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
+                xml_escape(&r.run.scenario),
+                xml_escape(&name)
+            );
+            match failure {
+                Some(f) => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                        xml_escape(&f)
+                    );
+                }
+                None => out.push_str("/>\n"),
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
