@@ -2,42 +2,20 @@
 //! dual-writes to Dataverse commit together or roll back together, and a transaction may
 //! dual-write at most the per-transaction record limit.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::{Http, Reply};
-use dwsim_http::Ports;
-use dwsim_model::dualwrite::{MapRun, Side};
+use dwsim_model::dualwrite::Side;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
 use dwsim_protocol::batch;
-use dwsim_protocol::Sim;
 use serde_json::{json, Value};
 
 /// An existing F&O and Dataverse, linked for every legal entity, maps running live.
 fn linked(records_per_transaction: usize) -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let mut world = World::new(WorldSpec {
-        seed: 5,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    world.ensure_dual_write_app_users(ORG).expect("app users");
-    let companies = world.fno[FO].companies();
-    world.dw_link(FO, ORG, &companies).expect("link");
-    let runs: Vec<MapRun> = world
-        .catalogue
-        .maps
-        .iter()
-        .map(|m| MapRun {
-            map: m.id.clone(),
-            initial_sync: false,
-            master: Side::Dataverse,
-        })
-        .collect();
-    world.dw_run(FO, &runs).expect("maps run");
+    let mut world = common::linked(5, Some((false, Side::Dataverse)));
     world.records_per_transaction = records_per_transaction;
-    Http::start(Sim::from_world(world), Ports::default()).expect("servers")
+    common::serve(world)
 }
 
 const BOUNDARY: &str = "batch_B";

@@ -3,28 +3,16 @@
 //! rows, and the limits (rows per legal entity, lookups from Dataverse, the 24-hour window
 //! for single-threaded tables, 40 legal entities), each set small through `/_dwsim/dualwrite`.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::Http;
-use dwsim_http::Ports;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
-use dwsim_protocol::Sim;
 use serde_json::{json, Value};
 
 /// Existing F&O and Dataverse, linked for every company, no map running.
 fn linked() -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let mut w = World::new(WorldSpec {
-        seed: 9,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    w.ensure_dual_write_app_users(ORG).expect("app users");
-    let companies = w.fno[FO].companies();
-    w.dw_link(FO, ORG, &companies).expect("link");
-    Http::start(Sim::from_world(w), Ports::default()).expect("servers")
+    common::serve(common::linked(9, None))
 }
 
 fn dw(c: &Client, op: &str, args: Value) -> Result<Value, String> {

@@ -2,40 +2,17 @@
 //! clock (5 minutes when enabled), pause with an ordered queue and resume, catch-up errors
 //! and their retry, the queue's retention limits, and alert rules.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::{Http, Reply};
-use dwsim_http::Ports;
-use dwsim_model::dualwrite::{MapRun, Side};
+use dwsim_model::dualwrite::Side;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
-use dwsim_protocol::Sim;
 use serde_json::{json, Value};
 
 /// Existing F&O and Dataverse linked for every company, all maps running live.
 fn live() -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let mut w = World::new(WorldSpec {
-        seed: 21,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    w.ensure_dual_write_app_users(ORG).expect("app users");
-    let companies = w.fno[FO].companies();
-    w.dw_link(FO, ORG, &companies).expect("link");
-    let runs: Vec<MapRun> = w
-        .catalogue
-        .maps
-        .iter()
-        .map(|m| MapRun {
-            map: m.id.clone(),
-            initial_sync: true,
-            master: Side::Fno,
-        })
-        .collect();
-    w.dw_run(FO, &runs).expect("run");
-    Http::start(Sim::from_world(w), Ports::default()).expect("servers")
+    common::serve(common::linked(21, Some((true, Side::Fno))))
 }
 
 fn admin(c: &Client, method: &str, verb: &str, body: Value) -> Reply {

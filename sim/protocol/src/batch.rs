@@ -629,3 +629,57 @@ mod tests {
         assert!(!targets_batch("accounts"));
     }
 }
+
+/// The path of an inner request below `/{env}`: `target` may be an absolute URL on any host
+/// (real clients send the product's host name), an absolute path with or without the
+/// environment segment, or a path relative to the service root `/{env}/{service}`.
+pub fn inner_path(target: &str, env: &str, service: &str) -> String {
+    let lower = target.to_ascii_lowercase();
+    let path = if lower.starts_with("http://") || lower.starts_with("https://") {
+        let after_scheme = target.find("://").map_or(target, |i| &target[i + 3..]);
+        after_scheme
+            .find('/')
+            .map_or_else(|| "/".to_string(), |i| after_scheme[i..].to_string())
+    } else if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("/{env}/{service}/{target}")
+    };
+    let first = service.split('/').next().unwrap_or(service);
+    if path.starts_with(&format!("/{first}/")) {
+        format!("/{env}{path}")
+    } else {
+        path
+    }
+}
+
+#[cfg(test)]
+mod inner_path_tests {
+    use super::inner_path;
+
+    #[test]
+    fn targets_resolve_below_the_environment() {
+        let dv = |t| inner_path(t, "org1", "api/data/v9.2");
+        assert_eq!(dv("accounts(1)"), "/org1/api/data/v9.2/accounts(1)");
+        assert_eq!(
+            dv("/api/data/v9.2/accounts"),
+            "/org1/api/data/v9.2/accounts"
+        );
+        assert_eq!(
+            dv("/org1/api/data/v9.2/accounts"),
+            "/org1/api/data/v9.2/accounts"
+        );
+        assert_eq!(
+            dv("https://org1.crm.dynamics.com/api/data/v9.2/accounts"),
+            "/org1/api/data/v9.2/accounts"
+        );
+        assert_eq!(
+            inner_path("CustomerGroups", "fo", "data"),
+            "/fo/data/CustomerGroups"
+        );
+        assert_eq!(
+            inner_path("/data/CustomerGroups", "fo", "data"),
+            "/fo/data/CustomerGroups"
+        );
+    }
+}

@@ -183,7 +183,7 @@ fn run_one(
         Ok(resolved) => resolved.unwrap_or_else(|| part.body.clone()),
         Err(r) => return fail(world, batch::reference_message(&r)),
     };
-    let path = inner_path(b, &target);
+    let path = batch::inner_path(&target, b.org, &format!("api/data/{}", b.version));
     let mut inner = Request::new(&part.method, &path).with_body(body);
     for (k, v) in &part.headers {
         inner = inner.with_header(k, v);
@@ -210,28 +210,6 @@ fn part_of(part: &RequestPart, method: &str, resp: Response) -> ResponsePart {
         status: resp.status,
         headers,
         body: resp.body,
-    }
-}
-
-/// The full `/{org}/api/data/…` path of an inner target: an absolute URL (any host — real
-/// clients send the product's host name), an absolute path with or without the org, or a
-/// path relative to the batch URL's base.
-fn inner_path(b: &Batch, target: &str) -> String {
-    let lower = target.to_ascii_lowercase();
-    let path = if lower.starts_with("http://") || lower.starts_with("https://") {
-        let after_scheme = target.find("://").map_or(target, |i| &target[i + 3..]);
-        after_scheme
-            .find('/')
-            .map_or_else(|| "/".to_string(), |i| after_scheme[i..].to_string())
-    } else if target.starts_with('/') {
-        target.to_string()
-    } else {
-        format!("/{}/api/data/{}/{target}", b.org, b.version)
-    };
-    if path.starts_with("/api/data/") {
-        format!("/{}{path}", b.org)
-    } else {
-        path
     }
 }
 

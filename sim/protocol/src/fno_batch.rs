@@ -146,7 +146,7 @@ fn run_one(
         Ok(resolved) => resolved.unwrap_or_else(|| part.body.clone()),
         Err(r) => return fail(batch::reference_message(&r)),
     };
-    let path = inner_path(ctx, &target);
+    let path = batch::inner_path(&target, ctx.env, "data");
     let mut inner = Request::new(&part.method, &path).with_body(body);
     for (k, v) in &part.headers {
         inner = inner.with_header(k, v);
@@ -162,26 +162,5 @@ fn run_one(
         status: resp.status,
         headers: resp.headers,
         body: resp.body,
-    }
-}
-
-/// The `/{env}/data/…` path of an inner target: an absolute URL on any host, an absolute
-/// path with or without the environment, or a path relative to `/data/`.
-fn inner_path(ctx: &Ctx, target: &str) -> String {
-    let lower = target.to_ascii_lowercase();
-    let path = if lower.starts_with("http://") || lower.starts_with("https://") {
-        let after = target.find("://").map_or(target, |i| &target[i + 3..]);
-        after
-            .find('/')
-            .map_or_else(|| "/".to_string(), |i| after[i..].to_string())
-    } else if target.starts_with('/') {
-        target.to_string()
-    } else {
-        format!("/{}/data/{target}", ctx.env)
-    };
-    if path.starts_with("/data/") {
-        format!("/{}{path}", ctx.env)
-    } else {
-        path
     }
 }

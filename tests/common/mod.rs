@@ -1,0 +1,51 @@
+//! Worlds the HTTP tests start from, built with the model directly (the arrangement), and
+//! served on free loopback ports.
+#![allow(dead_code)]
+
+use dwsim::transport::Http;
+use dwsim_http::Ports;
+use dwsim_model::dualwrite::{MapRun, Side};
+use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
+use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_protocol::Sim;
+
+/// A starting world of the demo data set.
+pub fn world(seed: u64, fno: Start, dataverse: Start) -> World {
+    let data = Catalogue::builtin().expect("catalogue").demo;
+    World::new(WorldSpec {
+        seed,
+        fno,
+        dataverse,
+        data,
+    })
+    .expect("world")
+}
+
+/// Existing F&O and Dataverse, linked by dual-write for every legal entity; with
+/// `run` = Some(initial sync, master), every map is running.
+pub fn linked(seed: u64, run: Option<(bool, Side)>) -> World {
+    let mut w = world(seed, Start::Existing, Start::Existing);
+    w.ensure_dual_write_app_users(EXISTING_DATAVERSE)
+        .expect("app users");
+    let companies = w.fno[EXISTING_FNO].companies();
+    w.dw_link(EXISTING_FNO, EXISTING_DATAVERSE, &companies)
+        .expect("link");
+    if let Some((initial_sync, master)) = run {
+        let runs: Vec<MapRun> = w
+            .catalogue
+            .maps
+            .iter()
+            .map(|m| MapRun {
+                map: m.id.clone(),
+                initial_sync,
+                master,
+            })
+            .collect();
+        w.dw_run(EXISTING_FNO, &runs).expect("maps run");
+    }
+    w
+}
+
+pub fn serve(world: World) -> Http {
+    Http::start(Sim::from_world(world), Ports::default()).expect("servers start")
+}
