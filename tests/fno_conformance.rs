@@ -356,7 +356,7 @@ fn item2_link_legal_entities_and_company_names() {
         teams[0]["teamid"]
     );
     // Add with initial writes, then removal refused while a map is paused.
-    let runs = json!({"maps": [{"map": "legalentities-companies", "initialSync": false}, {"map": "customergroups", "initialSync": true, "master": "FinanceAndOperations"}]});
+    let runs = json!({"maps": [{"map": "legalentities-companies", "initialSync": false}, {"map": "paymentterms", "initialSync": true, "master": "FinanceAndOperations"}, {"map": "customergroups", "initialSync": true, "master": "FinanceAndOperations"}]});
     dw(&c, "DualWriteMapService", "runMaps", runs).expect("run");
     let added = dw(
         &c,

@@ -70,6 +70,8 @@ fn failed_initial_sync_keeps_top_five_errors_and_reruns() {
         &c,
         &[
             ("legalentities-companies", false),
+            ("currencies", false),
+            ("paymentterms", false),
             ("customergroups", false),
         ],
     )
@@ -108,6 +110,8 @@ fn failed_initial_sync_keeps_top_five_errors_and_reruns() {
 
     // Fix the reference data, then "Re-run execution" retries everything.
     dw(&c, "stopMap", json!({"map": "customergroups"})).expect("stop");
+    dw(&c, "stopMap", json!({"map": "paymentterms"})).expect("stop");
+    run(&c, &[("paymentterms", true)]).expect("terms of payment with initial sync");
     run(&c, &[("customergroups", true)]).expect("groups with initial sync");
     let rerun = dw(&c, "rerunExecution", json!({"map": "customersv3-accounts"})).expect("rerun");
     assert_eq!(rerun["status"], json!("Completed"), "{}", rerun["log"]);
@@ -143,6 +147,8 @@ fn rows_per_legal_entity_limit_fails_the_run() {
         &c,
         &[
             ("legalentities-companies", true),
+            ("currencies", true),
+            ("paymentterms", true),
             ("customergroups", true),
             ("customersv3-accounts", true),
         ],
@@ -174,7 +180,12 @@ fn lookups_and_the_24_hour_window_limit_syncs_from_dataverse() {
     dwsim::runner::bootstrap(&c, ORG, "USMF").expect("bootstrap");
     run(
         &c,
-        &[("legalentities-companies", true), ("customergroups", true)],
+        &[
+            ("legalentities-companies", true),
+            ("currencies", true),
+            ("paymentterms", true),
+            ("customergroups", true),
+        ],
     )
     .expect("upstream");
     settings(&c, json!({"initial_sync": {"max_lookups": 1}}));

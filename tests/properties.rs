@@ -7,6 +7,7 @@ use dwsim::runner::{self, Options, TransportKind};
 use dwsim::scenario::Scenario;
 use dwsim_model::seed::{
     CompanySeed, CustomerSeed, DvAccountSeed, DvContactSeed, DvSeed, FnoSeed, GroupSeed, SeedData,
+    VendorSeed,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRng, TestRunner};
@@ -30,7 +31,11 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 fn groups() -> impl Strategy<Value = Vec<GroupSeed>> {
     proptest::collection::btree_map("[0-9]{2}", text(30), 1..4).prop_map(|m| {
         m.into_iter()
-            .map(|(id, description)| GroupSeed { id, description })
+            .map(|(id, description)| GroupSeed {
+                id,
+                description,
+                payment_term: None,
+            })
             .collect()
     })
 }
@@ -77,7 +82,42 @@ fn company(id: &'static str, index: usize) -> impl Strategy<Value = CompanySeed>
             id: id.to_string(),
             // Company names must be unique, or linking fails (a behaviour of its own).
             name: format!("{name} {index}"),
-            customer_groups: groups.clone(),
+            // Reference data for the other maps, derived from the generated groups and
+            // customers: terms of payment on even-numbered groups, a vendor group per
+            // customer group and a vendor per organization.
+            payment_terms: vec![GroupSeed {
+                id: "Net30".into(),
+                description: "Net 30 days".into(),
+                payment_term: None,
+            }],
+            customer_groups: groups
+                .iter()
+                .map(|g| GroupSeed {
+                    payment_term: g
+                        .id
+                        .ends_with(['0', '2', '4', '6', '8'])
+                        .then(|| "Net30".into()),
+                    ..g.clone()
+                })
+                .collect(),
+            vendor_groups: groups
+                .iter()
+                .map(|g| GroupSeed {
+                    id: format!("V{}", g.id),
+                    description: g.description.clone(),
+                    payment_term: None,
+                })
+                .collect(),
+            vendors: customers
+                .iter()
+                .filter(|c| c.party_type == "Organization")
+                .map(|c| VendorSeed {
+                    account: format!("V-{}", c.account),
+                    name: c.name.clone().unwrap_or_default(),
+                    group: format!("V{}", c.group),
+                    currency: None,
+                })
+                .collect(),
             customers,
         })
     })
@@ -157,6 +197,7 @@ fn seed_data() -> impl Strategy<Value = SeedData> {
         .prop_map(|(a, b, c, dataverse)| SeedData {
             fno: FnoSeed {
                 companies: vec![a, b, c],
+                currencies: Vec::new(),
             },
             dataverse,
         })

@@ -25,6 +25,10 @@ pub struct DvEnv {
     pub root_business_unit: String,
     /// The F&O environment linked through the Power Platform integration.
     pub fno_integration: Option<String>,
+    /// The organization's base currency (a transactioncurrency id); records with a
+    /// currency lookup default to it, as Dataverse does.
+    #[serde(default)]
+    pub base_currency: Option<String>,
     pub next_version: i64,
     pub store: Store,
 }
@@ -156,6 +160,15 @@ impl DvEnv {
         }
         for (k, v) in attrs {
             row.insert(k, v);
+        }
+        // Records with a currency get the base currency unless they name one.
+        if let (Some(col), Some(base)) =
+            (table.column("transactioncurrencyid"), &self.base_currency)
+        {
+            let attr = col.attribute();
+            if row.get(&attr).is_none_or(Value::is_null) {
+                row.insert(attr, Value::from(base.clone()));
+            }
         }
         self.stamp(cx, &table, &mut row, true);
         self.check_keys(&table, &id, &row)?;

@@ -223,7 +223,11 @@ impl FieldMap {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldEquals {
     pub field: String,
-    pub equals: Value,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    /// `!=`, as in the currencies map's `CURRENCYCODE != "999"`.
+    #[serde(default)]
+    pub not_equals: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,6 +14,24 @@ pub struct SeedData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FnoSeed {
     pub companies: Vec<CompanySeed>,
+    /// Currencies besides USD, which every F&O environment has.
+    #[serde(default)]
+    pub currencies: Vec<CurrencySeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrencySeed {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VendorSeed {
+    pub account: String,
+    pub name: String,
+    pub group: String,
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,12 +42,22 @@ pub struct CompanySeed {
     pub customer_groups: Vec<GroupSeed>,
     #[serde(default)]
     pub customers: Vec<CustomerSeed>,
+    /// Terms of payment (id = name).
+    #[serde(default)]
+    pub payment_terms: Vec<GroupSeed>,
+    #[serde(default)]
+    pub vendor_groups: Vec<GroupSeed>,
+    #[serde(default)]
+    pub vendors: Vec<VendorSeed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSeed {
     pub id: String,
     pub description: String,
+    /// A customer group's terms of payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_term: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

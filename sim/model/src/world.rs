@@ -227,6 +227,23 @@ impl World {
                 .ok_or_else(|| SimError::bad_request(format!("catalogue has no F&O entity {set}")))
         };
         let legal = entity(LEGAL_ENTITIES)?;
+        let currencies = entity("Currencies")?;
+        let mut currency_rows = vec![("USD".to_string(), "US Dollar".to_string())];
+        if let Some(seed) = demo {
+            currency_rows.extend(
+                seed.currencies
+                    .iter()
+                    .map(|c| (c.code.clone(), c.name.clone())),
+            );
+        }
+        for (code, name) in currency_rows {
+            env.insert(
+                &catalogue,
+                currencies,
+                obj(json!({"CurrencyCode": code, "Name": name})),
+                now,
+            )?;
+        }
         let mut companies = vec![("DAT".to_string(), "Company accounts data".to_string())];
         if let Some(seed) = demo {
             companies.extend(
@@ -247,13 +264,40 @@ impl World {
         if let Some(seed) = demo {
             let groups = entity("CustomerGroups")?;
             let customers = entity("CustomersV3")?;
+            let terms = entity("PaymentTerms")?;
+            let vendor_groups = entity("VendorGroups")?;
+            let vendors = entity("VendorsV2")?;
             for c in &seed.companies {
                 let area = c.id.to_lowercase();
-                for g in &c.customer_groups {
+                for t in &c.payment_terms {
                     let row = obj(
+                        json!({"dataAreaId": area, "Name": t.id, "Description": t.description}),
+                    );
+                    env.insert(&catalogue, terms, row, now)?;
+                }
+                for g in &c.customer_groups {
+                    let mut row = obj(
                         json!({"dataAreaId": area, "CustomerGroupId": g.id, "Description": g.description}),
                     );
+                    if let Some(t) = &g.payment_term {
+                        row.insert("PaymentTermId".into(), json!(t));
+                    }
                     env.insert(&catalogue, groups, row, now)?;
+                }
+                for g in &c.vendor_groups {
+                    let row = obj(
+                        json!({"dataAreaId": area, "VendorGroupId": g.id, "Description": g.description}),
+                    );
+                    env.insert(&catalogue, vendor_groups, row, now)?;
+                }
+                for v in &c.vendors {
+                    let mut row = obj(
+                        json!({"dataAreaId": area, "VendorAccountNumber": v.account, "VendorOrganizationName": v.name, "VendorGroupId": v.group}),
+                    );
+                    if let Some(cur) = &v.currency {
+                        row.insert("CurrencyCode".into(), json!(cur));
+                    }
+                    env.insert(&catalogue, vendors, row, now)?;
                 }
                 for (n, cu) in c.customers.iter().enumerate() {
                     let mut row = obj(json!({
@@ -302,6 +346,7 @@ impl World {
             dual_write_plugins_enabled: false,
             root_business_unit: root_bu.clone(),
             fno_integration: None,
+            base_currency: None,
             next_version: 1_000_000,
             store: Store::default(),
         };
@@ -320,6 +365,14 @@ impl World {
             owner: None,
         };
         env.put_team(&mut cx, org, &root_bu, true);
+        // Every organization has a base currency.
+        let usd = cx.ids.guid();
+        env.store.put(
+            "transactioncurrency",
+            &usd,
+            obj(json!({"transactioncurrencyid": usd, "isocurrencycode": "USD", "currencyname": "US Dollar", "exchangerate": 1})),
+        );
+        env.base_currency = Some(usd);
         let harness_user = put_user(
             &mut env,
             &mut cx,

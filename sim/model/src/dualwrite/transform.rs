@@ -44,9 +44,14 @@ pub fn is_company_specific(catalogue: &Catalogue, map: &TableMap) -> bool {
 }
 
 fn passes(filter: &[crate::schema::FieldEquals], row: &Row) -> bool {
-    filter
-        .iter()
-        .all(|f| same_value(row.get(&f.field), Some(&f.equals)))
+    filter.iter().all(|f| {
+        f.equals
+            .as_ref()
+            .is_none_or(|v| same_value(row.get(&f.field), Some(v)))
+            && f.not_equals
+                .as_ref()
+                .is_none_or(|v| !same_value(row.get(&f.field), Some(v)))
+    })
 }
 
 pub fn passes_fno_filter(map: &TableMap, row: &Row) -> bool {
