@@ -3,6 +3,8 @@
 //! The simulated behaviour lives in `sim/` (model, protocol, HTTP shell).
 
 pub mod client;
+pub mod model_based;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -1,4 +1,5 @@
-//! The `dwsim` command: `run` the setup scenarios, `serve` the simulated products, `bench`.
+//! The `dwsim` command: `run` the setup scenarios, `serve` the simulated products, `bench`,
+//! `replay` a model-based test's failure bundle.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,6 +30,12 @@ enum Transports {
     InProcess,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReplayTransport {
+    Http,
+    InProcess,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the setup scenarios on embedded servers and check every invariant.
@@ -46,6 +53,9 @@ enum Command {
         /// Also write a JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
     /// Serve the four products with a scenario's starting world until interrupted.
     Serve {
@@ -58,6 +68,14 @@ enum Command {
         port_base: Option<u16>,
         #[arg(long)]
         scenarios_dir: Option<PathBuf>,
+    },
+    /// Re-run a failed model-based test case from its bundle and print the transcript;
+    /// exits 1 if the servers still diverge from the reference model.
+    Replay {
+        bundle: PathBuf,
+        /// Override the bundle's transport.
+        #[arg(long, value_enum)]
+        transport: Option<ReplayTransport>,
     },
     /// Time the six scenarios over HTTP and in-process.
     Bench {
@@ -77,7 +95,8 @@ fn main() {
             transport,
             scenarios_dir,
             json,
-        } => run(scenarios, seed, transport, scenarios_dir, json),
+            junit,
+        } => run(scenarios, seed, transport, scenarios_dir, json, junit),
         Command::Serve {
             scenario,
             seed,
@@ -85,6 +104,13 @@ fn main() {
             scenarios_dir,
         } => serve(&scenario, seed, port_base, scenarios_dir),
         Command::Bench { iterations, seed } => bench(iterations, seed),
+        Command::Replay { bundle, transport } => dwsim::replay::run(
+            &bundle,
+            transport.map(|t| match t {
+                ReplayTransport::Http => dwsim::model_based::Carrier::Http,
+                ReplayTransport::InProcess => dwsim::model_based::Carrier::InProcess,
+            }),
+        ),
     };
     match result {
         Ok(true) => {}
@@ -102,6 +128,7 @@ fn run(
     transport: Transports,
     dir: Option<PathBuf>,
     json: Option<PathBuf>,
+    junit: Option<PathBuf>,
 ) -> Result<bool> {
     let mut scenarios = dwsim::load_scenarios(dir.as_deref())?;
     if !only.is_empty() {
@@ -172,6 +199,10 @@ fn run(
             serde_json::to_vec_pretty(&report::json_report(&rows))?,
         )
         .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, report::junit(&rows))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(rows.iter().all(report::passed))
 }

@@ -29,8 +29,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The map under test and the maps the setup runs (upstream first).
 pub const MAP: &str = "customergroups";
-pub const MAPS: [&str; 4] = [
+pub const MAPS: [&str; 6] = [
     "legalentities-companies",
+    "currencies",
+    "paymentterms",
     "customergroups",
     "customersv3-accounts",
     "customersv3-contacts",
@@ -111,12 +113,18 @@ impl fmt::Display for Op {
                 company,
                 group,
                 description,
-            } => write!(f, "create group {group} ({description}) in {company} on F&O"),
+            } => write!(
+                f,
+                "create group {group} ({description}) in {company} on F&O"
+            ),
             Op::FnoUpdate {
                 company,
                 group,
                 description,
-            } => write!(f, "update group {group} to {description} in {company} on F&O"),
+            } => write!(
+                f,
+                "update group {group} to {description} in {company} on F&O"
+            ),
             Op::FnoDelete { company, group } => {
                 write!(f, "delete group {group} in {company} on F&O")
             }
@@ -262,7 +270,9 @@ impl Model {
                     && self.dv.contains_key(&(company.clone(), group.clone()))
             }
             Op::FnoDelete { .. } => self.map != MapState::Paused,
-            Op::InjectFault { side, kind, count, .. } => *count > 0 && kind.side() == *side,
+            Op::InjectFault {
+                side, kind, count, ..
+            } => *count > 0 && kind.side() == *side,
             _ => true,
         }
     }
@@ -315,7 +325,9 @@ impl Model {
                 group,
                 description,
             } => self.dv_write((company.clone(), group.clone()), Some(description.clone())),
-            Op::DvDelete { company, group } => self.dv_write((company.clone(), group.clone()), None),
+            Op::DvDelete { company, group } => {
+                self.dv_write((company.clone(), group.clone()), None)
+            }
             Op::Pause => self.transition(MapState::Running, MapState::Paused),
             Op::Stop => {
                 if self.map == MapState::NotRunning {
@@ -381,7 +393,10 @@ impl Model {
         if self.syncs(&key.0) {
             match self.map {
                 MapState::Running => {
-                    if self.to_dv(&key, before.as_deref(), after.as_deref()).is_err() {
+                    if self
+                        .write_dv(&key, before.as_deref(), after.as_deref())
+                        .is_err()
+                    {
                         return 500; // Infolog: "Unable to write data to entity …"
                     }
                 }
@@ -406,7 +421,10 @@ impl Model {
         if self.syncs(&key.0) {
             match self.map {
                 MapState::Running => {
-                    if self.to_fno(&key, before.as_deref(), after.as_deref()).is_err() {
+                    if self
+                        .write_fno(&key, before.as_deref(), after.as_deref())
+                        .is_err()
+                    {
                         return 400; // 0x80040265 from the dual-write plug-in
                     }
                 }
@@ -449,7 +467,12 @@ impl Model {
 
     /// Dual-writes an F&O change to Dataverse: upsert by key, or delete. A change of no
     /// mapped field, or one that finds the counterpart already equal, writes nothing.
-    fn to_dv(&mut self, key: &Key, before: Option<&str>, after: Option<&str>) -> Result<(), Failed> {
+    fn write_dv(
+        &mut self,
+        key: &Key,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), Failed> {
         let target = self.dv.get(key).map(|r| r.description.clone());
         match after {
             Some(d) => {
@@ -483,7 +506,12 @@ impl Model {
     }
 
     /// Dual-writes a Dataverse change to F&O.
-    fn to_fno(&mut self, key: &Key, before: Option<&str>, after: Option<&str>) -> Result<(), Failed> {
+    fn write_fno(
+        &mut self,
+        key: &Key,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), Failed> {
         let target = self.fno.get(key).cloned();
         match after {
             Some(d) => {
@@ -512,7 +540,7 @@ impl Model {
         for q in std::mem::take(&mut self.queue) {
             let ok = match q {
                 Queued::Fno(key) => match self.fno.get(&key).cloned() {
-                    Some(d) => self.to_dv(&key, None, Some(&d)).is_ok(),
+                    Some(d) => self.write_dv(&key, None, Some(&d)).is_ok(),
                     None => false,
                 },
                 Queued::Dv(rid) => {
@@ -522,7 +550,7 @@ impl Model {
                         .find(|(_, r)| r.rid == rid)
                         .map(|(k, r)| (k.clone(), r.description.clone()));
                     match row {
-                        Some((key, d)) => self.to_fno(&key, None, Some(&d)).is_ok(),
+                        Some((key, d)) => self.write_fno(&key, None, Some(&d)).is_ok(),
                         None => false,
                     }
                 }
@@ -550,7 +578,13 @@ impl Model {
             match (f, d) {
                 (Some(f), None) => {
                     let rid = self.new_rid();
-                    self.dv.insert(key, DvRow { rid, description: f });
+                    self.dv.insert(
+                        key,
+                        DvRow {
+                            rid,
+                            description: f,
+                        },
+                    );
                 }
                 (None, Some(d)) => {
                     self.fno.insert(key, d);
@@ -703,6 +737,21 @@ struct Recorder<'t> {
     log: RefCell<Vec<Exchange>>,
 }
 
+impl Recorder<'_> {
+    /// A short body with the servers' base URLs (ports differ per run over HTTP) replaced
+    /// by `<product>`, so transcripts compare across runs and transports.
+    fn portable(&self, body: &[u8]) -> String {
+        let mut text = String::from_utf8_lossy(body).into_owned();
+        for product in dwsim_protocol::Product::ALL {
+            text = text.replace(
+                self.endpoints.base(product),
+                &format!("<{}>", product.name()),
+            );
+        }
+        short(text.as_bytes())
+    }
+}
+
 impl Transport for Recorder<'_> {
     fn endpoints(&self) -> Endpoints {
         self.endpoints.clone()
@@ -725,9 +774,9 @@ impl Transport for Recorder<'_> {
                 self.log.borrow_mut().push(Exchange {
                     step,
                     request,
-                    request_body: short(body),
+                    request_body: self.portable(body),
                     status: reply.status,
-                    response_body: short(&reply.body),
+                    response_body: self.portable(&reply.body),
                 });
             }
         }
@@ -844,8 +893,12 @@ pub fn run_case(
         }
         problems.extend(observed.differences(&predicted));
         let world = rig.client.export()?;
-        if let Err(e) = invariants::convergence(&world) {
-            problems.push(format!("convergence: {e}"));
+        // A change that failed its catch-up stays diverged until retried (documented), so
+        // convergence holds only while there are none; the rows are compared above anyway.
+        if predicted.catch_up_errors == 0 {
+            if let Err(e) = invariants::convergence(&world) {
+                problems.push(format!("convergence: {e}"));
+            }
         }
         if let Err(e) = invariants::company_integrity(&world) {
             problems.push(format!("company integrity: {e}"));
@@ -885,7 +938,11 @@ fn setup(client: Client) -> Result<Rig> {
     ] {
         let r = c.dv("POST", &org, "systemusers", Some(&json!({"applicationid": app, "fullname": name, "businessunitid@odata.bind": format!("/businessunits({root})")})))?;
         if r.status != 204 {
-            bail!("creating application user {app}: HTTP {} {}", r.status, r.text());
+            bail!(
+                "creating application user {app}: HTTP {} {}",
+                r.status,
+                r.text()
+            );
         }
     }
     let les = c.dual_write(
@@ -915,7 +972,12 @@ fn setup(client: Client) -> Result<Rig> {
     )?;
     for e in r["executions"].as_array().into_iter().flatten() {
         if e["status"] != json!("Completed") {
-            bail!("initial sync of {} ended {}: {}", e["map"], e["status"], e["log"]);
+            bail!(
+                "initial sync of {} ended {}: {}",
+                e["map"],
+                e["status"],
+                e["log"]
+            );
         }
     }
     let companies = c
@@ -1208,7 +1270,13 @@ pub struct EndState {
 }
 
 impl Bundle {
-    pub fn new(name: &str, seed: u64, ops: &[Op], carrier: Carrier, outcome: &CaseOutcome) -> Bundle {
+    pub fn new(
+        name: &str,
+        seed: u64,
+        ops: &[Op],
+        carrier: Carrier,
+        outcome: &CaseOutcome,
+    ) -> Bundle {
         Bundle {
             name: name.to_string(),
             seed,
@@ -1237,8 +1305,7 @@ impl Bundle {
     }
 
     pub fn read(path: &Path) -> Result<Bundle> {
-        let text =
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("{} is not a bundle", path.display()))
     }
 }

@@ -149,7 +149,10 @@ fn item2_query_options() {
         vec!["Forest Wholesales"]
     );
     assert_eq!(names(&get(&c, "accounts?$select=name&$filter=startswith(name,'lit') or endswith(name,'fabrikam inc')&$orderby=name")), vec!["Fabrikam Inc", "Litware Inc"]);
-    let no_number = get(&c, "accounts?$select=name&$filter=accountnumber eq null");
+    let no_number = get(
+        &c,
+        "accounts?$select=name&$filter=accountnumber eq null&$orderby=name",
+    );
     assert_eq!(
         names(&no_number),
         vec!["O'Bryan Traders", "Prospect without number"]

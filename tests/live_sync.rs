@@ -408,3 +408,28 @@ fn missing_reference_data_fails_with_the_documented_text() {
         404
     );
 }
+
+#[test]
+fn a_delete_made_while_paused_is_replayed_on_resume() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customergroups"})).expect("pause");
+    let r = c
+        .fno(
+            "DELETE",
+            FO,
+            "CustomerGroups(dataAreaId='usmf',CustomerGroupId='20')",
+            None,
+        )
+        .expect("delete");
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        group_description(&c, "20").as_deref(),
+        Some("Major customers"),
+        "still there while paused"
+    );
+    dw(&c, "resumeMap", json!({"map": "customergroups"})).expect("resume");
+    assert_eq!(group_description(&c, "20"), None, "the delete was replayed");
+    let queue = dw(&c, "getQueuedRecords", json!({"map": "customergroups"})).expect("queue");
+    assert_eq!(queue["catchUpErrors"], json!([]));
+}

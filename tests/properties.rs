@@ -6,8 +6,8 @@
 use dwsim::runner::{self, Options, TransportKind};
 use dwsim::scenario::Scenario;
 use dwsim_model::seed::{
-    CompanySeed, CustomerSeed, DvAccountSeed, DvContactSeed, DvSeed, FnoSeed, GroupSeed, SeedData,
-    VendorSeed,
+    CompanySeed, CurrencySeed, CustomerSeed, DvAccountSeed, DvContactSeed, DvSeed, FnoSeed,
+    GroupSeed, SeedData, VendorSeed,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRng, TestRunner};
@@ -26,6 +26,34 @@ fn text(max: usize) -> impl Strategy<Value = String> {
         max.saturating_sub(10).max(2)
     ))
     .expect("regex")
+}
+
+fn currency(code: &str, name: &str) -> CurrencySeed {
+    CurrencySeed {
+        code: code.into(),
+        name: name.into(),
+        exchange_rate: None,
+    }
+}
+
+/// F&O currencies besides USD: always EUR (the generated customers and vendors may use it),
+/// sometimes GBP and the `999` currency the map's filter leaves out.
+fn fno_currencies() -> impl Strategy<Value = Vec<CurrencySeed>> {
+    proptest::sample::subsequence(vec![("GBP", "Pound sterling"), ("999", "Reporting")], 0..=2)
+        .prop_map(|extra| {
+            std::iter::once(("EUR", "Euro"))
+                .chain(extra)
+                .map(|(c, n)| currency(c, n))
+                .collect()
+        })
+}
+
+/// A currency every generated F&O has: none (F&O's default, USD), USD or EUR.
+fn fno_currency() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(prop_oneof![
+        Just("USD".to_string()),
+        Just("EUR".to_string())
+    ])
 }
 
 fn groups() -> impl Strategy<Value = Vec<GroupSeed>> {
@@ -53,81 +81,101 @@ fn customers(groups: Vec<GroupSeed>) -> impl Strategy<Value = Vec<CustomerSeed>>
             0..ids.len(),
             proptest::option::of(0i64..100_000),
             any::<bool>(),
+            fno_currency(),
         ),
         0..6,
     )
     .prop_map(move |m| {
         m.into_iter()
-            .map(|(n, (person, name, last, g, credit, email))| CustomerSeed {
-                account: if person {
-                    format!("P-{n:03}")
-                } else {
-                    format!("US-{n:03}")
+            .map(
+                |(n, (person, name, last, g, credit, email, currency))| CustomerSeed {
+                    account: if person {
+                        format!("P-{n:03}")
+                    } else {
+                        format!("US-{n:03}")
+                    },
+                    party_type: if person { "Person" } else { "Organization" }.into(),
+                    name: (!person).then(|| name.clone()),
+                    first_name: person.then(|| name.chars().take(20).collect()),
+                    last_name: person.then(|| last.clone()),
+                    group: ids[g].clone(),
+                    currency,
+                    credit_limit: credit,
+                    email: email.then(|| format!("c{n}@example.com")),
                 },
-                party_type: if person { "Person" } else { "Organization" }.into(),
-                name: (!person).then(|| name.clone()),
-                first_name: person.then(|| name.chars().take(20).collect()),
-                last_name: person.then(|| last.clone()),
-                group: ids[g].clone(),
-                credit_limit: credit,
-                email: email.then(|| format!("c{n}@example.com")),
-            })
+            )
             .collect()
     })
 }
 
 fn company(id: &'static str, index: usize) -> impl Strategy<Value = CompanySeed> {
     (text(40), groups()).prop_flat_map(move |(name, groups)| {
-        customers(groups.clone()).prop_map(move |customers| CompanySeed {
-            id: id.to_string(),
-            // Company names must be unique, or linking fails (a behaviour of its own).
-            name: format!("{name} {index}"),
-            // Reference data for the other maps, derived from the generated groups and
-            // customers: terms of payment on even-numbered groups, a vendor group per
-            // customer group and a vendor per organization.
-            payment_terms: vec![GroupSeed {
-                id: "Net30".into(),
-                description: "Net 30 days".into(),
-                payment_term: None,
-            }],
-            customer_groups: groups
-                .iter()
-                .map(|g| GroupSeed {
-                    payment_term: g
-                        .id
-                        .ends_with(['0', '2', '4', '6', '8'])
-                        .then(|| "Net30".into()),
-                    ..g.clone()
-                })
-                .collect(),
-            vendor_groups: groups
-                .iter()
-                .map(|g| GroupSeed {
-                    id: format!("V{}", g.id),
-                    description: g.description.clone(),
+        let vendor_currencies = proptest::collection::vec(fno_currency(), 12);
+        (customers(groups.clone()), vendor_currencies).prop_map(
+            move |(customers, vendor_currencies)| CompanySeed {
+                id: id.to_string(),
+                // Company names must be unique, or linking fails (a behaviour of its own).
+                name: format!("{name} {index}"),
+                // Reference data for the other maps, derived from the generated groups and
+                // customers: terms of payment on even-numbered groups, a vendor group per
+                // customer group and a vendor per organization.
+                payment_terms: vec![GroupSeed {
+                    id: "Net30".into(),
+                    description: "Net 30 days".into(),
                     payment_term: None,
-                })
-                .collect(),
-            vendors: customers
-                .iter()
-                .filter(|c| c.party_type == "Organization")
-                .map(|c| VendorSeed {
-                    account: format!("V-{}", c.account),
-                    name: c.name.clone().unwrap_or_default(),
-                    group: format!("V{}", c.group),
-                    currency: None,
-                })
-                .collect(),
-            customers,
-        })
+                }],
+                customer_groups: groups
+                    .iter()
+                    .map(|g| GroupSeed {
+                        payment_term: g
+                            .id
+                            .ends_with(['0', '2', '4', '6', '8'])
+                            .then(|| "Net30".into()),
+                        ..g.clone()
+                    })
+                    .collect(),
+                vendor_groups: groups
+                    .iter()
+                    .map(|g| GroupSeed {
+                        id: format!("V{}", g.id),
+                        description: g.description.clone(),
+                        payment_term: None,
+                    })
+                    .collect(),
+                vendors: customers
+                    .iter()
+                    .filter(|c| c.party_type == "Organization")
+                    .zip(vendor_currencies)
+                    .map(|(c, currency)| VendorSeed {
+                        account: format!("V-{}", c.account),
+                        name: c.name.clone().unwrap_or_default(),
+                        group: format!("V{}", c.group),
+                        currency,
+                    })
+                    .collect(),
+                customers,
+            },
+        )
     })
 }
 
 /// Dataverse rows with no company. Accounts use `US-0nn` or `CRM-Ann`, contacts `P-0nn` or
-/// `CRM-Pnn`; a row eligible for dual-write has a customer group.
+/// `CRM-Pnn`; a row eligible for dual-write has a customer group. Dataverse has USD (its
+/// base currency) and some of EUR and CAD; an account's currency is one of them.
 fn dataverse() -> impl Strategy<Value = DvSeed> {
-    groups().prop_flat_map(|groups| {
+    let currencies =
+        proptest::sample::subsequence(vec![("EUR", "Euro"), ("CAD", "Canadian Dollar")], 0..=2)
+            .prop_map(|cs| {
+                cs.into_iter()
+                    .map(|(c, n)| currency(c, n))
+                    .collect::<Vec<_>>()
+            });
+    (groups(), currencies).prop_flat_map(|(groups, currencies)| {
         let n = groups.len();
+        let codes: Vec<String> = std::iter::once("USD".to_string())
+            .chain(currencies.iter().map(|c| c.code.clone()))
+            .collect();
+        let nc = codes.len();
         let accounts = proptest::collection::btree_map(
             (any::<bool>(), 0u8..12),
             (
@@ -136,6 +184,7 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
                 0..n,
                 proptest::option::of(0i64..100_000),
                 any::<bool>(),
+                proptest::option::of(0..nc),
             ),
             0..6,
         );
@@ -144,45 +193,49 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
             (text(20), text(20), 0..n, any::<bool>(), any::<bool>()),
             0..4,
         );
-        (Just(groups), accounts, contacts).prop_map(|(groups, accounts, contacts)| DvSeed {
-            accounts: accounts
-                .into_iter()
-                .map(
-                    |((crm, k), (name, code, g, credit, numbered))| DvAccountSeed {
-                        accountnumber: (numbered || code == 3).then(|| {
-                            if crm {
-                                format!("CRM-A{k:02}")
+        (Just(groups), Just(currencies), accounts, contacts).prop_map(
+            move |(groups, currencies, accounts, contacts)| DvSeed {
+                currencies,
+                accounts: accounts
+                    .into_iter()
+                    .map(
+                        |((crm, k), (name, code, g, credit, numbered, cur))| DvAccountSeed {
+                            accountnumber: (numbered || code == 3).then(|| {
+                                if crm {
+                                    format!("CRM-A{k:02}")
+                                } else {
+                                    format!("US-{k:03}")
+                                }
+                            }),
+                            name,
+                            customertypecode: code,
+                            group: Some(groups[g].id.clone()),
+                            currency: cur.map(|i| codes[i].clone()),
+                            email: None,
+                            creditlimit: credit,
+                        },
+                    )
+                    .collect(),
+                contacts: contacts
+                    .into_iter()
+                    .map(
+                        |((crm, k), (first, last, g, sellable, email))| DvContactSeed {
+                            contactpersonid: Some(if crm {
+                                format!("CRM-P{k:02}")
                             } else {
-                                format!("US-{k:03}")
-                            }
-                        }),
-                        name,
-                        customertypecode: code,
-                        group: Some(groups[g].id.clone()),
-                        email: None,
-                        creditlimit: credit,
-                    },
-                )
-                .collect(),
-            contacts: contacts
-                .into_iter()
-                .map(
-                    |((crm, k), (first, last, g, sellable, email))| DvContactSeed {
-                        contactpersonid: Some(if crm {
-                            format!("CRM-P{k:02}")
-                        } else {
-                            format!("P-{k:03}")
-                        }),
-                        firstname: Some(first),
-                        lastname: last,
-                        group: Some(groups[g].id.clone()),
-                        email: email.then(|| format!("p{k}@example.com")),
-                        sellable,
-                    },
-                )
-                .collect(),
-            customer_groups: groups,
-        })
+                                format!("P-{k:03}")
+                            }),
+                            firstname: Some(first),
+                            lastname: last,
+                            group: Some(groups[g].id.clone()),
+                            email: email.then(|| format!("p{k}@example.com")),
+                            sellable,
+                        },
+                    )
+                    .collect(),
+                customer_groups: groups,
+            },
+        )
     })
 }
 
@@ -192,12 +245,13 @@ fn seed_data() -> impl Strategy<Value = SeedData> {
         company("USMF", 1),
         company("USRT", 2),
         company("DEMF", 3),
+        fno_currencies(),
         dataverse(),
     )
-        .prop_map(|(a, b, c, dataverse)| SeedData {
+        .prop_map(|(a, b, c, currencies, dataverse)| SeedData {
             fno: FnoSeed {
                 companies: vec![a, b, c],
-                currencies: Vec::new(),
+                currencies,
             },
             dataverse,
         })

@@ -169,8 +169,19 @@ mod tests {
             c.related_maps("customersv3-accounts"),
             vec![
                 "legalentities-companies",
+                "currencies",
+                "paymentterms",
                 "customergroups",
                 "customersv3-accounts"
+            ]
+        );
+        assert_eq!(
+            c.related_maps("vendorsv2"),
+            vec![
+                "legalentities-companies",
+                "currencies",
+                "vendorgroups",
+                "vendorsv2"
             ]
         );
     }

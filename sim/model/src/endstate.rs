@@ -75,7 +75,16 @@ pub struct DvView {
 }
 
 /// Tables whose rows the snapshot shows.
-const DV_BUSINESS_TABLES: [&str; 4] = ["cdm_company", "msdyn_customergroup", "account", "contact"];
+const DV_BUSINESS_TABLES: [&str; 8] = [
+    "cdm_company",
+    "transactioncurrency",
+    "msdyn_paymentterm",
+    "msdyn_customergroup",
+    "account",
+    "contact",
+    "msdyn_vendorgroup",
+    "msdyn_vendor",
+];
 /// Columns that only restate what the view shows otherwise.
 const DV_HIDDEN: [&str; 4] = [
     "createdon",

@@ -167,7 +167,11 @@ pub fn company_integrity(world: &World) -> Check {
                     continue;
                 };
                 let code = dv.company_code(company).unwrap_or_default();
-                if !c.is_connected(&code) {
+                let was_connected = c
+                    .removed_legal_entities
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&code));
+                if !c.is_connected(&code) && !was_connected {
                     return Err(format!(
                         "{} {id} carries company {code}, which is not in the connection",
                         table.logical_name
@@ -191,7 +195,11 @@ pub fn company_integrity(world: &World) -> Check {
             }
             for (id, r) in env.store.rows(&map.fno_entity) {
                 let company = value_text(r.get("dataAreaId"));
-                if c.is_connected(&company) {
+                let was_connected = c
+                    .removed_legal_entities
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&company));
+                if c.is_connected(&company) || was_connected {
                     continue;
                 }
                 if let Some(key) = transform::fno_key(map, r) {

@@ -23,6 +23,9 @@ pub struct FnoSeed {
 pub struct CurrencySeed {
     pub code: String,
     pub name: String,
+    /// Dataverse's `exchangerate` (to the base currency); 1 when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +75,9 @@ pub struct CustomerSeed {
     #[serde(default)]
     pub last_name: Option<String>,
     pub group: String,
+    /// Sales currency; F&O's default (USD) when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     #[serde(default)]
     pub credit_limit: Option<i64>,
     #[serde(default)]
@@ -80,6 +86,9 @@ pub struct CustomerSeed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct DvSeed {
+    /// Currencies besides the organization's base currency (USD).
+    #[serde(default)]
+    pub currencies: Vec<CurrencySeed>,
     #[serde(default)]
     pub customer_groups: Vec<GroupSeed>,
     #[serde(default)]
@@ -96,6 +105,9 @@ pub struct DvAccountSeed {
     pub customertypecode: i64,
     #[serde(default)]
     pub group: Option<String>,
+    /// ISO code of the account's currency (the base currency when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]

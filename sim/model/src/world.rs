@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::dataverse::{DvEnv, WriteContext};
 use crate::entra::{self, AppRegistration, Tenant, User};
 use crate::error::{SimError, SimResult};
-use crate::fno::{FnoEnv, LEGAL_ENTITIES};
+use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::ids::Ids;
 use crate::lcs::{HistoryItem, Lcs, LcsEnvironment};
 use crate::limits::Limits;
@@ -313,6 +313,9 @@ impl World {
                     } else {
                         row.insert("OrganizationName".into(), json!(cu.name));
                     }
+                    if let Some(cur) = &cu.currency {
+                        row.insert("SalesCurrencyCode".into(), json!(cur));
+                    }
                     if let Some(l) = cu.credit_limit {
                         row.insert("CreditLimit".into(), json!(l));
                     }
@@ -370,7 +373,7 @@ impl World {
         env.store.put(
             "transactioncurrency",
             &usd,
-            obj(json!({"transactioncurrencyid": usd, "isocurrencycode": "USD", "currencyname": "US Dollar", "exchangerate": 1})),
+            obj(json!({"transactioncurrencyid": usd, "isocurrencycode": "USD", "currencyname": "US Dollar", "exchangerate": 1, "statecode": 0})),
         );
         env.base_currency = Some(usd);
         let harness_user = put_user(
@@ -451,6 +454,27 @@ impl World {
             caller,
             owner: None,
         };
+        let mut currency_ids: BTreeMap<String, String> = env
+            .store
+            .rows("transactioncurrency")
+            .map(|(id, r)| (value_text(r.get("isocurrencycode")), id.clone()))
+            .collect();
+        for c in &seed.currencies {
+            if currency_ids.contains_key(&c.code) {
+                continue;
+            }
+            let (id, _) = env.create(
+                &mut cx,
+                "transactioncurrency",
+                obj(json!({
+                    "isocurrencycode": c.code,
+                    "currencyname": c.name,
+                    "exchangerate": c.exchange_rate.unwrap_or(1.0),
+                })),
+            )?;
+            currency_ids.insert(c.code.clone(), id);
+        }
+        let currency = |c: &Option<String>| c.as_ref().and_then(|c| currency_ids.get(c)).cloned();
         let mut group_ids = BTreeMap::new();
         for g in &seed.customer_groups {
             let (id, _) = env.create(
@@ -466,6 +490,11 @@ impl World {
             put_opt(&mut row, "accountnumber", a.accountnumber.clone());
             put_opt(&mut row, "emailaddress1", a.email.clone());
             put_opt(&mut row, "_msdyn_customergroupid_value", group(&a.group));
+            put_opt(
+                &mut row,
+                "_transactioncurrencyid_value",
+                currency(&a.currency),
+            );
             if let Some(l) = a.creditlimit {
                 row.insert("creditlimit".into(), json!(l));
             }

@@ -30,6 +30,9 @@ pub struct QueuedChange {
     /// Size of the queued record.
     #[serde(default)]
     pub bytes: u64,
+    /// For a delete, the row as it was, so that the replay can find its counterpart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Row>,
 }
 
 /// A write on one side, as the runtime sees it.
@@ -332,6 +335,7 @@ impl World {
                         company: partition.label(),
                         at: crate::clock::Instant::default(),
                         bytes,
+                        deleted: change.after.is_none().then(|| sample.clone()),
                     },
                 )?;
                 continue;
@@ -489,6 +493,7 @@ impl World {
                         company: partition.label(),
                         at: crate::clock::Instant::default(),
                         bytes,
+                        deleted: change.after.is_none().then(|| sample.clone()),
                     },
                 )?;
                 continue;
@@ -628,9 +633,21 @@ impl World {
                         .and_then(|e| e.get(&map.fno_entity, &q.row))
                         .cloned();
                     let org2 = org.clone();
+                    let before = if row.is_none() {
+                        q.deleted.clone()
+                    } else {
+                        None
+                    };
                     self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
-                        w.apply_to_dataverse(fno_env, &org2, map, &partition, None, row.as_ref())
-                            .map_err(SimError::bad_request)
+                        w.apply_to_dataverse(
+                            fno_env,
+                            &org2,
+                            map,
+                            &partition,
+                            before.as_ref(),
+                            row.as_ref(),
+                        )
+                        .map_err(SimError::bad_request)
                     })
                 }
                 Side::Dataverse => {
@@ -640,9 +657,21 @@ impl World {
                         .and_then(|d| d.get(&map.dv_table, &q.row))
                         .cloned();
                     let org2 = org.clone();
+                    let before = if row.is_none() {
+                        q.deleted.clone()
+                    } else {
+                        None
+                    };
                     self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
-                        w.apply_to_fno(fno_env, &org2, map, &partition, None, row.as_ref())
-                            .map_err(SimError::bad_request)
+                        w.apply_to_fno(
+                            fno_env,
+                            &org2,
+                            map,
+                            &partition,
+                            before.as_ref(),
+                            row.as_ref(),
+                        )
+                        .map_err(SimError::bad_request)
                     })
                 }
             };

@@ -88,6 +88,9 @@ pub struct Connection {
     pub queue: Vec<live_sync::QueuedChange>,
     /// Queued changes that failed to replay (the Catch-up errors tab).
     pub catch_up_errors: Vec<live_sync::QueuedChange>,
+    /// Legal entities taken out of the connection; rows that crossed while they were in stay.
+    #[serde(default)]
+    pub removed_legal_entities: Vec<String>,
     /// Alert rules; a map takes them when it next starts.
     #[serde(default)]
     pub alert_rules: Vec<runtime::AlertRule>,
@@ -255,6 +258,7 @@ impl World {
                 executions: Vec::new(),
                 queue: Vec::new(),
                 catch_up_errors: Vec::new(),
+                removed_legal_entities: Vec::new(),
                 alert_rules: Vec::new(),
                 notifications: Vec::new(),
                 linked_at: now,
@@ -467,6 +471,7 @@ impl World {
         connection
             .legal_entities
             .retain(|c| !c.eq_ignore_ascii_case(code));
+        connection.removed_legal_entities.push(code.to_uppercase());
         Ok(())
     }
 

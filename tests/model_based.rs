@@ -1,0 +1,342 @@
+//! Model-based test of live sync: proptest-state-machine generates sequences of writes on
+//! both sides, map actions (pause, resume, stop, run), injected faults and clock steps; each
+//! runs against the servers through `dwsim::model_based::run_case`, which compares every
+//! step with the reference model and checks the invariants. A failure is shrunk, written as
+//! a replay bundle (`dwsim replay`) and named in the panic message.
+//!
+//! `PROPTEST_CASES` sets the case count (default 8, up to 20 steps each);
+//! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
+
+use dwsim::model_based::{run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS};
+use dwsim_model::dualwrite::Side;
+use dwsim_model::faults::FaultKind;
+use proptest::prelude::*;
+use proptest::strategy::Union;
+use proptest::test_runner::{
+    Config, FailurePersistence, FileFailurePersistence, TestError, TestRng, TestRunner,
+};
+use proptest_state_machine::ReferenceStateMachine;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
+const MAX_STEPS: usize = 20;
+
+struct LiveSync;
+
+fn pick(items: &'static [&'static str]) -> impl Strategy<Value = String> + Clone {
+    proptest::sample::select(items).prop_map(str::to_string)
+}
+
+fn write() -> impl Strategy<Value = (String, String, String)> + Clone {
+    (pick(&COMPANIES), pick(&GROUPS), pick(&DESCRIPTIONS))
+}
+
+fn fault() -> BoxedStrategy<Op> {
+    let dv = (
+        prop_oneof![Just(FaultKind::PluginFailure), Just(FaultKind::Throttling)],
+        prop_oneof![
+            Just(None),
+            Just(Some("msdyn_customergroup".to_string())),
+            Just(Some("accounts".to_string()))
+        ],
+    )
+        .prop_map(|(kind, table)| (Side::Dataverse, kind, table));
+    let fno = prop_oneof![
+        Just(None),
+        Just(Some("CustomerGroups".to_string())),
+        Just(Some("CustomersV3".to_string()))
+    ]
+    .prop_map(|table| (Side::Fno, FaultKind::InfologWriteFailure, table));
+    (prop_oneof![dv, fno], 1u32..3)
+        .prop_map(|((side, kind, table), count)| Op::InjectFault {
+            side,
+            table,
+            count,
+            kind,
+        })
+        .boxed()
+}
+
+impl ReferenceStateMachine for LiveSync {
+    type State = Model;
+    type Transition = Op;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        (0u64..1000).prop_map(Model::new).boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Op> {
+        let mut options: Vec<(u32, BoxedStrategy<Op>)> = vec![
+            (
+                6,
+                write()
+                    .prop_map(|(company, group, description)| Op::FnoCreate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ),
+            (
+                6,
+                write()
+                    .prop_map(|(company, group, description)| Op::DvCreate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ),
+            (
+                4,
+                write()
+                    .prop_map(|(company, group, description)| Op::FnoUpdate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ),
+            (
+                2,
+                (pick(&COMPANIES), pick(&GROUPS))
+                    .prop_map(|(company, group)| Op::FnoDelete { company, group })
+                    .boxed(),
+            ),
+            (4, fault()),
+            (2, Just(Op::Pause).boxed()),
+            (2, Just(Op::Resume).boxed()),
+            (1, Just(Op::Stop).boxed()),
+            (
+                2,
+                prop_oneof![Just(Side::Dataverse), Just(Side::Fno)]
+                    .prop_map(|master| Op::Run { master })
+                    .boxed(),
+            ),
+            (
+                1,
+                (1i64..180)
+                    .prop_map(|minutes| Op::AdvanceClock { minutes })
+                    .boxed(),
+            ),
+        ];
+        let keys = state.dv_keys();
+        if !keys.is_empty() {
+            let target = proptest::sample::select(keys);
+            options.push((
+                4,
+                (target.clone(), pick(&DESCRIPTIONS))
+                    .prop_map(|((company, group), description)| Op::DvUpdate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ));
+            options.push((
+                2,
+                target
+                    .prop_map(|(company, group)| Op::DvDelete { company, group })
+                    .boxed(),
+            ));
+        }
+        Union::new_weighted(options).boxed()
+    }
+
+    fn preconditions(state: &Model, op: &Op) -> bool {
+        state.allows(op)
+    }
+
+    fn apply(mut state: Model, op: &Op) -> Model {
+        state.apply(op);
+        state
+    }
+}
+
+type Case = (Model, Vec<Op>, Option<Arc<AtomicUsize>>);
+
+/// A shrunk failure: why, the starting model (its seed), and the steps.
+struct Found {
+    reason: String,
+    model: Model,
+    ops: Vec<Op>,
+}
+
+/// Runs generated cases; answers the shrunk failure, if any.
+fn search(config: Config) -> Option<Found> {
+    // A fixed RNG: the same cases every run, so a CI failure replays locally as it is.
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let carrier = Carrier::from_env();
+    let result = runner.run(
+        &LiveSync::sequential_strategy(1..=MAX_STEPS),
+        |(model, ops, seen): Case| {
+            let outcome = run_case(model.seed, &ops, carrier, seen.as_deref())
+                .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+            match outcome.failure {
+                Some(f) => Err(TestCaseError::fail(f)),
+                None => Ok(()),
+            }
+        },
+    );
+    match result {
+        Ok(()) => None,
+        Err(TestError::Fail(reason, (model, ops, _))) => {
+            let ops = minimise(&model, ops, carrier);
+            Some(Found {
+                reason: reason.to_string(),
+                model,
+                ops,
+            })
+        }
+        Err(TestError::Abort(reason)) => panic!("the model-based search aborted: {reason}"),
+    }
+}
+
+/// proptest-state-machine deletes steps in one pass from the back, before it simplifies
+/// them, so a step that only became redundant later stays. Delete steps again until no
+/// single deletion keeps the case failing.
+fn minimise(model: &Model, mut ops: Vec<Op>, carrier: Carrier) -> Vec<Op> {
+    let allowed = |ops: &[Op]| {
+        let mut m = model.clone();
+        ops.iter().all(|op| {
+            let ok = m.allows(op);
+            m.apply(op);
+            ok
+        })
+    };
+    let fails =
+        |ops: &[Op]| run_case(model.seed, ops, carrier, None).map_or(true, |o| o.failure.is_some());
+    loop {
+        let mut shrunk = false;
+        for i in (0..ops.len()).rev() {
+            let mut candidate = ops.clone();
+            candidate.remove(i);
+            if allowed(&candidate) && fails(&candidate) {
+                ops = candidate;
+                shrunk = true;
+            }
+        }
+        if !shrunk {
+            return ops;
+        }
+    }
+}
+
+fn config(persistence: Option<Box<dyn FailurePersistence>>) -> Config {
+    Config {
+        cases: cases(),
+        failure_persistence: persistence,
+        max_shrink_iters: 1024,
+        ..Config::default()
+    }
+}
+
+/// Runs the shrunk case once more, recording its transcript, and writes its bundle.
+fn bundle(name: &str, model: &Model, ops: &[Op]) -> (Bundle, std::path::PathBuf) {
+    let carrier = Carrier::from_env();
+    let outcome = run_case(model.seed, ops, carrier, None).expect("the shrunk case runs");
+    let bundle = Bundle::new(name, model.seed, ops, carrier, &outcome);
+    let path = bundle.write().expect("bundle written");
+    (bundle, path)
+}
+
+#[test]
+fn live_sync_matches_the_reference_model() {
+    // The broken runtime's failures would only replay as passes on the real one.
+    let persistence: Option<Box<dyn FailurePersistence>> = if cfg!(feature = "broken-rollback") {
+        None
+    } else {
+        Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/model_based.txt",
+        )))
+    };
+    if let Some(Found { reason, model, ops }) = search(config(persistence)) {
+        let (bundle, path) = bundle("live_sync_matches_the_reference_model", &model, &ops);
+        let steps: Vec<String> = ops.iter().map(Op::to_string).collect();
+        panic!(
+            "live sync diverges from the reference model (seed {}): {}\nsteps:\n  {}\nreplay: cargo run -- replay {}",
+            model.seed,
+            bundle.failure.unwrap_or(reason),
+            steps.join("\n  "),
+            path.display()
+        );
+    }
+}
+
+/// A fixed case through faults, a pause and its catch-up replays from its bundle with the
+/// same transcript, exchange for exchange.
+#[test]
+fn a_bundle_replays_identically() {
+    // Written as a bundle stores operations.
+    let ops: Vec<Op> = serde_json::from_value(serde_json::json!([
+        {"op": "injectFault", "side": "Dataverse", "table": "msdyn_customergroups", "count": 1, "kind": "pluginFailure"},
+        {"op": "fnoCreate", "company": "USMF", "group": "MB1", "description": "Alpha"},
+        {"op": "fnoCreate", "company": "USMF", "group": "MB1", "description": "Alpha"},
+        {"op": "pause"},
+        {"op": "dvUpdate", "company": "USMF", "group": "MB1", "description": "Beta"},
+        {"op": "injectFault", "side": "FinanceAndOperations", "count": 1, "kind": "infologWriteFailure"},
+        {"op": "resume"},
+        {"op": "advanceClock", "minutes": 90},
+        {"op": "stop"},
+        {"op": "dvCreate", "company": "DEMF", "group": "MB2", "description": "Gamma"},
+        {"op": "run", "master": "Dataverse"},
+    ]))
+    .expect("operations");
+    let model = Model::new(7);
+    let (bundle, path) = bundle("a_bundle_replays_identically", &model, &ops);
+    // It fails only on the broken runtime: the first create keeps its F&O row.
+    assert_eq!(
+        bundle.failure.is_some(),
+        cfg!(feature = "broken-rollback"),
+        "{:?}; see {}",
+        bundle.failure,
+        path.display()
+    );
+    assert!(bundle.transcript.iter().any(|x| x.status == 500));
+    let replay = dwsim::replay::replay(&path, None).expect("replay runs");
+    assert!(
+        replay.same_transcript(),
+        "the replay of {} differs from its transcript",
+        path.display()
+    );
+}
+
+/// With the `broken-rollback` runtime (the originating write survives a failed counterpart
+/// write) the search finds a failure, shrinks it to a few steps, and its bundle replays
+/// the same failure.
+#[cfg(feature = "broken-rollback")]
+#[test]
+fn finds_and_shrinks_the_broken_rollback() {
+    let Some(Found { reason, model, ops }) = search(config(None)) else {
+        panic!("the model-based search did not find the broken rollback");
+    };
+    let (bundle, path) = bundle("finds_and_shrinks_the_broken_rollback", &model, &ops);
+    let steps: Vec<String> = ops.iter().map(Op::to_string).collect();
+    eprintln!(
+        "found (seed {}): {reason}\nshrunk to:\n  {}\nbundle: {}",
+        model.seed,
+        steps.join("\n  "),
+        path.display()
+    );
+    assert!(ops.len() <= 3, "not shrunk far enough: {steps:?}");
+    assert!(
+        ops.iter().any(|o| matches!(o, Op::InjectFault { .. })),
+        "a rollback bug needs a failing counterpart write: {steps:?}"
+    );
+    assert!(bundle.failure.is_some(), "the shrunk case no longer fails");
+    let replay = dwsim::replay::replay(&path, None).expect("replay runs");
+    assert!(
+        replay.same_transcript(),
+        "the replay differs from {}",
+        path.display()
+    );
+    assert_eq!(replay.outcome.failure, bundle.failure);
+}
