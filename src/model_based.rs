@@ -920,31 +920,7 @@ fn setup(client: Client) -> Result<Rig> {
     let org = EXISTING_DATAVERSE.to_string();
     let c = &client;
     // Prerequisite 4: the dual-write application users in the existing Dataverse.
-    let root = c.dv_all(
-        &org,
-        "businessunits?$select=businessunitid&$filter=_parentbusinessunitid_value eq null",
-    )?;
-    let root = root
-        .first()
-        .and_then(|r| r["businessunitid"].as_str())
-        .ok_or_else(|| anyhow!("no root business unit"))?
-        .to_string();
-    for (app, name) in [
-        (
-            dwsim_model::entra::DUAL_WRITE_RUNTIME_APP,
-            "Dual-write runtime",
-        ),
-        (dwsim_model::entra::DUAL_WRITE_APP, "Dual-write"),
-    ] {
-        let r = c.dv("POST", &org, "systemusers", Some(&json!({"applicationid": app, "fullname": name, "businessunitid@odata.bind": format!("/businessunits({root})")})))?;
-        if r.status != 204 {
-            bail!(
-                "creating application user {app}: HTTP {} {}",
-                r.status,
-                r.text()
-            );
-        }
-    }
+    crate::runner::create_app_users(c, &org)?;
     let les = c.dual_write(
         &env,
         "DualWriteLegalEntityService",

@@ -338,43 +338,7 @@ fn execute(ctx: &mut Ctx, action: &Action) -> Result<String> {
             Ok(format!("Dataverse {domain} created"))
         }
         Action::DataverseCreateAppUsers {} => {
-            let org = dataverse(ctx)?;
-            let root = c.dv_all(
-                &org,
-                "businessunits?$select=businessunitid&$filter=_parentbusinessunitid_value eq null",
-            )?;
-            let root = root
-                .first()
-                .and_then(|r| r["businessunitid"].as_str())
-                .ok_or_else(|| anyhow!("no root business unit"))?
-                .to_string();
-            let mut created = 0;
-            for (app, name) in [
-                (
-                    dwsim_model::entra::DUAL_WRITE_RUNTIME_APP,
-                    "Dual-write runtime",
-                ),
-                (dwsim_model::entra::DUAL_WRITE_APP, "Dual-write"),
-            ] {
-                if !c
-                    .dv_all(
-                        &org,
-                        &format!("systemusers?$select=systemuserid&$filter=applicationid eq {app}"),
-                    )?
-                    .is_empty()
-                {
-                    continue;
-                }
-                let r = c.dv("POST", &org, "systemusers", Some(&json!({"applicationid": app, "fullname": name, "businessunitid@odata.bind": format!("/businessunits({root})")})))?;
-                if r.status != 204 {
-                    bail!(
-                        "creating application user {app}: HTTP {} {}",
-                        r.status,
-                        r.text()
-                    );
-                }
-                created += 1;
-            }
+            let created = create_app_users(c, &dataverse(ctx)?)?;
             Ok(format!("{created} application users created"))
         }
         Action::FnoCreateCompany { company, name } => {
@@ -541,6 +505,47 @@ fn run_maps(
         }
     }
     Ok(out)
+}
+
+/// Prerequisite 4: the dual-write application users in Dataverse, bound to the root
+/// business unit, created through the Web API unless they exist. Answers how many it made.
+pub fn create_app_users(c: &Client, org: &str) -> Result<usize> {
+    let root = c.dv_all(
+        org,
+        "businessunits?$select=businessunitid&$filter=_parentbusinessunitid_value eq null",
+    )?;
+    let root = root
+        .first()
+        .and_then(|r| r["businessunitid"].as_str())
+        .ok_or_else(|| anyhow!("no root business unit"))?
+        .to_string();
+    let mut created = 0;
+    for (app, name) in [
+        (
+            dwsim_model::entra::DUAL_WRITE_RUNTIME_APP,
+            "Dual-write runtime",
+        ),
+        (dwsim_model::entra::DUAL_WRITE_APP, "Dual-write"),
+    ] {
+        let existing = c.dv_all(
+            org,
+            &format!("systemusers?$select=systemuserid&$filter=applicationid eq {app}"),
+        )?;
+        if !existing.is_empty() {
+            continue;
+        }
+        let body = json!({"applicationid": app, "fullname": name, "businessunitid@odata.bind": format!("/businessunits({root})")});
+        let r = c.dv("POST", org, "systemusers", Some(&body))?;
+        if r.status != 204 {
+            bail!(
+                "creating application user {app}: HTTP {} {}",
+                r.status,
+                r.text()
+            );
+        }
+        created += 1;
+    }
+    Ok(created)
 }
 
 /// The bootstrap sample's `-apply`: every company-striped row without a company gets

@@ -2,26 +2,18 @@
 //! unknown entity sets, bad keys, missing or wrong tokens, unsupported verbs. Never a panic,
 //! never wiremock's empty 404.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::{Http, Reply, Transport};
-use dwsim_http::Ports;
-use dwsim_model::{Catalogue, Start, WorldSpec};
-use dwsim_protocol::Sim;
+use dwsim_model::Start;
 use serde_json::{json, Value};
 
 const ORG: &str = "contosocrm";
 const FO: &str = "contosoprod";
 
 fn servers() -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let sim = Sim::new(WorldSpec {
-        seed: 7,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    Http::start(sim, Ports::default()).expect("servers start")
+    common::serve(common::world(7, Start::Existing, Start::Existing))
 }
 
 fn send(h: &Http, method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {

@@ -2,25 +2,17 @@
 //! issue: metadata, queries, paging, writes, errors and auth. `$batch` and the service
 //! protection limits have files of their own.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::{Http, Reply, Transport};
-use dwsim_http::Ports;
-use dwsim_model::{Catalogue, Start, WorldSpec};
-use dwsim_protocol::Sim;
+use dwsim_model::Start;
 use serde_json::{json, Value};
 
 const ORG: &str = "contosocrm";
 
 fn servers() -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let sim = Sim::new(WorldSpec {
-        seed: 11,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    Http::start(sim, Ports::default()).expect("servers start")
+    common::serve(common::world(11, Start::Existing, Start::Existing))
 }
 
 /// A Web API call with extra headers.

@@ -2,25 +2,17 @@
 //! 429 with Retry-After and the product's body once exceeded, admitted again after the
 //! virtual clock moves past the window, and nothing refused when the limits are off.
 
+mod common;
+
 use dwsim::client::Client;
 use dwsim::transport::{Http, Reply, Transport};
-use dwsim_http::Ports;
-use dwsim_model::{Catalogue, Start, WorldSpec};
-use dwsim_protocol::Sim;
+use dwsim_model::Start;
 use serde_json::{json, Value};
 
 const ORG: &str = "contosocrm";
 
 fn servers() -> Http {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let sim = Sim::new(WorldSpec {
-        seed: 11,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-    })
-    .expect("world");
-    Http::start(sim, Ports::default()).expect("servers start")
+    common::serve(common::world(11, Start::Existing, Start::Existing))
 }
 
 fn admin(h: &Http, method: &str, verb: &str, body: &Value) -> Reply {
