@@ -625,56 +625,46 @@ impl World {
             else {
                 continue;
             };
-            let result = match q.origin {
-                Side::Fno => {
-                    let row = self
-                        .fno
-                        .get(fno_env)
-                        .and_then(|e| e.get(&map.fno_entity, &q.row))
-                        .cloned();
-                    let org2 = org.clone();
-                    let before = if row.is_none() {
-                        q.deleted.clone()
-                    } else {
-                        None
-                    };
-                    self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
-                        w.apply_to_dataverse(
-                            fno_env,
-                            &org2,
-                            map,
-                            &partition,
-                            before.as_ref(),
-                            row.as_ref(),
-                        )
-                        .map_err(SimError::bad_request)
-                    })
-                }
-                Side::Dataverse => {
-                    let row = self
-                        .dataverse
-                        .get(&org)
-                        .and_then(|d| d.get(&map.dv_table, &q.row))
-                        .cloned();
-                    let org2 = org.clone();
-                    let before = if row.is_none() {
-                        q.deleted.clone()
-                    } else {
-                        None
-                    };
-                    self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
-                        w.apply_to_fno(
-                            fno_env,
-                            &org2,
-                            map,
-                            &partition,
-                            before.as_ref(),
-                            row.as_ref(),
-                        )
-                        .map_err(SimError::bad_request)
-                    })
-                }
+            // The origin row as it is now; for a delete, the row as it was.
+            let row = match q.origin {
+                Side::Fno => self
+                    .fno
+                    .get(fno_env)
+                    .and_then(|e| e.get(&map.fno_entity, &q.row))
+                    .cloned(),
+                Side::Dataverse => self
+                    .dataverse
+                    .get(&org)
+                    .and_then(|d| d.get(&map.dv_table, &q.row))
+                    .cloned(),
             };
+            let before = if row.is_none() {
+                q.deleted.clone()
+            } else {
+                None
+            };
+            let org2 = org.clone();
+            let result = self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
+                let applied = match q.origin {
+                    Side::Fno => w.apply_to_dataverse(
+                        fno_env,
+                        &org2,
+                        map,
+                        &partition,
+                        before.as_ref(),
+                        row.as_ref(),
+                    ),
+                    Side::Dataverse => w.apply_to_fno(
+                        fno_env,
+                        &org2,
+                        map,
+                        &partition,
+                        before.as_ref(),
+                        row.as_ref(),
+                    ),
+                };
+                applied.map_err(SimError::bad_request)
+            });
             match result {
                 Ok(()) => replayed += 1,
                 Err(_) => failed.push(q),
