@@ -630,6 +630,39 @@ mod tests {
     }
 }
 
+/// Runs a change set all or nothing: every request inside one savepoint on every store,
+/// rolled back at the first failure (`Err` holds that response). `run` answers a request's
+/// response and the URL its `Content-ID` stands for in later requests.
+pub fn run_changeset(
+    world: &mut dwsim_model::World,
+    reqs: &[RequestPart],
+    mut run: impl FnMut(
+        &mut dwsim_model::World,
+        &RequestPart,
+        &ContentIds,
+    ) -> (ResponsePart, Option<String>),
+) -> Result<BatchResponsePart, ResponsePart> {
+    let savepoint = world.begin_all();
+    let mut ids = ContentIds::new();
+    let mut responses = Vec::new();
+    for r in reqs {
+        let (resp, url) = run(world, r, &ids);
+        if resp.status >= 400 {
+            world.rollback_all(savepoint);
+            return Err(resp);
+        }
+        if let (Some(id), Some(url)) = (&r.content_id, url) {
+            ids.insert(id.clone(), url);
+        }
+        responses.push(resp);
+    }
+    world.commit_all(savepoint);
+    Ok(BatchResponsePart::ChangeSet {
+        boundary: format!("changesetresponse_{}", world.ids.guid()),
+        responses,
+    })
+}
+
 /// The path of an inner request below `/{env}`: `target` may be an absolute URL on any host
 /// (real clients send the product's host name), an absolute path with or without the
 /// environment segment, or a path relative to the service root `/{env}/{service}`.

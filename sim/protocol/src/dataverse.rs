@@ -548,18 +548,13 @@ fn expand(
     out: &mut Map<String, Value>,
 ) -> SimResult<()> {
     for item in items {
-        let (nav, inner) = match item.split_once('(') {
-            Some((n, rest)) => (n.trim(), rest.trim_end_matches(')')),
-            None => (item.as_str(), ""),
-        };
+        let parsed = odata::parse_expand_item(item)
+            .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+        let (nav, select) = (parsed.nav.as_str(), parsed.select);
         let col = table
             .column(nav)
             .filter(|c| c.kind == DvType::Lookup)
             .ok_or_else(|| invalid_property(table, nav))?;
-        let select: Option<Vec<String>> = inner
-            .split(';')
-            .find_map(|o| o.trim().strip_prefix("$select="))
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
         let target = col.target.clone().unwrap_or_default();
         let target_table = world
             .catalogue

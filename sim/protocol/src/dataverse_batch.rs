@@ -119,30 +119,16 @@ pub fn handle(
     Ok(resp)
 }
 
-/// A change set, all or nothing: `Err` holds the failing response after the rollback.
+/// A change set through the Dataverse router; `$n` stands for the created record's URL.
 fn run_changeset(
     world: &mut World,
     b: &Batch,
     reqs: &[RequestPart],
 ) -> Result<BatchResponsePart, ResponsePart> {
-    let savepoint = world.begin_all();
-    let mut ids = ContentIds::new();
-    let mut responses = Vec::new();
-    for r in reqs {
-        let (resp, path) = run_one(world, b, r, &ids, true);
-        if resp.status >= 400 {
-            world.rollback_all(savepoint);
-            return Err(resp);
-        }
-        if let (Some(id), Some(url)) = (&r.content_id, entity_url(world, b, &path, &resp)) {
-            ids.insert(id.clone(), url);
-        }
-        responses.push(resp);
-    }
-    world.commit_all(savepoint);
-    Ok(BatchResponsePart::ChangeSet {
-        boundary: format!("changesetresponse_{}", world.ids.guid()),
-        responses,
+    batch::run_changeset(world, reqs, |world, r, ids| {
+        let (resp, path) = run_one(world, b, r, ids, true);
+        let url = entity_url(world, b, &path, &resp);
+        (resp, url)
     })
 }
 

@@ -349,15 +349,8 @@ fn expand(
     out: &mut Map<String, Value>,
 ) -> SimResult<()> {
     for item in items {
-        let (nav, inner) = match item.split_once('(') {
-            Some((n, rest)) => (n.trim(), rest.trim_end_matches(')')),
-            None => (item.trim(), ""),
-        };
-        if inner.contains("$expand") {
-            return Err(SimError::bad_request(
-                "The $expand option is supported one level deep only.",
-            ));
-        }
+        let parsed = odata::parse_expand_item(item).map_err(SimError::bad_request)?;
+        let (nav, select) = (parsed.nav.as_str(), parsed.select);
         let (relation, target) = entity
             .relations
             .iter()
@@ -370,10 +363,6 @@ fn expand(
                     .map(|t| (r, t))
             })
             .ok_or_else(|| unknown_property(entity, nav))?;
-        let select: Option<Vec<String>> = inner
-            .split(';')
-            .find_map(|o| o.trim().strip_prefix("$select="))
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
         let value = value_text(row.get(&relation.field));
         let company = value_text(row.get("dataAreaId"));
         let related = world.fno[env]

@@ -86,34 +86,21 @@ struct Ctx<'a> {
     authorization: Option<&'a str>,
 }
 
-/// One F&O transaction: all its writes and their dual-writes, or none.
+/// One F&O transaction: all its writes and their dual-writes, or none, within the
+/// per-transaction record limit.
 fn run_changeset(
     world: &mut World,
     ctx: &Ctx,
     reqs: &[RequestPart],
 ) -> Result<BatchResponsePart, ResponsePart> {
-    let savepoint = world.begin_all();
     world.open_fno_transaction = Some(0);
-    let mut ids = ContentIds::new();
-    let mut responses = Vec::new();
-    for r in reqs {
-        let resp = run_one(world, ctx, r, &ids, true);
-        if resp.status >= 400 {
-            world.open_fno_transaction = None;
-            world.rollback_all(savepoint);
-            return Err(resp);
-        }
-        if let (Some(id), Some(url)) = (&r.content_id, resp.header("location")) {
-            ids.insert(id.clone(), url.to_string());
-        }
-        responses.push(resp);
-    }
+    let result = batch::run_changeset(world, reqs, |world, r, ids| {
+        let resp = run_one(world, ctx, r, ids, true);
+        let url = resp.header("location").map(str::to_string);
+        (resp, url)
+    });
     world.open_fno_transaction = None;
-    world.commit_all(savepoint);
-    Ok(BatchResponsePart::ChangeSet {
-        boundary: format!("changesetresponse_{}", world.ids.guid()),
-        responses,
-    })
+    result
 }
 
 fn run_one(

@@ -150,6 +150,40 @@ pub fn parse_options(
     Ok(o)
 }
 
+/// One `$expand` item: `nav` or `nav($select=a,b)`. Both services expand one level only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandItem {
+    pub nav: String,
+    pub select: Option<Vec<String>>,
+}
+
+pub fn parse_expand_item(item: &str) -> Result<ExpandItem, String> {
+    let (nav, inner) = match item.split_once('(') {
+        Some((n, rest)) => (n.trim(), rest.trim().strip_suffix(')').unwrap_or(rest)),
+        None => (item.trim(), ""),
+    };
+    let mut select = None;
+    for option in inner.split(';').map(str::trim).filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some(("$select", list)) => {
+                select = Some(list.split(',').map(|x| x.trim().to_string()).collect())
+            }
+            Some(("$expand", _)) => {
+                return Err("The $expand option is supported one level deep only.".into())
+            }
+            _ => {
+                return Err(format!(
+                    "The option '{option}' is not supported inside $expand."
+                ))
+            }
+        }
+    }
+    Ok(ExpandItem {
+        nav: nav.to_string(),
+        select,
+    })
+}
+
 /// Case-insensitive, numeric-aware ordering with nulls first (SQL Server's order).
 pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     match (a, b) {
@@ -223,5 +257,19 @@ mod tests {
         );
         assert!(parse_segment("accounts(nonsense").is_err());
         assert!(parse_segment("accounts(nonsense)").is_err());
+    }
+
+    #[test]
+    fn expand_items_take_a_nested_select_and_refuse_deeper_expands() {
+        let item =
+            parse_expand_item("msdyn_company($select=cdm_companycode, cdm_name)").expect("ok");
+        assert_eq!(item.nav, "msdyn_company");
+        assert_eq!(
+            item.select,
+            Some(vec!["cdm_companycode".to_string(), "cdm_name".to_string()])
+        );
+        assert_eq!(parse_expand_item("CustomerGroup").expect("ok").select, None);
+        assert!(parse_expand_item("a($expand=b)").is_err());
+        assert!(parse_expand_item("a($top=1)").is_err());
     }
 }
