@@ -83,6 +83,15 @@ pub struct Notification {
     pub message: String,
 }
 
+/// A runtime refusal as the originating side's caller sees it: an F&O write failure, or
+/// the dual-write plug-in's error in Dataverse.
+fn refused_for(origin: Side, message: String) -> SimError {
+    match origin {
+        Side::Fno => SimError::new(ErrorKind::WriteFailed, "", message),
+        Side::Dataverse => SimError::new(ErrorKind::BadRequest, "0x80040265", message),
+    }
+}
+
 /// Paused for longer than this blocks further records (with the 7-day retention).
 const PAUSE_DAYS: i64 = 7;
 
@@ -116,10 +125,7 @@ impl World {
                 "The dual-write transaction took {} seconds and didn't complete within the {minutes}-minute limit, so it was rolled back in finance and operations and in Dataverse.",
                 elapsed / 1000
             );
-            return Err(match origin {
-                Side::Fno => SimError::new(ErrorKind::WriteFailed, "", message),
-                Side::Dataverse => SimError::new(ErrorKind::BadRequest, "0x80040265", message),
-            });
+            return Err(refused_for(origin, message));
         }
         result
     }
@@ -190,10 +196,7 @@ impl World {
                     "Table map {} has been paused for {PAUSE_DAYS} days or holds {} bytes of queued records; further records are blocked until the map is resumed.",
                     change.map, settings.queue_bytes_limit
                 );
-                return Err(match origin {
-                    Side::Fno => SimError::new(ErrorKind::WriteFailed, "", message),
-                    Side::Dataverse => SimError::new(ErrorKind::BadRequest, "0x80040265", message),
-                });
+                return Err(refused_for(origin, message));
             }
         }
         c.queue.push(change);
