@@ -526,6 +526,11 @@ impl World {
             .map(|c| c.dataverse.clone())
     }
 
+    /// The dual-write connection of an F&O environment, once linked.
+    pub fn connection_of(&self, fno_env: &str) -> Option<&crate::dualwrite::Connection> {
+        self.fno.get(fno_env).and_then(|e| e.dual_write.as_ref())
+    }
+
     /// The F&O environment dual-write links to a Dataverse org.
     pub fn linked_fno(&self, org: &str) -> Option<String> {
         self.fno

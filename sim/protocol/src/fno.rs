@@ -655,7 +655,7 @@ fn side(v: Option<&Value>) -> SimResult<Side> {
 }
 
 fn connection_json(world: &World, env: &str) -> Value {
-    match world.fno[env].dual_write.as_ref() {
+    match world.connection_of(env) {
         None => json!({"linked": false}),
         Some(c) => json!({
             "linked": true,
@@ -668,7 +668,7 @@ fn connection_json(world: &World, env: &str) -> Value {
 }
 
 fn maps_json(world: &World, env: &str) -> Value {
-    let Some(c) = world.fno[env].dual_write.as_ref() else {
+    let Some(c) = world.connection_of(env) else {
         return json!([]);
     };
     let maps: Vec<Value> = world
@@ -716,9 +716,8 @@ fn operation(
             connection_json(world, env)
         }
         "getLegalEntities" => {
-            let connected = world.fno[env]
-                .dual_write
-                .as_ref()
+            let connected = world
+                .connection_of(env)
                 .map(|c| c.legal_entities.clone())
                 .unwrap_or_default();
             json!({"companies": world.fno[env].companies(), "connected": connected})
@@ -782,9 +781,8 @@ fn operation(
         }
         "getInitialSyncDetails" => {
             let map = arg_str(args, "map")?;
-            let executions: Vec<Value> = world.fno[env]
-                .dual_write
-                .as_ref()
+            let executions: Vec<Value> = world
+                .connection_of(env)
                 .map(|c| {
                     c.executions
                         .iter()
@@ -810,10 +808,10 @@ fn operation(
             let rules: Vec<dwsim_model::dualwrite::runtime::AlertRule> = serde_json::from_value(args.get("rules").cloned().unwrap_or(Value::Null))
                 .map_err(|e| SimError::bad_request(format!("The parameter 'rules' must be a list of {{errorType, count, windowMinutes, recipients, action}}: {e}")))?;
             world.dw_set_alert_rules(env, rules)?;
-            json!({"rules": world.fno[env].dual_write.as_ref().map(|c| c.alert_rules.clone())})
+            json!({"rules": world.connection_of(env).map(|c| c.alert_rules.clone())})
         }
         "getAlerts" => {
-            let c = world.fno[env].dual_write.as_ref();
+            let c = world.connection_of(env);
             json!({"rules": c.map(|c| c.alert_rules.clone()), "notifications": c.map(|c| c.notifications.clone())})
         }
         "rerunExecution" => {
@@ -843,7 +841,7 @@ fn operation(
         }
         "getQueuedRecords" => {
             let map = arg_str(args, "map")?;
-            let c = world.fno[env].dual_write.as_ref();
+            let c = world.connection_of(env);
             let queued: Vec<Value> = c
                 .map(|c| {
                     c.queue
