@@ -101,7 +101,7 @@ impl World {
             .values()
             .map(|e| LcsView {
                 name: e.name.clone(),
-                state: e.state.clone(),
+                state: e.state.as_str().to_string(),
                 demo_data: e.demo_data,
                 power_platform: e.power_platform.as_ref().map(|p| {
                     format!(
@@ -109,10 +109,10 @@ impl World {
                         p.template,
                         if p.new_environment { "new" } else { "existing" },
                         p.dataverse_org,
-                        p.status
+                        p.status.as_str()
                     )
                 }),
-                dual_write_application: e.dual_write_application.clone(),
+                dual_write_application: e.dual_write_application.as_str().to_string(),
                 dual_write_linked: e.dual_write_linked,
                 history: e
                     .history
@@ -121,7 +121,7 @@ impl World {
                         format!(
                             "{}: {} ({} → {})",
                             h.name,
-                            h.status,
+                            h.status.as_str(),
                             h.started.iso(),
                             h.ended.map_or("-".into(), |t| t.iso())
                         )
@@ -332,14 +332,19 @@ fn text(r: &Row, k: &str) -> String {
 fn execution_view(e: &Execution) -> ExecutionView {
     ExecutionView {
         map: e.map.clone(),
-        status: e.status.clone(),
+        status: e.status.as_str().to_string(),
         legs: e
             .legs
             .iter()
             .map(|l| {
                 format!(
                     "{} {}: exported {}, inserted {}, updated {}, errors {}",
-                    l.direction, l.company, l.exported, l.inserted, l.updated, l.errors
+                    l.direction.as_str(),
+                    l.company,
+                    l.exported,
+                    l.inserted,
+                    l.updated,
+                    l.errors
                 )
             })
             .collect(),

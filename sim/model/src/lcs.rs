@@ -3,6 +3,7 @@
 //! client starts and then polls through fetchstatus. Operations finish on the virtual clock.
 
 use crate::clock::Instant;
+use crate::schema::SolutionGroup;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -39,19 +40,82 @@ fn default_capacity_mb() -> i64 {
 /// Dataverse capacity a new environment from the Power Platform integration needs.
 pub const REQUIRED_CAPACITY_MB: i64 = 1024;
 
+/// The deployment state of an LCS environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentState {
+    Deploying,
+    Deployed,
+    Failed,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Deploying => "Deploying",
+            DeploymentState::Deployed => "Deployed",
+            DeploymentState::Failed => "Failed",
+        }
+    }
+}
+
+/// Where the dual-write application setup of an environment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DualWriteApplication {
+    NotConfigured,
+    Configuring,
+    Configured,
+    Failed,
+}
+
+impl DualWriteApplication {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DualWriteApplication::NotConfigured => "NotConfigured",
+            DualWriteApplication::Configuring => "Configuring",
+            DualWriteApplication::Configured => "Configured",
+            DualWriteApplication::Failed => "Failed",
+        }
+    }
+}
+
+/// The `OperationStatus` values an LCS operation (and its history item) goes through here;
+/// the API's enum has more (`NotStarted`, `SignedOff`, the rollback states) that dwsim never
+/// reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperationStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl OperationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationStatus::InProgress => "InProgress",
+            OperationStatus::Completed => "Completed",
+            OperationStatus::Failed => "Failed",
+        }
+    }
+}
+
+/// What an environment history item records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryKind {
+    Deployment,
+    Servicing,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LcsEnvironment {
     pub id: String,
     pub name: String,
     /// Key of the F&O environment in the world (same as `name`).
     pub fno_env: String,
-    /// `Deploying`, `Deployed` or `Failed`.
-    pub state: String,
+    pub state: DeploymentState,
     pub demo_data: bool,
     pub deployed_on: Option<Instant>,
     pub power_platform: Option<PowerPlatformIntegration>,
-    /// `NotConfigured`, `Configuring`, `Configured` or `Failed`.
-    pub dual_write_application: String,
+    pub dual_write_application: DualWriteApplication,
     pub dual_write_linked: bool,
     pub history: Vec<HistoryItem>,
 }
@@ -60,19 +124,18 @@ pub struct LcsEnvironment {
 pub struct PowerPlatformIntegration {
     pub template: String,
     pub dataverse_org: String,
-    /// `InProgress`, `Completed` or `Failed`.
-    pub status: String,
+    pub status: OperationStatus,
     pub new_environment: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryItem {
     pub name: String,
-    pub kind: String,
+    pub kind: HistoryKind,
     pub activity_id: String,
     pub started: Instant,
     pub ended: Option<Instant>,
-    pub status: String,
+    pub status: OperationStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +169,7 @@ pub struct LcsOperation {
     pub kind: LcsOperationKind,
     pub started: Instant,
     pub completes: Instant,
-    /// An `OperationStatus` value: `InProgress`, `Completed` or `Failed`.
-    pub status: String,
+    pub status: OperationStatus,
     pub error: Option<String>,
 }
 
@@ -160,11 +222,11 @@ impl World {
         if let Some(env) = self.lcs.environments.get_mut(environment_id) {
             env.history.push(HistoryItem {
                 name: kind.history_name().into(),
-                kind: "Servicing".into(),
+                kind: HistoryKind::Servicing,
                 activity_id: id.clone(),
                 started: now,
                 ended: None,
-                status: "InProgress".into(),
+                status: OperationStatus::InProgress,
             });
         }
         self.lcs.operations.insert(
@@ -175,7 +237,7 @@ impl World {
                 kind,
                 started: now,
                 completes: now.plus_minutes(minutes),
-                status: "InProgress".into(),
+                status: OperationStatus::InProgress,
                 error: None,
             },
         );
@@ -207,11 +269,11 @@ impl World {
                 id: env_id.clone(),
                 name: name.to_string(),
                 fno_env: name.to_string(),
-                state: "Deploying".into(),
+                state: DeploymentState::Deploying,
                 demo_data,
                 deployed_on: None,
                 power_platform: None,
-                dual_write_application: "NotConfigured".into(),
+                dual_write_application: DualWriteApplication::NotConfigured,
                 dual_write_linked: false,
                 history: Vec::new(),
             },
@@ -233,13 +295,13 @@ impl World {
         existing_org: Option<&str>,
     ) -> SimResult<String> {
         let env = self.lcs_environment(environment_id)?;
-        if env.state != "Deployed" {
+        if env.state != DeploymentState::Deployed {
             return Err(SimError::conflict(
                 "The environment must be deployed before Power Platform integration can be set up.",
             ));
         }
         if let Some(pp) = &env.power_platform {
-            if pp.status != "Failed" {
+            if pp.status != OperationStatus::Failed {
                 return Err(SimError::conflict(
                     "Power Platform integration is already set up for this environment. The link cannot be reversed.",
                 ));
@@ -282,7 +344,9 @@ impl World {
         let resumed = env
             .power_platform
             .as_ref()
-            .filter(|p| p.status == "Failed" && p.new_environment && existing_org.is_none())
+            .filter(|p| {
+                p.status == OperationStatus::Failed && p.new_environment && existing_org.is_none()
+            })
             .map(|p| p.dataverse_org.clone());
         let org = match (existing_org, resumed) {
             (Some(o), _) => o.to_string(),
@@ -297,7 +361,7 @@ impl World {
             env.power_platform = Some(PowerPlatformIntegration {
                 template: template.to_string(),
                 dataverse_org: org,
-                status: "InProgress".into(),
+                status: OperationStatus::InProgress,
                 new_environment: existing_org.is_none(),
             });
         }
@@ -307,19 +371,21 @@ impl World {
     /// Starts the dual-write application setup (needs a completed Power Platform integration).
     pub fn lcs_dual_write_setup(&mut self, environment_id: &str) -> SimResult<String> {
         let env = self.lcs_environment(environment_id)?;
-        if env.power_platform.as_ref().map(|p| p.status.as_str()) != Some("Completed") {
+        if env.power_platform.as_ref().map(|p| p.status) != Some(OperationStatus::Completed) {
             return Err(SimError::conflict(
                 "Power Platform integration must be completed before the dual-write application can be configured.",
             ));
         }
-        if env.dual_write_application == "Configured" || env.dual_write_application == "Configuring"
-        {
+        if matches!(
+            env.dual_write_application,
+            DualWriteApplication::Configured | DualWriteApplication::Configuring
+        ) {
             return Err(SimError::conflict(
                 "The dual-write application is already configured for this environment.",
             ));
         }
         if let Some(env) = self.lcs.environments.get_mut(environment_id) {
-            env.dual_write_application = "Configuring".into();
+            env.dual_write_application = DualWriteApplication::Configuring;
         }
         Ok(self.start_lcs_operation(
             environment_id,
@@ -331,7 +397,7 @@ impl World {
     /// Starts "Link to Power Platform environment".
     pub fn lcs_dual_write_link(&mut self, environment_id: &str) -> SimResult<String> {
         let env = self.lcs_environment(environment_id)?;
-        if env.dual_write_application != "Configured" {
+        if env.dual_write_application != DualWriteApplication::Configured {
             return Err(SimError::conflict(
                 "The dual-write application must be configured before linking.",
             ));
@@ -369,7 +435,7 @@ impl World {
             .lcs
             .operations
             .values()
-            .filter(|o| o.status == "InProgress" && o.completes <= now)
+            .filter(|o| o.status == OperationStatus::InProgress && o.completes <= now)
             .map(|o| (o.completes, o.id.clone()))
             .collect();
         due.sort();
@@ -379,32 +445,39 @@ impl World {
             };
             let result = self.apply_lcs_operation(&op);
             let (status, error) = match result {
-                Ok(()) => ("Completed", None),
-                Err(e) => ("Failed", Some(e.message)),
+                Ok(()) => (OperationStatus::Completed, None),
+                Err(e) => (OperationStatus::Failed, Some(e.message)),
             };
             if let Some(o) = self.lcs.operations.get_mut(&id) {
-                o.status = status.into();
+                o.status = status;
                 o.error = error;
             }
             if let Some(env) = self.lcs.environments.get_mut(&op.environment_id) {
                 if let Some(h) = env.history.iter_mut().find(|h| h.activity_id == id) {
-                    h.status = status.into();
+                    h.status = status;
                     h.ended = Some(op.completes);
                 }
-                let failed = status == "Failed";
+                let failed = status == OperationStatus::Failed;
                 match &op.kind {
                     LcsOperationKind::Deploy { .. } => {
-                        env.state = if failed { "Failed" } else { "Deployed" }.into();
+                        env.state = if failed {
+                            DeploymentState::Failed
+                        } else {
+                            DeploymentState::Deployed
+                        };
                         env.deployed_on = Some(op.completes);
                     }
                     LcsOperationKind::PowerPlatformIntegration { .. } => {
                         if let Some(pp) = env.power_platform.as_mut() {
-                            pp.status = status.into();
+                            pp.status = status;
                         }
                     }
                     LcsOperationKind::DualWriteSetup => {
-                        env.dual_write_application =
-                            if failed { "Failed" } else { "Configured" }.into();
+                        env.dual_write_application = if failed {
+                            DualWriteApplication::Failed
+                        } else {
+                            DualWriteApplication::Configured
+                        };
                     }
                     LcsOperationKind::DualWriteLink => env.dual_write_linked = !failed,
                 }
@@ -437,9 +510,9 @@ impl World {
                     }
                     self.provision_dataverse(&org, true, false, false)?;
                 }
-                self.install_solutions(&org, "dual-write-core")?;
+                self.install_solutions(&org, SolutionGroup::DualWriteCore)?;
                 if template != "standard" {
-                    self.install_solutions(&org, "dual-write-maps")?;
+                    self.install_solutions(&org, SolutionGroup::DualWriteMaps)?;
                 }
                 if let Some(dv) = self.dataverse.get_mut(&org) {
                     dv.fno_integration = Some(env.fno_env.clone());

@@ -16,6 +16,22 @@ pub struct PowerPlatform {
     pub operations: BTreeMap<String, PpOperation>,
 }
 
+/// `properties.provisioningState` of a Power Platform environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProvisioningState {
+    LinkedDatabaseProvisioning,
+    Succeeded,
+    Failed,
+}
+
+/// `state.id` of a lifecycle operation; `Succeeded` and `Failed` are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifecycleState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PpEnvironment {
     pub id: String,
@@ -24,7 +40,7 @@ pub struct PpEnvironment {
     pub location: String,
     pub sku: String,
     /// `Succeeded` once the database exists.
-    pub provisioning_state: String,
+    pub provisioning_state: ProvisioningState,
     pub created: Instant,
 }
 
@@ -34,8 +50,7 @@ pub struct PpOperation {
     pub environment_id: String,
     pub started: Instant,
     pub completes: Instant,
-    /// `Running`, `Succeeded` or `Failed`.
-    pub state: String,
+    pub state: LifecycleState,
     /// Templates and post-provisioning packages asked for.
     pub templates: Vec<String>,
     pub packages: Vec<String>,
@@ -94,7 +109,7 @@ impl World {
                 domain_name: domain_name.into(),
                 location: location.into(),
                 sku: sku.into(),
-                provisioning_state: "LinkedDatabaseProvisioning".into(),
+                provisioning_state: ProvisioningState::LinkedDatabaseProvisioning,
                 created: now,
             },
         );
@@ -105,7 +120,7 @@ impl World {
                 environment_id: env_id,
                 started: now,
                 completes: now.plus_minutes(PROVISION_MINUTES),
-                state: "Running".into(),
+                state: LifecycleState::Running,
                 templates,
                 packages,
             },
@@ -119,7 +134,7 @@ impl World {
             .power_platform
             .operations
             .values()
-            .filter(|o| o.state == "Running" && o.completes <= now)
+            .filter(|o| o.state == LifecycleState::Running && o.completes <= now)
             .cloned()
             .collect();
         for op in due {
@@ -136,15 +151,22 @@ impl World {
                 .packages
                 .iter()
                 .any(|p| DUAL_WRITE_PACKAGES.contains(&p.as_str()));
-            let state = match self.provision_dataverse(&env.domain_name, d365, dual_write, false) {
-                Ok(()) => "Succeeded",
-                Err(_) => "Failed",
-            };
+            let provisioned = self
+                .provision_dataverse(&env.domain_name, d365, dual_write, false)
+                .is_ok();
             if let Some(o) = self.power_platform.operations.get_mut(&op.id) {
-                o.state = state.into();
+                o.state = if provisioned {
+                    LifecycleState::Succeeded
+                } else {
+                    LifecycleState::Failed
+                };
             }
             if let Some(e) = self.power_platform.environments.get_mut(&op.environment_id) {
-                e.provisioning_state = state.into();
+                e.provisioning_state = if provisioned {
+                    ProvisioningState::Succeeded
+                } else {
+                    ProvisioningState::Failed
+                };
             }
         }
     }

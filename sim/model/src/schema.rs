@@ -266,12 +266,23 @@ impl TableMap {
     }
 }
 
+/// Which install a solution comes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SolutionGroup {
+    /// The Dynamics 365 apps of an environment created with them.
+    Base,
+    /// The dual-write core solution (its plug-ins).
+    DualWriteCore,
+    /// The dual-write application orchestration solutions (the table maps).
+    DualWriteMaps,
+}
+
 /// A Dataverse solution as listed in `solutions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SolutionDef {
     pub uniquename: String,
     pub friendlyname: String,
     pub version: String,
-    /// `base` (Dynamics 365 apps), `dual-write-core` or `dual-write-maps`.
-    pub group: String,
+    pub group: SolutionGroup,
 }

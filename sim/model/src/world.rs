@@ -9,9 +9,13 @@ use crate::entra::{self, AppRegistration, Tenant, User};
 use crate::error::{SimError, SimResult};
 use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::ids::Ids;
-use crate::lcs::{HistoryItem, Lcs, LcsEnvironment};
+use crate::lcs::{
+    DeploymentState, DualWriteApplication, HistoryItem, HistoryKind, Lcs, LcsEnvironment,
+    OperationStatus,
+};
 use crate::limits::Limits;
 use crate::power_platform::PowerPlatform;
+use crate::schema::SolutionGroup;
 use crate::seed::{DvSeed, FnoSeed, SeedData};
 use crate::store::{Row, Store};
 use serde::{Deserialize, Serialize};
@@ -184,19 +188,19 @@ impl World {
                     id: id.clone(),
                     name: EXISTING_FNO.into(),
                     fno_env: EXISTING_FNO.into(),
-                    state: "Deployed".into(),
+                    state: DeploymentState::Deployed,
                     demo_data: true,
                     deployed_on: Some(now),
                     power_platform: None,
-                    dual_write_application: "NotConfigured".into(),
+                    dual_write_application: DualWriteApplication::NotConfigured,
                     dual_write_linked: false,
                     history: vec![HistoryItem {
                         name: "Deploy environment".into(),
-                        kind: "Deployment".into(),
+                        kind: HistoryKind::Deployment,
                         activity_id: world.ids.guid(),
                         started: now,
                         ended: Some(now),
-                        status: "Completed".into(),
+                        status: OperationStatus::Completed,
                     }],
                 },
             );
@@ -394,10 +398,10 @@ impl World {
             put_user(&mut env, &mut cx, "Dual-write", Some(entra::DUAL_WRITE_APP))?;
         }
         self.dataverse.insert(org.to_string(), env);
-        let groups: Vec<&str> = [
-            d365_apps.then_some("base"),
-            dual_write_solutions.then_some("dual-write-core"),
-            dual_write_solutions.then_some("dual-write-maps"),
+        let groups: Vec<SolutionGroup> = [
+            d365_apps.then_some(SolutionGroup::Base),
+            dual_write_solutions.then_some(SolutionGroup::DualWriteCore),
+            dual_write_solutions.then_some(SolutionGroup::DualWriteMaps),
         ]
         .into_iter()
         .flatten()
@@ -408,9 +412,9 @@ impl World {
         Ok(())
     }
 
-    /// Installs the catalogue's solutions of one group (`base`, `dual-write-core`,
-    /// `dual-write-maps`); installing the core solution enables the dual-write plug-ins.
-    pub fn install_solutions(&mut self, org: &str, group: &str) -> SimResult<()> {
+    /// Installs the catalogue's solutions of one group; installing the core solution
+    /// enables the dual-write plug-ins.
+    pub fn install_solutions(&mut self, org: &str, group: SolutionGroup) -> SimResult<()> {
         let catalogue = self.catalogue.clone();
         let env = self.dataverse.get_mut(org).ok_or_else(|| {
             SimError::not_found(format!("Dataverse environment {org} does not exist"))
@@ -429,7 +433,7 @@ impl World {
             }));
             env.store.put("solution", &id, row);
         }
-        if group == "dual-write-core" {
+        if group == SolutionGroup::DualWriteCore {
             env.dual_write_plugins_enabled = true;
         }
         Ok(())

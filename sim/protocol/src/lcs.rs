@@ -11,7 +11,7 @@ use crate::request::{Request, Response};
 use crate::Endpoints;
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
-use dwsim_model::lcs::LcsOperationKind;
+use dwsim_model::lcs::{DeploymentState, LcsOperationKind, OperationStatus};
 use dwsim_model::World;
 use serde_json::{json, Map, Value};
 
@@ -195,7 +195,7 @@ fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
             let op = world.lcs_operation(e, a)?.clone();
             let mut fields = obj(json!({
                 "ProjectId": pid, "EnvironmentId": e, "ActivityId": a,
-                "CompletionDate": (op.status != "InProgress").then(|| op.completes.iso()),
+                "CompletionDate": (op.status != OperationStatus::InProgress).then(|| op.completes.iso()),
                 "OperationStatus": op.status,
             }));
             if let Some(err) = op.error {
@@ -230,13 +230,13 @@ fn metadata(world: &World, req: &Request) -> Map<String, Value> {
                 "EnvironmentInfrastructure": "MicrosoftManaged", "EnvironmentType": "Sandbox", "EnvironmentGroup": "Primary",
                 "EnvironmentProduct": "Finance and Operations",
                 "EnvironmentEndpointBaseUrl": format!("https://{}.sandbox.operations.dynamics.com/", e.name),
-                "DeploymentState": if e.state == "Deployed" { "Finished" } else { e.state.as_str() },
+                "DeploymentState": if e.state == DeploymentState::Deployed { "Finished" } else { e.state.as_str() },
                 "TopologyDisplayName": "Finance and Operations - Standard",
                 "CurrentApplicationBuildVersion": fno.map(|f| f.application_version.clone()),
                 "CurrentPlatformReleaseName": fno.map(|f| format!("Update{}", f.platform_update)),
                 "DeployedOnUTC": e.deployed_on.map(|t| t.iso()),
                 "CloudStorageLocation": "East US", "DisasterRecoveryLocation": "West US",
-                "DeploymentStatusDisplay": if e.state == "Deployed" { "Deployed" } else { e.state.as_str() },
+                "DeploymentStatusDisplay": e.state.as_str(),
                 "CanStart": false, "CanStop": false,
                 "PowerPlatformIntegration": e.power_platform.as_ref().map(|p| json!({"Template": p.template, "EnvironmentName": p.dataverse_org, "Status": p.status})),
                 "DualWriteApplication": e.dual_write_application, "DualWriteLinked": e.dual_write_linked,

@@ -15,10 +15,44 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Only this many errors are shown for an execution.
 pub const SHOWN_ERRORS: usize = 5;
 
+/// The direction of a leg, in the words of the initial-sync log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LegDirection {
+    #[serde(rename = "FinanceAndOperations to Dataverse")]
+    ToDataverse,
+    #[serde(rename = "Dataverse to FinanceAndOperations")]
+    ToFno,
+}
+
+impl LegDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegDirection::ToDataverse => "FinanceAndOperations to Dataverse",
+            LegDirection::ToFno => "Dataverse to FinanceAndOperations",
+        }
+    }
+}
+
+/// How an initial-sync execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecutionStatus {
+    Completed,
+    Error,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Completed => "Completed",
+            ExecutionStatus::Error => "Error",
+        }
+    }
+}
+
 /// One direction for one company, with the counts the initial-sync log reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leg {
-    pub direction: String,
+    pub direction: LegDirection,
     pub company: String,
     pub exported: usize,
     pub inserted: usize,
@@ -31,8 +65,7 @@ pub struct Execution {
     pub id: String,
     pub map: String,
     pub master: Side,
-    /// `Completed` or `Error`.
-    pub status: String,
+    pub status: ExecutionStatus,
     pub legs: Vec<Leg>,
     /// The first errors (at most five).
     pub errors: Vec<String>,
@@ -43,9 +76,6 @@ pub struct Execution {
     pub log: String,
     pub at: Instant,
 }
-
-pub const TO_DATAVERSE: &str = "FinanceAndOperations to Dataverse";
-pub const TO_FNO: &str = "Dataverse to FinanceAndOperations";
 
 impl World {
     /// Runs initial sync of one map for these companies and records the execution.
@@ -161,7 +191,7 @@ impl World {
                     limits.rows_per_legal_entity
                 ));
                 legs.push(Leg {
-                    direction: TO_DATAVERSE.into(),
+                    direction: LegDirection::ToDataverse,
                     company: partition.label(),
                     exported: fno_rows.len(),
                     inserted: 0,
@@ -172,7 +202,7 @@ impl World {
             }
 
             let mut leg = Leg {
-                direction: TO_DATAVERSE.into(),
+                direction: LegDirection::ToDataverse,
                 company: partition.label(),
                 exported: 0,
                 inserted: 0,
@@ -255,7 +285,7 @@ impl World {
             legs.push(leg);
 
             let mut leg = Leg {
-                direction: TO_FNO.into(),
+                direction: LegDirection::ToFno,
                 company: partition.label(),
                 exported: 0,
                 inserted: 0,
@@ -318,19 +348,20 @@ impl World {
         }
         let error_count = legs.iter().map(|l| l.errors).sum::<usize>();
         let status = if error_count == 0 {
-            "Completed"
+            ExecutionStatus::Completed
         } else {
-            "Error"
+            ExecutionStatus::Error
         };
         let dv_set = catalogue
             .dv_tables
             .get(&map.dv_table)
             .map_or(map.dv_table.clone(), |t| t.entity_set.clone());
         let mut log = format!(
-            "Dual write Initial Sync completed with status: {status}. Following are the details:\n"
+            "Dual write Initial Sync completed with status: {}. Following are the details:\n",
+            status.as_str()
         );
         for leg in &legs {
-            let (from, to) = if leg.direction == TO_DATAVERSE {
+            let (from, to) = if leg.direction == LegDirection::ToDataverse {
                 (format!("AX {}", entity.label), format!("CRM {dv_set}"))
             } else {
                 (format!("CRM {dv_set}"), format!("AX {}", entity.label))
@@ -351,7 +382,7 @@ impl World {
             id: self.ids.guid(),
             map: map_id.to_string(),
             master,
-            status: status.into(),
+            status,
             legs,
             errors,
             error_count,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-pub use initial_sync::{Execution, Leg};
+pub use initial_sync::{Execution, ExecutionStatus, Leg, LegDirection};
 
 /// Initial writes are processed for at most this many legal entities.
 pub const INITIAL_SYNC_LEGAL_ENTITY_LIMIT: usize = 40;
@@ -58,7 +58,7 @@ pub struct MapRuntime {
     pub active_alerts: Vec<runtime::AlertRule>,
     /// Recent live-sync errors: (time, error type).
     #[serde(default)]
-    pub errors: Vec<(Instant, String)>,
+    pub errors: Vec<(Instant, runtime::LiveSyncErrorType)>,
 }
 
 /// One map to run, as the Run dialog lists it.
@@ -570,7 +570,7 @@ impl World {
             }
             let companies = self.connection(fno_env)?.legal_entities.clone();
             let execution = self.initial_sync(fno_env, &run.map, run.master, &companies)?;
-            let (state, text) = if execution.status == "Completed" {
+            let (state, text) = if execution.status == ExecutionStatus::Completed {
                 (MapState::Running, "Running")
             } else {
                 (

@@ -61,13 +61,29 @@ pub enum AlertAction {
     Stop,
 }
 
+/// The two kinds of live-sync error an alert rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LiveSyncErrorType {
+    /// A write the other side rejects.
+    ApplicationError,
+    /// Throttling, or the other side unreachable or too slow.
+    NetworkError,
+}
+
+impl LiveSyncErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveSyncErrorType::ApplicationError => "ApplicationError",
+            LiveSyncErrorType::NetworkError => "NetworkError",
+        }
+    }
+}
+
 /// "N errors of type T within W minutes": notify the recipients, and pause or stop the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRule {
-    /// `ApplicationError` (a write the other side rejects) or `NetworkError` (throttling,
-    /// the other side unreachable or too slow).
-    pub error_type: String,
+    pub error_type: LiveSyncErrorType,
     pub count: usize,
     pub window_minutes: i64,
     #[serde(default)]
@@ -252,12 +268,9 @@ impl World {
     /// Replaces the connection's alert rules; they apply to a map from its next run.
     pub fn dw_set_alert_rules(&mut self, fno_env: &str, rules: Vec<AlertRule>) -> SimResult<()> {
         for r in &rules {
-            if r.count == 0
-                || r.window_minutes <= 0
-                || !matches!(r.error_type.as_str(), "ApplicationError" | "NetworkError")
-            {
+            if r.count == 0 || r.window_minutes <= 0 {
                 return Err(SimError::bad_request(
-                    "An alert rule needs errorType ApplicationError or NetworkError, a count of at least 1 and a window of at least 1 minute.",
+                    "An alert rule needs a count of at least 1 and a window of at least 1 minute.",
                 ));
             }
         }
@@ -273,11 +286,11 @@ impl World {
     /// Records a live-sync error of a map and fires the map's active alert rules.
     pub(crate) fn record_map_error(&mut self, fno_env: &str, map: &str, error: &SimError) {
         let error_type = match error.kind {
-            ErrorKind::Throttled(_) => "NetworkError",
+            ErrorKind::Throttled(_) => LiveSyncErrorType::NetworkError,
             _ if error.code.starts_with("0x8007232") || error.message.contains("0x8007232") => {
-                "NetworkError"
+                LiveSyncErrorType::NetworkError
             }
-            _ => "ApplicationError",
+            _ => LiveSyncErrorType::ApplicationError,
         };
         let now = self.clock.now();
         let Some(c) = self
@@ -288,7 +301,7 @@ impl World {
             return;
         };
         let Some(m) = c.maps.get_mut(map) else { return };
-        m.errors.push((now, error_type.to_string()));
+        m.errors.push((now, error_type));
         for rule in m.active_alerts.clone() {
             if rule.error_type != error_type {
                 continue;
@@ -296,7 +309,7 @@ impl World {
             let recent = m
                 .errors
                 .iter()
-                .filter(|(at, t)| t == error_type && now.0 - at.0 <= rule.window_minutes * 60_000)
+                .filter(|(at, t)| *t == error_type && now.0 - at.0 <= rule.window_minutes * 60_000)
                 .count();
             if recent < rule.count {
                 continue;
@@ -320,8 +333,11 @@ impl World {
                 map: map.to_string(),
                 recipients: rule.recipients.clone(),
                 message: format!(
-                    "{} {error_type} errors within {} minutes on table map {map}; action: {:?}.",
-                    recent, rule.window_minutes, rule.action
+                    "{} {} errors within {} minutes on table map {map}; action: {:?}.",
+                    recent,
+                    error_type.as_str(),
+                    rule.window_minutes,
+                    rule.action
                 ),
             });
             break;
