@@ -153,7 +153,7 @@ impl World {
                         (t.clone(), rows)
                     })
                     .collect();
-                let dual_write = env.dual_write.as_ref().map(|c| ConnectionView {
+                let dual_write = self.connections.get(name).map(|c| ConnectionView {
                     dataverse: c.dataverse.clone(),
                     legal_entities: c.legal_entities.clone(),
                     health_check: c.health_check.clone(),

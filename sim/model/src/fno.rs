@@ -1,12 +1,11 @@
 //! A Finance and Operations environment: legal entities, data entity rows per company, the
-//! Entra applications it trusts, and (once linked) its dual-write connection.
+//! Entra applications it trusts. Its dual-write connection belongs to the runtime.
 //!
 //! The write functions here are the entity's own validateWrite/insert/update/delete; the
 //! dual-write runtime wraps them in a transaction in `world.rs`.
 
 use crate::catalogue::Catalogue;
 use crate::clock::Instant;
-use crate::dualwrite::Connection;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::schema::{FnoEntity, FnoType};
 use crate::store::{Row, Store};
@@ -29,7 +28,6 @@ pub struct FnoEnv {
     pub entra_apps: BTreeSet<String>,
     /// The Dataverse organization linked through the Power Platform integration.
     pub power_platform_dataverse: Option<String>,
-    pub dual_write: Option<Connection>,
     pub next_recid: i64,
     pub store: Store,
 }
@@ -74,7 +72,6 @@ impl FnoEnv {
             default_company: "dat".to_string(),
             entra_apps: BTreeSet::new(),
             power_platform_dataverse: None,
-            dual_write: None,
             next_recid: 5_637_144_576,
             store: Store::default(),
         }

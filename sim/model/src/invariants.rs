@@ -72,7 +72,9 @@ fn differences(
 /// key, and mapped fields are equal under the map's transforms.
 pub fn convergence(world: &World) -> Check {
     for (env_name, env) in &world.fno {
-        let Some(c) = &env.dual_write else { continue };
+        let Some(c) = world.connections.get(env_name) else {
+            continue;
+        };
         for map in &world.catalogue.maps {
             if c.maps.get(&map.id).map(|m| m.state) != Some(MapState::Running) {
                 continue;
@@ -155,8 +157,10 @@ pub fn no_loss(before: &World, after: &World) -> Check {
 /// Company-striped Dataverse rows that carry a company point at a connected company, and
 /// every company-specific F&O row that crossed sits in a connected company.
 pub fn company_integrity(world: &World) -> Check {
-    for env in world.fno.values() {
-        let Some(c) = &env.dual_write else { continue };
+    for (env_name, env) in &world.fno {
+        let Some(c) = world.connections.get(env_name) else {
+            continue;
+        };
         let dv = &world.dataverse[&c.dataverse];
         for table in world.catalogue.dv_tables.values() {
             let Some(attr) = table.company_attribute() else {
@@ -236,7 +240,7 @@ pub fn master_rule(
     else {
         return Ok(());
     };
-    let Some(c) = &env_after.dual_write else {
+    let Some(c) = after.connections.get(fno_env) else {
         return Ok(());
     };
     let Some(map) = after.catalogue.map(map_id) else {

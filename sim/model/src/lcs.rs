@@ -543,9 +543,8 @@ impl World {
                 self.dw_link(&env.fno_env, &org, &["DAT".to_string()])?;
                 // "Table maps are enabled for live synchronization": every map, no initial sync.
                 let runs: Vec<crate::dualwrite::MapRun> = self
-                    .fno
+                    .connections
                     .get(&env.fno_env)
-                    .and_then(|f| f.dual_write.as_ref())
                     .map(|c| {
                         c.maps
                             .keys()

@@ -73,6 +73,9 @@ pub struct World {
     /// Dataverse service protection; defaulted so exports from before it still import.
     #[serde(default)]
     pub limits: Limits,
+    /// Dual-write connections by F&O environment: the runtime owns them, not the products.
+    #[serde(default)]
+    pub connections: BTreeMap<String, crate::dualwrite::Connection>,
     /// Faults injected into dual-write's counterpart writes (`/_dwsim/faults`).
     #[serde(default)]
     pub faults: crate::faults::FaultPlan,
@@ -169,6 +172,7 @@ impl World {
             power_platform: PowerPlatform::default(),
             fno: BTreeMap::new(),
             dataverse: BTreeMap::new(),
+            connections: BTreeMap::new(),
             limits: Limits::default(),
             faults: Default::default(),
             open_fno_transaction: None,
@@ -524,22 +528,19 @@ impl World {
 
     /// Which Dataverse org an F&O environment is dual-write linked to.
     pub fn linked_dataverse(&self, fno_env: &str) -> Option<String> {
-        self.fno
-            .get(fno_env)
-            .and_then(|e| e.dual_write.as_ref())
-            .map(|c| c.dataverse.clone())
+        self.connections.get(fno_env).map(|c| c.dataverse.clone())
     }
 
     /// The dual-write connection of an F&O environment, once linked.
     pub fn connection_of(&self, fno_env: &str) -> Option<&crate::dualwrite::Connection> {
-        self.fno.get(fno_env).and_then(|e| e.dual_write.as_ref())
+        self.connections.get(fno_env)
     }
 
     /// The F&O environment dual-write links to a Dataverse org.
     pub fn linked_fno(&self, org: &str) -> Option<String> {
-        self.fno
+        self.connections
             .iter()
-            .find(|(_, e)| e.dual_write.as_ref().is_some_and(|c| c.dataverse == org))
+            .find(|(_, c)| c.dataverse == org)
             .map(|(n, _)| n.clone())
     }
 }

@@ -149,9 +149,8 @@ impl World {
         version: &str,
     ) -> SimResult<TableMap> {
         let connection = self
-            .fno
+            .connections
             .get(fno_env)
-            .and_then(|e| e.dual_write.as_ref())
             .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
         let state = connection
             .maps

@@ -390,11 +390,7 @@ impl World {
             log,
             at: now,
         };
-        if let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        {
+        if let Some(c) = self.connections.get_mut(fno_env) {
             c.executions.push(execution.clone());
         }
         Ok(execution)
@@ -480,9 +476,8 @@ impl World {
         without_errors: bool,
     ) -> SimResult<Execution> {
         let connection = self
-            .fno
+            .connections
             .get(fno_env)
-            .and_then(|e| e.dual_write.as_ref())
             .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
         let last = connection
             .executions

@@ -253,7 +253,7 @@ impl World {
         fno_env: &str,
         pick: impl Fn(&TableMap) -> bool,
     ) -> Vec<(TableMap, MapState)> {
-        let Some(connection) = self.fno.get(fno_env).and_then(|e| e.dual_write.as_ref()) else {
+        let Some(connection) = self.connections.get(fno_env) else {
             return Vec::new();
         };
         self.catalogue
@@ -267,7 +267,7 @@ impl World {
 
     /// The partition an F&O row belongs to, if its company is in the connection.
     fn fno_partition(&self, fno_env: &str, map: &TableMap, row: &Row) -> Option<Partition> {
-        let connection = self.fno.get(fno_env)?.dual_write.as_ref()?;
+        let connection = self.connections.get(fno_env)?;
         let company = if map.fno_entity == LEGAL_ENTITIES {
             value_text(row.get("LegalEntityId"))
         } else {
@@ -293,7 +293,7 @@ impl World {
         map: &TableMap,
         row: &Row,
     ) -> Option<Partition> {
-        let connection = self.fno.get(fno_env)?.dual_write.as_ref()?;
+        let connection = self.connections.get(fno_env)?;
         let dv = self.dataverse.get(org)?;
         let table = self.catalogue.dv_tables.get(&map.dv_table)?;
         let code = match table.company_attribute() {
@@ -598,11 +598,7 @@ impl World {
     /// Replays the changes queued while `map` was paused, oldest first. A change that fails
     /// stays in the queue as a catch-up error.
     pub fn replay_queue(&mut self, fno_env: &str, map_id: &str) -> SimResult<usize> {
-        let Some(connection) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        else {
+        let Some(connection) = self.connections.get_mut(fno_env) else {
             return Ok(0);
         };
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut connection.queue)
@@ -670,11 +666,7 @@ impl World {
                 Err(_) => failed.push(q),
             }
         }
-        if let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        {
+        if let Some(c) = self.connections.get_mut(fno_env) {
             c.catch_up_errors.extend(failed);
         }
         Ok(replayed)

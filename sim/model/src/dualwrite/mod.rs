@@ -113,20 +113,19 @@ const SAVE_CONNECTION_FAILED: &str =
 
 impl World {
     fn connection(&self, fno_env: &str) -> SimResult<&Connection> {
-        self.fno
-            .get(fno_env)
-            .ok_or_else(|| SimError::not_found(format!("Environment {fno_env} does not exist.")))?
-            .dual_write
-            .as_ref()
-            .ok_or_else(|| {
+        if !self.fno.contains_key(fno_env) {
+            return Err(SimError::not_found(format!(
+                "Environment {fno_env} does not exist."
+            )));
+        }
+        self.connections.get(fno_env).ok_or_else(|| {
                 SimError::conflict("Dual-write is not linked for this environment. Link to a Dataverse environment first.")
             })
     }
 
     fn connection_mut(&mut self, fno_env: &str) -> SimResult<&mut Connection> {
-        self.fno
+        self.connections
             .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
             .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))
     }
 
@@ -212,9 +211,7 @@ impl World {
                 "You can't link dual-write unless the whole health check passes. {}: {}",
                 failed.name, failed.message
             );
-            if let Some(env) = self.fno.get_mut(fno_env) {
-                env.dual_write = None;
-            }
+            self.connections.remove(fno_env);
             return Err(SimError::new(
                 ErrorKind::Conflict,
                 "HealthCheckFailed",
@@ -249,20 +246,23 @@ impl World {
         } else {
             BTreeMap::new()
         };
-        if let Some(env) = self.fno.get_mut(fno_env) {
-            env.dual_write = Some(Connection {
-                dataverse: org.to_string(),
-                legal_entities: Vec::new(),
-                maps,
-                health_check: checks,
-                executions: Vec::new(),
-                queue: Vec::new(),
-                catch_up_errors: Vec::new(),
-                removed_legal_entities: Vec::new(),
-                alert_rules: Vec::new(),
-                notifications: Vec::new(),
-                linked_at: now,
-            });
+        if self.fno.contains_key(fno_env) {
+            self.connections.insert(
+                fno_env.to_string(),
+                Connection {
+                    dataverse: org.to_string(),
+                    legal_entities: Vec::new(),
+                    maps,
+                    health_check: checks,
+                    executions: Vec::new(),
+                    queue: Vec::new(),
+                    catch_up_errors: Vec::new(),
+                    removed_legal_entities: Vec::new(),
+                    alert_rules: Vec::new(),
+                    notifications: Vec::new(),
+                    linked_at: now,
+                },
+            );
         }
         for code in legal_entities {
             self.register_company(fno_env, code)?;
@@ -679,9 +679,7 @@ impl World {
                 "You must stop all dual-write maps before you use the Reset link button.",
             ));
         }
-        if let Some(env) = self.fno.get_mut(fno_env) {
-            env.dual_write = None;
-        }
+        self.connections.remove(fno_env);
         Ok(())
     }
 }

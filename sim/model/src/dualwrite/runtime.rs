@@ -186,11 +186,7 @@ impl World {
         let now = self.clock.now();
         change.at = now;
         let settings = self.live_sync.clone();
-        let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        else {
+        let Some(c) = self.connections.get_mut(fno_env) else {
             return Ok(());
         };
         if settings.queue_retention == QueueRetention::Week {
@@ -225,11 +221,7 @@ impl World {
             return 0;
         }
         let now = self.clock.now();
-        let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        else {
+        let Some(c) = self.connections.get_mut(fno_env) else {
             return 0;
         };
         let before = c.queue.len();
@@ -246,9 +238,8 @@ impl World {
         rows: Option<&[String]>,
     ) -> SimResult<(usize, usize)> {
         let c = self
-            .fno
+            .connections
             .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
             .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
         if c.maps.get(map).map(|m| m.state) != Some(MapState::Running) {
             return Err(SimError::conflict(format!(
@@ -275,9 +266,8 @@ impl World {
             }
         }
         let c = self
-            .fno
+            .connections
             .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
             .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
         c.alert_rules = rules;
         Ok(())
@@ -293,11 +283,7 @@ impl World {
             _ => LiveSyncErrorType::ApplicationError,
         };
         let now = self.clock.now();
-        let Some(c) = self
-            .fno
-            .get_mut(fno_env)
-            .and_then(|e| e.dual_write.as_mut())
-        else {
+        let Some(c) = self.connections.get_mut(fno_env) else {
             return;
         };
         let Some(m) = c.maps.get_mut(map) else { return };
