@@ -11,6 +11,9 @@ use crate::store::{Row, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The geography every simulated Dataverse environment is in.
+pub const GEOGRAPHY: &str = "unitedstates";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DvEnv {
     /// Unique organization name; also the first path segment of its base URL.

@@ -3,7 +3,9 @@
 //! client starts and then polls through fetchstatus. Operations finish on the virtual clock.
 
 use crate::clock::Instant;
-use crate::schema::SolutionGroup;
+use crate::context::Cx;
+use crate::dataverse::DvEnv;
+use crate::error::{SimError, SimResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -198,28 +200,26 @@ impl Lcs {
     }
 }
 
-use crate::error::{SimError, SimResult};
-use crate::world::World;
-
-impl World {
-    fn lcs_environment(&self, environment_id: &str) -> SimResult<&LcsEnvironment> {
-        self.lcs.environments.get(environment_id).ok_or_else(|| {
+impl Lcs {
+    pub fn environment(&self, environment_id: &str) -> SimResult<&LcsEnvironment> {
+        self.environments.get(environment_id).ok_or_else(|| {
             SimError::not_found(format!(
                 "Environment {environment_id} was not found in project {}.",
-                self.lcs.project_id
+                self.project_id
             ))
         })
     }
 
-    fn start_lcs_operation(
+    fn start_operation(
         &mut self,
+        cx: &mut Cx,
         environment_id: &str,
         kind: LcsOperationKind,
         minutes: i64,
     ) -> String {
-        let id = self.ids.guid();
-        let now = self.clock.now();
-        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+        let id = cx.ids.guid();
+        let now = cx.now;
+        if let Some(env) = self.environments.get_mut(environment_id) {
             env.history.push(HistoryItem {
                 name: kind.history_name().into(),
                 kind: HistoryKind::Servicing,
@@ -229,7 +229,7 @@ impl World {
                 status: OperationStatus::InProgress,
             });
         }
-        self.lcs.operations.insert(
+        self.operations.insert(
             id.clone(),
             LcsOperation {
                 id: id.clone(),
@@ -244,9 +244,16 @@ impl World {
         id
     }
 
-    /// Starts deploying a new F&O environment, empty or with demo data.
+    /// Starts deploying a new F&O environment, empty or with demo data; `name_taken` says
+    /// whether an F&O environment of that name exists already.
     /// Answers (environment id, activity id).
-    pub fn lcs_deploy(&mut self, name: &str, demo_data: bool) -> SimResult<(String, String)> {
+    pub fn deploy(
+        &mut self,
+        cx: &mut Cx,
+        name: &str,
+        name_taken: bool,
+        demo_data: bool,
+    ) -> SimResult<(String, String)> {
         let valid = !name.is_empty()
             && name.len() <= 20
             && name
@@ -257,13 +264,13 @@ impl World {
                 "The environment name '{name}' is not valid. Use 1 to 20 lower-case letters, digits or hyphens."
             )));
         }
-        if self.fno.contains_key(name) || self.lcs.environments.values().any(|e| e.name == name) {
+        if name_taken || self.environments.values().any(|e| e.name == name) {
             return Err(SimError::conflict(format!(
                 "An environment with the name '{name}' already exists in this project."
             )));
         }
-        let env_id = self.ids.hex(16);
-        self.lcs.environments.insert(
+        let env_id = cx.ids.hex(16);
+        self.environments.insert(
             env_id.clone(),
             LcsEnvironment {
                 id: env_id.clone(),
@@ -278,7 +285,8 @@ impl World {
                 history: Vec::new(),
             },
         );
-        let op = self.start_lcs_operation(
+        let op = self.start_operation(
+            cx,
             &env_id,
             LcsOperationKind::Deploy { demo_data },
             DEPLOY_MINUTES,
@@ -286,15 +294,16 @@ impl World {
         Ok((env_id, op))
     }
 
-    /// Starts the Power Platform integration with a new Dataverse (`existing_org` None) or an
+    /// Starts the Power Platform integration with a new Dataverse (`existing` None) or an
     /// existing one, which must have Dynamics 365 apps and share tenant and geography.
-    pub fn lcs_power_platform(
+    pub fn start_power_platform(
         &mut self,
+        cx: &mut Cx,
         environment_id: &str,
         template: &str,
-        existing_org: Option<&str>,
+        existing: Option<ExistingDataverse>,
     ) -> SimResult<String> {
-        let env = self.lcs_environment(environment_id)?;
+        let env = self.environment(environment_id)?;
         if env.state != DeploymentState::Deployed {
             return Err(SimError::conflict(
                 "The environment must be deployed before Power Platform integration can be set up.",
@@ -313,33 +322,10 @@ impl World {
                 TEMPLATES.join(", ")
             )));
         }
-        if let Some(org) = existing_org {
-            let dv = self.dataverse.get(org).ok_or_else(|| {
-                SimError::not_found(format!(
-                    "The Power Platform environment '{org}' was not found."
-                ))
-            })?;
-            if !dv.d365_apps_enabled {
-                return Err(SimError::conflict(format!(
-                    "The Power Platform environment '{org}' was not created with Dynamics 365 apps enabled."
-                )));
-            }
-            if dv.tenant_id != self.tenant.id {
-                return Err(SimError::conflict(format!(
-                    "The Power Platform environment '{org}' is in another tenant."
-                )));
-            }
-            if dv.geography != crate::world::GEOGRAPHY {
-                return Err(SimError::conflict(format!(
-                    "The Power Platform environment '{org}' is in another geography."
-                )));
-            }
-            if dv.fno_integration.is_some() {
-                return Err(SimError::conflict(format!(
-                    "The Power Platform environment '{org}' is already linked to a finance and operations environment."
-                )));
-            }
+        if let Some(existing) = &existing {
+            existing.check()?;
         }
+        let existing_org = existing.map(|e| e.org.to_string());
         // Resuming a failed setup keeps the environment it was creating.
         let resumed = env
             .power_platform
@@ -348,16 +334,12 @@ impl World {
                 p.status == OperationStatus::Failed && p.new_environment && existing_org.is_none()
             })
             .map(|p| p.dataverse_org.clone());
-        let org = match (existing_org, resumed) {
-            (Some(o), _) => o.to_string(),
+        let org = match (&existing_org, resumed) {
+            (Some(o), _) => o.clone(),
             (None, Some(o)) => o,
-            (None, None) => format!("org{}", self.ids.hex(4)),
+            (None, None) => format!("org{}", cx.ids.hex(4)),
         };
-        let kind = LcsOperationKind::PowerPlatformIntegration {
-            template: template.to_string(),
-            existing_org: existing_org.map(str::to_string),
-        };
-        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+        if let Some(env) = self.environments.get_mut(environment_id) {
             env.power_platform = Some(PowerPlatformIntegration {
                 template: template.to_string(),
                 dataverse_org: org,
@@ -365,12 +347,20 @@ impl World {
                 new_environment: existing_org.is_none(),
             });
         }
-        Ok(self.start_lcs_operation(environment_id, kind, POWER_PLATFORM_MINUTES))
+        let kind = LcsOperationKind::PowerPlatformIntegration {
+            template: template.to_string(),
+            existing_org,
+        };
+        Ok(self.start_operation(cx, environment_id, kind, POWER_PLATFORM_MINUTES))
     }
 
     /// Starts the dual-write application setup (needs a completed Power Platform integration).
-    pub fn lcs_dual_write_setup(&mut self, environment_id: &str) -> SimResult<String> {
-        let env = self.lcs_environment(environment_id)?;
+    pub fn start_dual_write_setup(
+        &mut self,
+        cx: &mut Cx,
+        environment_id: &str,
+    ) -> SimResult<String> {
+        let env = self.environment(environment_id)?;
         if env.power_platform.as_ref().map(|p| p.status) != Some(OperationStatus::Completed) {
             return Err(SimError::conflict(
                 "Power Platform integration must be completed before the dual-write application can be configured.",
@@ -384,10 +374,11 @@ impl World {
                 "The dual-write application is already configured for this environment.",
             ));
         }
-        if let Some(env) = self.lcs.environments.get_mut(environment_id) {
+        if let Some(env) = self.environments.get_mut(environment_id) {
             env.dual_write_application = DualWriteApplication::Configuring;
         }
-        Ok(self.start_lcs_operation(
+        Ok(self.start_operation(
+            cx,
             environment_id,
             LcsOperationKind::DualWriteSetup,
             DUAL_WRITE_SETUP_MINUTES,
@@ -395,8 +386,12 @@ impl World {
     }
 
     /// Starts "Link to Power Platform environment".
-    pub fn lcs_dual_write_link(&mut self, environment_id: &str) -> SimResult<String> {
-        let env = self.lcs_environment(environment_id)?;
+    pub fn start_dual_write_link(
+        &mut self,
+        cx: &mut Cx,
+        environment_id: &str,
+    ) -> SimResult<String> {
+        let env = self.environment(environment_id)?;
         if env.dual_write_application != DualWriteApplication::Configured {
             return Err(SimError::conflict(
                 "The dual-write application must be configured before linking.",
@@ -407,20 +402,16 @@ impl World {
                 "The environment is already linked to its Power Platform environment.",
             ));
         }
-        Ok(self.start_lcs_operation(
+        Ok(self.start_operation(
+            cx,
             environment_id,
             LcsOperationKind::DualWriteLink,
             DUAL_WRITE_LINK_MINUTES,
         ))
     }
 
-    pub fn lcs_operation(
-        &self,
-        environment_id: &str,
-        activity_id: &str,
-    ) -> SimResult<&LcsOperation> {
-        self.lcs
-            .operations
+    pub fn operation(&self, environment_id: &str, activity_id: &str) -> SimResult<&LcsOperation> {
+        self.operations
             .get(activity_id)
             .filter(|o| o.environment_id == environment_id)
             .ok_or_else(|| {
@@ -428,137 +419,100 @@ impl World {
             })
     }
 
-    /// Finishes the operations that are due, in completion order.
-    pub(crate) fn settle_lcs(&mut self) {
-        let now = self.clock.now();
-        let mut due: Vec<(Instant, String)> = self
-            .lcs
+    /// The operations in progress that are due at `now`, in completion order.
+    pub fn due(&self, now: Instant) -> Vec<LcsOperation> {
+        let mut due: Vec<LcsOperation> = self
             .operations
             .values()
             .filter(|o| o.status == OperationStatus::InProgress && o.completes <= now)
-            .map(|o| (o.completes, o.id.clone()))
+            .cloned()
             .collect();
-        due.sort();
-        for (_, id) in due {
-            let Some(op) = self.lcs.operations.get(&id).cloned() else {
-                continue;
-            };
-            let result = self.apply_lcs_operation(&op);
-            let (status, error) = match result {
-                Ok(()) => (OperationStatus::Completed, None),
-                Err(e) => (OperationStatus::Failed, Some(e.message)),
-            };
-            if let Some(o) = self.lcs.operations.get_mut(&id) {
-                o.status = status;
-                o.error = error;
-            }
-            if let Some(env) = self.lcs.environments.get_mut(&op.environment_id) {
-                if let Some(h) = env.history.iter_mut().find(|h| h.activity_id == id) {
-                    h.status = status;
-                    h.ended = Some(op.completes);
-                }
-                let failed = status == OperationStatus::Failed;
-                match &op.kind {
-                    LcsOperationKind::Deploy { .. } => {
-                        env.state = if failed {
-                            DeploymentState::Failed
-                        } else {
-                            DeploymentState::Deployed
-                        };
-                        env.deployed_on = Some(op.completes);
-                    }
-                    LcsOperationKind::PowerPlatformIntegration { .. } => {
-                        if let Some(pp) = env.power_platform.as_mut() {
-                            pp.status = status;
-                        }
-                    }
-                    LcsOperationKind::DualWriteSetup => {
-                        env.dual_write_application = if failed {
-                            DualWriteApplication::Failed
-                        } else {
-                            DualWriteApplication::Configured
-                        };
-                    }
-                    LcsOperationKind::DualWriteLink => env.dual_write_linked = !failed,
-                }
-            }
-        }
+        due.sort_by(|a, b| (a.completes, &a.id).cmp(&(b.completes, &b.id)));
+        due
     }
 
-    fn apply_lcs_operation(&mut self, op: &LcsOperation) -> SimResult<()> {
-        let env = self.lcs_environment(&op.environment_id)?.clone();
+    /// Records how a due operation ended (its effects on the products were applied by the
+    /// world): the operation, its history item and the environment's state.
+    pub fn finish(&mut self, op: &LcsOperation, outcome: Result<(), String>) {
+        let (status, error) = match outcome {
+            Ok(()) => (OperationStatus::Completed, None),
+            Err(e) => (OperationStatus::Failed, Some(e)),
+        };
+        if let Some(o) = self.operations.get_mut(&op.id) {
+            o.status = status;
+            o.error = error;
+        }
+        let Some(env) = self.environments.get_mut(&op.environment_id) else {
+            return;
+        };
+        if let Some(h) = env.history.iter_mut().find(|h| h.activity_id == op.id) {
+            h.status = status;
+            h.ended = Some(op.completes);
+        }
+        let failed = status == OperationStatus::Failed;
         match &op.kind {
-            LcsOperationKind::Deploy { demo_data } => {
-                let demo = demo_data.then(|| self.spec.data.fno.clone());
-                self.provision_fno(&env.fno_env, demo.as_ref())
+            LcsOperationKind::Deploy { .. } => {
+                env.state = if failed {
+                    DeploymentState::Failed
+                } else {
+                    DeploymentState::Deployed
+                };
+                env.deployed_on = Some(op.completes);
             }
-            LcsOperationKind::PowerPlatformIntegration {
-                template,
-                existing_org,
-            } => {
-                let org = env
-                    .power_platform
-                    .as_ref()
-                    .map(|p| p.dataverse_org.clone())
-                    .unwrap_or_default();
-                if existing_org.is_none() && !self.dataverse.contains_key(&org) {
-                    let capacity = self.lcs.dataverse_capacity_mb;
-                    if capacity < REQUIRED_CAPACITY_MB {
-                        return Err(SimError::conflict(format!(
-                            "Power Platform environment setup failed: the tenant has {capacity} MB of Dataverse database capacity and a new environment needs at least 1 GB. Add capacity, then select Resume."
-                        )));
-                    }
-                    self.provision_dataverse(&org, true, false, false)?;
+            LcsOperationKind::PowerPlatformIntegration { .. } => {
+                if let Some(pp) = env.power_platform.as_mut() {
+                    pp.status = status;
                 }
-                self.install_solutions(&org, SolutionGroup::DualWriteCore)?;
-                if template != "standard" {
-                    self.install_solutions(&org, SolutionGroup::DualWriteMaps)?;
-                }
-                if let Some(dv) = self.dataverse.get_mut(&org) {
-                    dv.fno_integration = Some(env.fno_env.clone());
-                }
-                if let Some(fno) = self.fno.get_mut(&env.fno_env) {
-                    fno.power_platform_dataverse = Some(org);
-                }
-                Ok(())
             }
             LcsOperationKind::DualWriteSetup => {
-                let org = env
-                    .power_platform
-                    .map(|p| p.dataverse_org)
-                    .unwrap_or_default();
-                self.ensure_dual_write_app_users(&org)?;
-                if let Some(fno) = self.fno.get_mut(&env.fno_env) {
-                    fno.entra_apps
-                        .insert(crate::entra::DUAL_WRITE_DV_TO_FNO_APP.into());
-                    fno.entra_apps.insert(crate::entra::DUAL_WRITE_APP.into());
-                }
-                Ok(())
+                env.dual_write_application = if failed {
+                    DualWriteApplication::Failed
+                } else {
+                    DualWriteApplication::Configured
+                };
             }
-            LcsOperationKind::DualWriteLink => {
-                let org = env
-                    .power_platform
-                    .map(|p| p.dataverse_org)
-                    .unwrap_or_default();
-                self.dw_link(&env.fno_env, &org, &["DAT".to_string()])?;
-                // "Table maps are enabled for live synchronization": every map, no initial sync.
-                let runs: Vec<crate::dualwrite::MapRun> = self
-                    .connections
-                    .get(&env.fno_env)
-                    .map(|c| {
-                        c.maps
-                            .keys()
-                            .map(|id| crate::dualwrite::MapRun {
-                                map: id.clone(),
-                                initial_sync: false,
-                                master: crate::dualwrite::Side::Dataverse,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let ordered = self.order_upstream_first(runs);
-                self.dw_run(&env.fno_env, &ordered).map(|_| ())
-            }
+            LcsOperationKind::DualWriteLink => env.dual_write_linked = !failed,
         }
+    }
+}
+
+/// An existing Dataverse environment offered to the Power Platform integration, with what
+/// LCS checks of it.
+pub struct ExistingDataverse<'a> {
+    pub org: &'a str,
+    pub env: Option<&'a DvEnv>,
+    /// The tenant of the LCS project.
+    pub tenant_id: &'a str,
+}
+
+impl ExistingDataverse<'_> {
+    fn check(&self) -> SimResult<()> {
+        let org = self.org;
+        let dv = self.env.ok_or_else(|| {
+            SimError::not_found(format!(
+                "The Power Platform environment '{org}' was not found."
+            ))
+        })?;
+        if !dv.d365_apps_enabled {
+            return Err(SimError::conflict(format!(
+                "The Power Platform environment '{org}' was not created with Dynamics 365 apps enabled."
+            )));
+        }
+        if dv.tenant_id != self.tenant_id {
+            return Err(SimError::conflict(format!(
+                "The Power Platform environment '{org}' is in another tenant."
+            )));
+        }
+        if dv.geography != crate::dataverse::GEOGRAPHY {
+            return Err(SimError::conflict(format!(
+                "The Power Platform environment '{org}' is in another geography."
+            )));
+        }
+        if dv.fno_integration.is_some() {
+            return Err(SimError::conflict(format!(
+                "The Power Platform environment '{org}' is already linked to a finance and operations environment."
+            )));
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod clock;
+pub mod context;
 pub mod dataverse;
 pub mod dualwrite;
 pub mod endstate;

@@ -2,8 +2,8 @@
 //! lifecycle operation the client polls through its Location URL.
 
 use crate::clock::Instant;
+use crate::context::Cx;
 use crate::error::{SimError, SimResult};
-use crate::world::World;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -62,17 +62,44 @@ const DUAL_WRITE_PACKAGES: [&str; 2] = [
     "msdyn_Dynamics365FinanceExtendedAnchor",
 ];
 
-impl World {
-    /// Starts creating an environment; answers the lifecycle operation id.
-    pub fn bap_create_environment(
+/// What a client asks for when it creates an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentRequest {
+    pub display_name: String,
+    pub domain_name: String,
+    pub location: String,
+    pub sku: String,
+    /// Templates and post-provisioning packages asked for.
+    pub templates: Vec<String>,
+    pub packages: Vec<String>,
+}
+
+impl PpOperation {
+    /// Whether the packages asked for carry the dual-write solutions.
+    pub fn has_dual_write_packages(&self) -> bool {
+        self.packages
+            .iter()
+            .any(|p| DUAL_WRITE_PACKAGES.contains(&p.as_str()))
+    }
+}
+
+impl PowerPlatform {
+    /// Starts creating an environment; `domain_taken` says whether a Dataverse
+    /// organization of that name exists already. Answers the lifecycle operation id.
+    pub fn create_environment(
         &mut self,
-        display_name: &str,
-        domain_name: &str,
-        location: &str,
-        sku: &str,
-        templates: Vec<String>,
-        packages: Vec<String>,
+        cx: &mut Cx,
+        request: EnvironmentRequest,
+        domain_taken: bool,
     ) -> SimResult<String> {
+        let EnvironmentRequest {
+            display_name,
+            domain_name,
+            location,
+            sku,
+            templates,
+            packages,
+        } = request;
         if display_name.is_empty() || display_name.chars().count() >= 20 {
             return Err(SimError::bad_request(
                 "The environment display name must be set and under 20 characters.",
@@ -87,9 +114,8 @@ impl World {
                 "The domain name '{domain_name}' is not valid. Use lower-case letters and digits."
             )));
         }
-        if self.dataverse.contains_key(domain_name)
+        if domain_taken
             || self
-                .power_platform
                 .environments
                 .values()
                 .any(|e| e.domain_name == domain_name)
@@ -98,22 +124,22 @@ impl World {
                 "The domain name '{domain_name}' is already in use."
             )));
         }
-        let now = self.clock.now();
-        let env_id = self.ids.guid();
-        let op_id = self.ids.guid();
-        self.power_platform.environments.insert(
+        let now = cx.now;
+        let env_id = cx.ids.guid();
+        let op_id = cx.ids.guid();
+        self.environments.insert(
             env_id.clone(),
             PpEnvironment {
                 id: env_id.clone(),
-                display_name: display_name.into(),
-                domain_name: domain_name.into(),
-                location: location.into(),
-                sku: sku.into(),
+                display_name,
+                domain_name,
+                location,
+                sku,
                 provisioning_state: ProvisioningState::LinkedDatabaseProvisioning,
                 created: now,
             },
         );
-        self.power_platform.operations.insert(
+        self.operations.insert(
             op_id.clone(),
             PpOperation {
                 id: op_id.clone(),
@@ -128,46 +154,33 @@ impl World {
         Ok(op_id)
     }
 
-    pub(crate) fn settle_power_platform(&mut self) {
-        let now = self.clock.now();
-        let due: Vec<PpOperation> = self
-            .power_platform
-            .operations
+    /// The running operations due at `now`, with their environment, in operation-id order.
+    pub fn due(&self, now: Instant) -> Vec<(PpOperation, PpEnvironment)> {
+        self.operations
             .values()
             .filter(|o| o.state == LifecycleState::Running && o.completes <= now)
-            .cloned()
-            .collect();
-        for op in due {
-            let Some(env) = self
-                .power_platform
-                .environments
-                .get(&op.environment_id)
-                .cloned()
-            else {
-                continue;
+            .filter_map(|o| {
+                let env = self.environments.get(&o.environment_id)?;
+                Some((o.clone(), env.clone()))
+            })
+            .collect()
+    }
+
+    /// Records whether the database of a due operation's environment was created.
+    pub fn finish(&mut self, op: &PpOperation, provisioned: bool) {
+        if let Some(o) = self.operations.get_mut(&op.id) {
+            o.state = if provisioned {
+                LifecycleState::Succeeded
+            } else {
+                LifecycleState::Failed
             };
-            let d365 = !op.templates.is_empty();
-            let dual_write = op
-                .packages
-                .iter()
-                .any(|p| DUAL_WRITE_PACKAGES.contains(&p.as_str()));
-            let provisioned = self
-                .provision_dataverse(&env.domain_name, d365, dual_write, false)
-                .is_ok();
-            if let Some(o) = self.power_platform.operations.get_mut(&op.id) {
-                o.state = if provisioned {
-                    LifecycleState::Succeeded
-                } else {
-                    LifecycleState::Failed
-                };
-            }
-            if let Some(e) = self.power_platform.environments.get_mut(&op.environment_id) {
-                e.provisioning_state = if provisioned {
-                    ProvisioningState::Succeeded
-                } else {
-                    ProvisioningState::Failed
-                };
-            }
+        }
+        if let Some(e) = self.environments.get_mut(&op.environment_id) {
+            e.provisioning_state = if provisioned {
+                ProvisioningState::Succeeded
+            } else {
+                ProvisioningState::Failed
+            };
         }
     }
 }

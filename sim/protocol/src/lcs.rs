@@ -12,6 +12,7 @@ use crate::Endpoints;
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
 use dwsim_model::lcs::{DeploymentState, LcsOperationKind, OperationStatus};
+use dwsim_model::power_platform::EnvironmentRequest;
 use dwsim_model::World;
 use serde_json::{json, Map, Value};
 
@@ -319,14 +320,14 @@ fn bap(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Res
                         .collect()
                 })
                 .unwrap_or_default();
-            let op = world.bap_create_environment(
-                &text(&props["displayName"]),
-                &text(&linked["domainName"]),
-                &text(&body["location"]),
-                &text(&props["environmentSku"]),
-                list(&linked["templates"]),
+            let op = world.bap_create_environment(EnvironmentRequest {
+                display_name: text(&props["displayName"]),
+                domain_name: text(&linked["domainName"]),
+                location: text(&body["location"]),
+                sku: text(&props["environmentSku"]),
+                templates: list(&linked["templates"]),
                 packages,
-            )?;
+            })?;
             Ok(Response::new(202).with_header(
                 "Location",
                 &format!("{base}/lifecycleOperations/{op}?api-version=2023-06-01"),

@@ -2,6 +2,8 @@
 //! shape. Operations that span products (provisioning, live sync) are methods here; the
 //! per-product rules live in `fno.rs`, `dataverse.rs`, `lcs.rs` and `dualwrite/`.
 
+mod setup;
+
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
 use crate::dataverse::{DvEnv, WriteContext};
@@ -43,7 +45,7 @@ pub struct WorldSpec {
 /// Names of the environments an existing world starts with.
 pub const EXISTING_FNO: &str = "contosoprod";
 pub const EXISTING_DATAVERSE: &str = "contosocrm";
-pub const GEOGRAPHY: &str = "unitedstates";
+pub use crate::dataverse::GEOGRAPHY;
 
 /// The credentials the harness (and a partner using `dwsim serve`) signs in with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
