@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// An existing F&O and Dataverse, linked for every legal entity, maps running live.
 fn linked(records_per_transaction: usize) -> Http {
     let mut world = common::linked(5, Some((false, Side::Dataverse)));
-    world.records_per_transaction = records_per_transaction;
+    world.config.dual_write.records_per_transaction = records_per_transaction;
     common::serve(world)
 }
 

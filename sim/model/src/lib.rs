@@ -5,10 +5,10 @@
 
 pub mod catalogue;
 pub mod clock;
+pub mod config;
 pub mod context;
 pub mod dataverse;
 pub mod dualwrite;
-pub mod endstate;
 pub mod entra;
 pub mod error;
 pub mod faults;
@@ -24,8 +24,8 @@ pub mod store;
 pub mod world;
 
 pub use catalogue::Catalogue;
-pub use endstate::EndState;
 pub use error::{ErrorKind, SimError, SimResult};
 pub use seed::SeedData;
 pub use store::Row;
+pub use world::endstate::{self, EndState};
 pub use world::{Start, World, WorldSpec};

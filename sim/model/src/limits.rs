@@ -56,11 +56,9 @@ pub struct Remaining {
     pub execution_ms: i64,
 }
 
-/// The settings and the per-user windows of one world.
+/// The per-user windows of one world (the settings are in the world's `Config`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Limits {
-    #[serde(default)]
-    pub settings: ServiceProtection,
     /// Admitted requests in the current window, by `{org}/{user}`.
     #[serde(default)]
     pub windows: BTreeMap<String, Vec<Charge>>,
@@ -77,9 +75,14 @@ impl Limits {
     /// the request that takes the count over still succeeds (with 6000, the 6001st passes
     /// and the 6002nd gets 429). The concurrency limit applies at once. Refused requests
     /// are not recorded, so waiting out Retry-After always admits the next one.
-    pub fn check(&mut self, org: &str, user: &str, now: Instant) -> Result<(), SimError> {
+    pub fn check(
+        &mut self,
+        s: &ServiceProtection,
+        org: &str,
+        user: &str,
+        now: Instant,
+    ) -> Result<(), SimError> {
         self.last = None;
-        let s = self.settings.clone();
         if !s.enabled {
             return Ok(());
         }
@@ -174,15 +177,30 @@ fn thousands(n: i64) -> String {
 mod tests {
     use super::*;
 
-    fn limits(max_requests: u64, max_execution_ms: i64, cost_ms: i64) -> Limits {
-        Limits {
+    /// The windows and the settings they are checked against.
+    struct Probe {
+        windows: Limits,
+        settings: ServiceProtection,
+    }
+
+    impl Probe {
+        fn check(&mut self, org: &str, user: &str, now: Instant) -> Result<(), SimError> {
+            self.windows.check(&self.settings, org, user, now)
+        }
+        fn take_remaining(&mut self) -> Option<Remaining> {
+            self.windows.take_remaining()
+        }
+    }
+
+    fn limits(max_requests: u64, max_execution_ms: i64, cost_ms: i64) -> Probe {
+        Probe {
+            windows: Limits::default(),
             settings: ServiceProtection {
                 max_requests,
                 max_execution_ms,
                 cost_ms,
                 ..ServiceProtection::default()
             },
-            ..Limits::default()
         }
     }
 

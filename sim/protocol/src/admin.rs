@@ -60,7 +60,7 @@ pub fn handle(
         }
         ("GET", ["clock"]) => Response::json(200, &json!({"now": world.clock.now().iso()})),
         ("GET", ["harness"]) => Response::json(200, &harness(world, endpoints)),
-        ("GET", ["limits"]) => Response::json(200, &json!(world.limits.settings)),
+        ("GET", ["limits"]) => Response::json(200, &json!(world.config.service_protection)),
         ("GET", ["lcs"]) => Response::json(
             200,
             &json!({"dataverse_capacity_mb": world.lcs.dataverse_capacity_mb}),
@@ -81,10 +81,10 @@ pub fn handle(
         ("GET", ["dualwrite"]) => Response::json(200, &dual_write_settings(world)),
         ("PUT", ["dualwrite"]) => put_dual_write_settings(world, req),
         ("PUT", ["limits"]) => put_limits(world, req),
-        ("GET", ["faults"]) => Response::json(200, &json!(world.faults)),
+        ("GET", ["faults"]) => Response::json(200, &json!(world.config.faults)),
         ("PUT", ["faults"]) => put_faults(world, req),
         ("DELETE", ["faults"]) => {
-            world.faults = Default::default();
+            world.config.faults = Default::default();
             Response::new(204)
         }
         _ => error(
@@ -99,7 +99,7 @@ pub fn handle(
 /// throttle a caller at once.
 /// The dual-write runtime's limits: records per F&O transaction and the initial-sync limits.
 fn dual_write_settings(world: &World) -> serde_json::Value {
-    json!({"records_per_transaction": world.records_per_transaction, "initial_sync": world.initial_sync_limits, "live_sync": world.live_sync})
+    json!({"records_per_transaction": world.config.dual_write.records_per_transaction, "initial_sync": world.config.dual_write.initial_sync, "live_sync": world.config.dual_write.live_sync})
 }
 
 /// Changes what it names of `{"records_per_transaction", "initial_sync": {...}}`.
@@ -111,26 +111,26 @@ fn put_dual_write_settings(world: &mut World, req: &Request) -> Response {
     for (k, v) in patch {
         match k.as_str() {
             "records_per_transaction" => match v.as_u64() {
-                Some(n) if n > 0 => world.records_per_transaction = n as usize,
+                Some(n) if n > 0 => world.config.dual_write.records_per_transaction = n as usize,
                 _ => return error(400, "records_per_transaction must be a positive integer"),
             },
             "initial_sync" => {
-                let mut merged = json!(world.initial_sync_limits);
+                let mut merged = json!(world.config.dual_write.initial_sync);
                 if let (Some(current), serde_json::Value::Object(p)) = (merged.as_object_mut(), v) {
                     current.extend(p);
                 }
                 match serde_json::from_value(merged) {
-                    Ok(l) => world.initial_sync_limits = l,
+                    Ok(l) => world.config.dual_write.initial_sync = l,
                     Err(e) => return error(400, &format!("Not valid initial-sync limits: {e}")),
                 }
             }
             "live_sync" => {
-                let mut merged = json!(world.live_sync);
+                let mut merged = json!(world.config.dual_write.live_sync);
                 if let (Some(current), serde_json::Value::Object(p)) = (merged.as_object_mut(), v) {
                     current.extend(p);
                 }
                 match serde_json::from_value(merged) {
-                    Ok(l) => world.live_sync = l,
+                    Ok(l) => world.config.dual_write.live_sync = l,
                     Err(e) => return error(400, &format!("Not valid live-sync settings: {e}")),
                 }
             }
@@ -145,7 +145,7 @@ fn put_limits(world: &mut World, req: &Request) -> Response {
         Ok(serde_json::Value::Object(m)) => m,
         _ => return error(400, "The body must be a JSON object of limit settings"),
     };
-    let mut merged = json!(world.limits.settings);
+    let mut merged = json!(world.config.service_protection);
     if let Some(current) = merged.as_object_mut() {
         current.extend(patch);
     }
@@ -155,8 +155,8 @@ fn put_limits(world: &mut World, req: &Request) -> Response {
             "window_seconds must be at least 1; cost_ms and max_execution_ms not negative",
         ),
         Ok(s) => {
-            world.limits.settings = s;
-            Response::json(200, &json!(world.limits.settings))
+            world.config.service_protection = s;
+            Response::json(200, &json!(world.config.service_protection))
         }
         Err(e) => error(400, &format!("Not valid limit settings: {e}")),
     }
@@ -168,8 +168,8 @@ fn put_faults(world: &mut World, req: &Request) -> Response {
     match serde_json::from_slice::<FaultPlan>(&req.body) {
         Ok(plan) => match plan.validate() {
             Ok(()) => {
-                world.faults = plan;
-                Response::json(200, &json!(world.faults))
+                world.config.faults = plan;
+                Response::json(200, &json!(world.config.faults))
             }
             Err(e) => error(400, &e),
         },

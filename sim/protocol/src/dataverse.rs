@@ -79,7 +79,9 @@ fn route(
         })?;
     // Service protection: per user and environment, on the virtual clock.
     let now = world.clock.now();
-    world.limits.check(&org, &caller, now)?;
+    world
+        .limits
+        .check(&world.config.service_protection, &org, &caller, now)?;
     let call = Call {
         base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
         org,

@@ -99,7 +99,7 @@ impl World {
         companies: &[String],
         skip: &BTreeSet<String>,
     ) -> SimResult<Execution> {
-        let limits = self.initial_sync_limits.clone();
+        let limits = self.config.dual_write.initial_sync.clone();
         let catalogue = self.catalogue.clone();
         let map = catalogue
             .map(map_id)

@@ -376,9 +376,10 @@ impl World {
         let World {
             dataverse,
             ids,
-            faults,
+            config,
             ..
         } = self;
+        let faults = &mut config.faults;
         let dv_names = [
             map.dv_table.as_str(),
             catalogue
@@ -538,9 +539,10 @@ impl World {
         let World {
             dataverse,
             fno,
-            faults,
+            config,
             ..
         } = self;
+        let faults = &mut config.faults;
         let fno_names = [map.fno_entity.as_str(), entity.entity_class.as_str()];
         let (Some(dv), Some(fno)) = (dataverse.get(org), fno.get_mut(fno_env)) else {
             return Ok(());
@@ -702,8 +704,8 @@ impl World {
             return Ok(());
         };
         *count += 1;
-        if *count > self.records_per_transaction {
-            let limit = self.records_per_transaction;
+        if *count > self.config.dual_write.records_per_transaction {
+            let limit = self.config.dual_write.records_per_transaction;
             return Err(fno_failure(
                 entity_class,
                 catalogue,

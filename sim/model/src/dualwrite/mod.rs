@@ -422,7 +422,9 @@ impl World {
             self.register_company(fno_env, code)?;
         }
         let mut executions = Vec::new();
-        if skip_initial_writes || total > self.initial_sync_limits.legal_entities || new.is_empty()
+        if skip_initial_writes
+            || total > self.config.dual_write.initial_sync.legal_entities
+            || new.is_empty()
         {
             return Ok(executions);
         }
@@ -534,7 +536,7 @@ impl World {
             }
         }
         let companies = self.connection(fno_env)?.legal_entities.len();
-        if companies > self.initial_sync_limits.legal_entities
+        if companies > self.config.dual_write.initial_sync.legal_entities
             && runs.iter().any(|r| r.initial_sync)
         {
             let project = format!("DWM-{}-{}", self.ids.guid(), self.ids.guid());

@@ -113,11 +113,12 @@ const PAUSE_DAYS: i64 = 7;
 
 impl World {
     fn transaction_limit_ms(&self, origin: Side) -> i64 {
-        let minutes = if origin == Side::Dataverse && self.live_sync.five_minute_mode {
-            5
-        } else {
-            self.live_sync.transaction_minutes
-        };
+        let minutes =
+            if origin == Side::Dataverse && self.config.dual_write.live_sync.five_minute_mode {
+                5
+            } else {
+                self.config.dual_write.live_sync.transaction_minutes
+            };
         minutes * 60_000
     }
 
@@ -148,8 +149,10 @@ impl World {
 
     /// Charges one dual-written record of `dv_table` to the open transaction's timer.
     pub(crate) fn charge_record(&mut self, dv_table: &str) {
-        let cost = self.live_sync.record_cost_ms
+        let cost = self.config.dual_write.live_sync.record_cost_ms
             + self
+                .config
+                .dual_write
                 .live_sync
                 .plugin_delay_ms
                 .get(dv_table)
@@ -163,7 +166,7 @@ impl World {
     /// The Dataverse → F&O payload limit: `-2147220970` "Message size exceeded …".
     pub(crate) fn check_payload(&self, row: &crate::store::Row) -> SimResult<()> {
         let size = serde_json::to_vec(row).map_or(0, |b| b.len() as u64);
-        if size > self.live_sync.payload_limit_bytes {
+        if size > self.config.dual_write.live_sync.payload_limit_bytes {
             return Err(SimError::new(
                 ErrorKind::BadRequest,
                 "0x80040216",
@@ -185,7 +188,7 @@ impl World {
     ) -> SimResult<()> {
         let now = self.clock.now();
         change.at = now;
-        let settings = self.live_sync.clone();
+        let settings = self.config.dual_write.live_sync.clone();
         let Some(c) = self.connections.get_mut(fno_env) else {
             return Ok(());
         };
@@ -217,7 +220,7 @@ impl World {
 
     /// With the 24-hour retention, drops queued records older than a day; answers how many.
     pub(crate) fn purge_expired(&mut self, fno_env: &str, map: &str) -> usize {
-        if self.live_sync.queue_retention != QueueRetention::Day {
+        if self.config.dual_write.live_sync.queue_retention != QueueRetention::Day {
             return 0;
         }
         let now = self.clock.now();

@@ -2,10 +2,12 @@
 //! shape. Operations that span products (provisioning, live sync) are methods here; the
 //! per-product rules live in `fno.rs`, `dataverse.rs`, `lcs.rs` and `dualwrite/`.
 
+pub mod endstate;
 mod setup;
 
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::dataverse::{DvEnv, WriteContext};
 use crate::entra::{self, AppRegistration, Tenant, User};
 use crate::error::{SimError, SimResult};
@@ -72,15 +74,15 @@ pub struct World {
     pub power_platform: PowerPlatform,
     pub fno: BTreeMap<String, FnoEnv>,
     pub dataverse: BTreeMap<String, DvEnv>,
-    /// Dataverse service protection; defaulted so exports from before it still import.
+    /// The settings the world runs under (limits, dual-write settings, fault plan).
+    #[serde(default)]
+    pub config: Config,
+    /// Dataverse service protection: each caller's recent requests.
     #[serde(default)]
     pub limits: Limits,
     /// Dual-write connections by F&O environment: the runtime owns them, not the products.
     #[serde(default)]
     pub connections: BTreeMap<String, crate::dualwrite::Connection>,
-    /// Faults injected into dual-write's counterpart writes (`/_dwsim/faults`).
-    #[serde(default)]
-    pub faults: crate::faults::FaultPlan,
     /// The F&O transaction a `$batch` change set has open: dual-write sends its records to
     /// Dataverse as one transaction, counted against the per-transaction limit.
     #[serde(skip)]
@@ -88,22 +90,9 @@ pub struct World {
     /// Table maps customized in this world, by id; they replace the catalogue's definition.
     #[serde(default)]
     pub custom_maps: BTreeMap<String, crate::schema::TableMap>,
-    /// Initial-sync limits (rows per legal entity, lookups, the 24-hour window, 40 companies).
-    #[serde(default)]
-    pub initial_sync_limits: crate::dualwrite::initial_sync::InitialSyncLimits,
-    /// Live-sync limits: payload, the transaction window, queue retention.
-    #[serde(default)]
-    pub live_sync: crate::dualwrite::runtime::LiveSyncSettings,
     /// The virtual duration of the dual-write transaction in progress.
     #[serde(skip)]
     pub open_timer_ms: Option<i64>,
-    /// Most records one F&O transaction may dual-write (the documented 1,000).
-    #[serde(default = "default_records_per_transaction")]
-    pub records_per_transaction: usize,
-}
-
-fn default_records_per_transaction() -> usize {
-    crate::dualwrite::RECORDS_PER_TRANSACTION
 }
 
 fn default_catalogue() -> Arc<Catalogue> {
@@ -175,14 +164,11 @@ impl World {
             fno: BTreeMap::new(),
             dataverse: BTreeMap::new(),
             connections: BTreeMap::new(),
+            config: Config::default(),
             limits: Limits::default(),
-            faults: Default::default(),
             open_fno_transaction: None,
             custom_maps: BTreeMap::new(),
-            initial_sync_limits: Default::default(),
-            live_sync: Default::default(),
             open_timer_ms: None,
-            records_per_transaction: crate::dualwrite::RECORDS_PER_TRANSACTION,
         };
         if spec.fno == Start::Existing {
             world.provision_fno(EXISTING_FNO, Some(&spec.data.fno))?;

@@ -1,9 +1,9 @@
 //! The EndState: a sorted, serialisable view of every product after a scenario, which is
 //! what the scenario snapshots hold. It leaves out the harness's secrets and tokens.
 
+use super::World;
 use crate::dualwrite::{state_text, Execution, HealthCheck};
 use crate::store::Row;
-use crate::world::World;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
