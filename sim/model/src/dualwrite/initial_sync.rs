@@ -3,11 +3,14 @@
 //! master decides values, not direction. Each run is an execution of legs with counts.
 
 use super::transform::{self, Partition};
-use super::Side;
+use super::{DualWrite, Side};
+use crate::catalogue::Catalogue;
 use crate::clock::Instant;
-use crate::dataverse::WriteContext;
+use crate::dataverse::{DvEnv, WriteContext};
 use crate::error::{SimError, SimResult};
-use crate::fno::{value_text, LEGAL_ENTITIES};
+use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
+use crate::schema::{FnoEntity, TableMap};
+use crate::store::Row;
 use crate::world::World;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,21 +89,188 @@ impl World {
         master: Side,
         companies: &[String],
     ) -> SimResult<Execution> {
-        self.initial_sync_skipping(fno_env, map_id, master, companies, &BTreeSet::new())
+        self.dual_write(fno_env)?
+            .initial_sync(map_id, master, companies, &BTreeSet::new())
     }
 
-    /// Initial sync that leaves the rows with these integration keys alone ("Rerun execution
-    /// without errors").
-    pub fn initial_sync_skipping(
+    /// The partitions a map syncs for these companies.
+    pub fn partitions(
+        &self,
+        org: &str,
+        map: &crate::schema::TableMap,
+        companies: &[String],
+    ) -> Vec<Partition> {
+        partitions(&self.catalogue, self.dataverse.get(org), map, companies)
+    }
+}
+
+/// The partitions a map syncs for these companies: one per company that has a cdm_company
+/// for a company-striped table, all of them at once for the legal-entity map, or one
+/// global partition.
+pub fn partitions(
+    catalogue: &Catalogue,
+    dv: Option<&DvEnv>,
+    map: &TableMap,
+    companies: &[String],
+) -> Vec<Partition> {
+    if transform::is_company_specific(catalogue, map) {
+        let Some(dv) = dv else {
+            return Vec::new();
+        };
+        companies
+            .iter()
+            .filter_map(|code| {
+                dv.company_by_code(code).map(|(id, _)| Partition::Company {
+                    code: code.to_uppercase(),
+                    dv_company_id: id,
+                })
+            })
+            .collect()
+    } else if map.fno_entity == LEGAL_ENTITIES {
+        vec![Partition::LegalEntities {
+            codes: companies.to_vec(),
+        }]
+    } else {
+        vec![Partition::Global]
+    }
+}
+
+/// What writing one row's counterpart did.
+enum Written {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+/// One row a leg exports: its integration key and the row.
+type Exported = (Vec<String>, Row);
+
+/// Runs one leg: every exported row with a key is counted, rows the rerun skips are left
+/// alone, and `write` upserts the counterpart of the rest (given the counterpart's id, if
+/// one exists). A failed row is counted and its error and key recorded.
+fn run_leg(
+    direction: LegDirection,
+    partition: &Partition,
+    exported: Vec<Exported>,
+    skip: &BTreeSet<String>,
+    report: &mut Report,
+    mut write: impl FnMut(&[String], &Row) -> Result<Written, String>,
+) -> Leg {
+    let mut leg = Leg {
+        direction,
+        company: partition.label(),
+        exported: 0,
+        inserted: 0,
+        updated: 0,
+        errors: 0,
+    };
+    for (key, row) in exported {
+        leg.exported += 1;
+        if skip.contains(&key.join(",")) {
+            continue;
+        }
+        match write(&key, &row) {
+            Ok(Written::Inserted) => leg.inserted += 1,
+            Ok(Written::Updated) => leg.updated += 1,
+            Ok(Written::Unchanged) => {}
+            Err(message) => {
+                leg.errors += 1;
+                report.error_keys.push(key.join(","));
+                report.errors.push(message);
+            }
+        }
+    }
+    leg
+}
+
+/// The errors of an execution, as they are collected leg by leg.
+#[derive(Default)]
+struct Report {
+    errors: Vec<String>,
+    error_keys: Vec<String>,
+}
+
+/// Why the Dataverse leg cannot run: the documented limits of initial sync from Dataverse
+/// (maps with 10 or more lookups, single-threaded tables past the 24-hour window).
+fn dataverse_leg_blocked(
+    limits: &InitialSyncLimits,
+    catalogue: &Catalogue,
+    map: &TableMap,
+    entity: &FnoEntity,
+    org: &str,
+    dv_rows: usize,
+) -> Option<String> {
+    let lookups = map
+        .fields
+        .iter()
+        .filter(|f| f.dv_lookup().is_some())
+        .count();
+    if dv_rows > 0 && lookups >= limits.max_lookups {
+        let set = catalogue
+            .dv_tables
+            .get(&map.dv_table)
+            .map_or(map.dv_table.as_str(), |t| t.entity_set.as_str());
+        let order_by = map
+            .key
+            .first()
+            .and_then(|k| map.field_for_fno(k))
+            .and_then(|f| f.dv.clone())
+            .unwrap_or_default();
+        return Some(format!(
+            "CRMExport: Package execution complete. Error Description 5 Attempts to get data from https://{org}/datasets/default/tables/{set}/items?$select=...(msdyn_company/cdm_companyid eq 'ID')&$orderby={order_by} asc failed."
+        ));
+    }
+    if map.single_threaded && dv_rows > limits.single_threaded_rows {
+        return Some(format!(
+            "The import of {dv_rows} rows into {} didn't come back within 24 hours; the initial sync from Dataverse timed out. Don't run initial sync from Dataverse for single-threaded tables with more than {} rows.",
+            entity.label, limits.single_threaded_rows
+        ));
+    }
+    None
+}
+
+/// The initial-sync log text of an execution.
+fn execution_log(
+    status: ExecutionStatus,
+    legs: &[Leg],
+    errors: &[String],
+    entity: &FnoEntity,
+    dv_set: &str,
+) -> String {
+    let mut log = format!(
+        "Dual write Initial Sync completed with status: {}. Following are the details:\n",
+        status.as_str()
+    );
+    for leg in legs {
+        let (from, to) = match leg.direction {
+            LegDirection::ToDataverse => (format!("AX {}", entity.label), format!("CRM {dv_set}")),
+            LegDirection::ToFno => (format!("CRM {dv_set}"), format!("AX {}", entity.label)),
+        };
+        log.push_str(&format!(
+            "Executed leg: From {from} to {to} ({}) with exported records count: {}, ImportRecordsErrorCount: {}, ImportRecordsInsertedCount: {} and ImportRecordsUpdatedCount: {}\n",
+            leg.company, leg.exported, leg.errors, leg.inserted, leg.updated
+        ));
+    }
+    if !errors.is_empty() {
+        log.push_str(&format!(
+            "ErrorsDetails: Dual write Initial sync failed\nMessage: {}\n",
+            errors.join("\n")
+        ));
+    }
+    log
+}
+
+impl DualWrite<'_> {
+    /// Initial sync of one map for these companies, leaving the rows with the integration
+    /// keys in `skip` alone ("Rerun execution without errors"); records the execution.
+    pub fn initial_sync(
         &mut self,
-        fno_env: &str,
         map_id: &str,
         master: Side,
         companies: &[String],
         skip: &BTreeSet<String>,
     ) -> SimResult<Execution> {
-        let limits = self.config.dual_write.initial_sync.clone();
-        let catalogue = self.catalogue.clone();
+        let catalogue = self.catalogue;
         let map = catalogue
             .map(map_id)
             .ok_or_else(|| SimError::not_found(format!("Table map {map_id} does not exist.")))?;
@@ -108,243 +278,18 @@ impl World {
             .fno_entities
             .get(&map.fno_entity)
             .ok_or_else(|| SimError::not_found(map.fno_entity.clone()))?;
-        let org = self
-            .linked_dataverse(fno_env)
-            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
-        let writer = self.dual_write_user(&org);
-        let partitions = self.partitions(&org, map, companies);
-        let now = self.clock.now();
-        let World {
-            fno,
-            dataverse,
-            ids,
-            ..
-        } = self;
-        let fno = fno
-            .get_mut(fno_env)
-            .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
-        let dv = dataverse
-            .get_mut(&org)
-            .ok_or_else(|| SimError::not_found(org.clone()))?;
         let mut legs = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
-        let mut error_keys: Vec<String> = Vec::new();
-        for partition in &partitions {
-            let owner = owner_team(dv, partition);
-            let fno_rows = transform::fno_rows(map, fno, partition);
-            let dv_rows = transform::dv_rows(&catalogue, map, dv, partition);
-            // Counterparts are found by integration key among all rows, as an upsert would.
-            let dv_index: BTreeMap<Vec<String>, String> =
-                transform::dv_rows_where(&catalogue, map, dv, partition, false)
-                    .iter()
-                    .filter_map(|(id, r)| transform::dv_key(map, r).map(|k| (k, id.clone())))
-                    .collect();
-            let fno_index: BTreeMap<Vec<String>, String> =
-                transform::fno_rows_where(map, fno, partition, false)
-                    .iter()
-                    .filter_map(|(id, r)| transform::fno_key(map, r).map(|k| (k, id.clone())))
-                    .collect();
-            // A conflict is a key present in both exports (after the filters); a counterpart
-            // outside the other side's export is simply upserted.
-            let dv_exported: std::collections::BTreeSet<Vec<String>> = dv_rows
-                .iter()
-                .filter_map(|(_, r)| transform::dv_key(map, r))
-                .collect();
-            let fno_exported: std::collections::BTreeSet<Vec<String>> = fno_rows
-                .iter()
-                .filter_map(|(_, r)| transform::fno_key(map, r))
-                .collect();
-            // The documented limits: rows per legal entity per run; from Dataverse, maps with
-            // 10 or more lookups, and single-threaded tables past the 24-hour window.
-            let over = fno_rows.len().max(dv_rows.len()) > limits.rows_per_legal_entity;
-            let lookups = map
-                .fields
-                .iter()
-                .filter(|f| f.dv_lookup().is_some())
-                .count();
-            let dv_blocked = if over {
-                None
-            } else if !dv_rows.is_empty() && lookups >= limits.max_lookups {
-                let set = catalogue
-                    .dv_tables
-                    .get(&map.dv_table)
-                    .map_or(map.dv_table.as_str(), |t| t.entity_set.as_str());
-                Some(format!(
-                    "CRMExport: Package execution complete. Error Description 5 Attempts to get data from https://{}/datasets/default/tables/{set}/items?$select=...(msdyn_company/cdm_companyid eq 'ID')&$orderby={} asc failed.",
-                    dv.org,
-                    map.key.first().and_then(|k| map.field_for_fno(k)).and_then(|f| f.dv.clone()).unwrap_or_default()
-                ))
-            } else if map.single_threaded && dv_rows.len() > limits.single_threaded_rows {
-                Some(format!(
-                    "The import of {} rows into {} didn't come back within 24 hours; the initial sync from Dataverse timed out. Don't run initial sync from Dataverse for single-threaded tables with more than {} rows.",
-                    dv_rows.len(),
-                    entity.label,
-                    limits.single_threaded_rows
-                ))
-            } else {
-                None
-            };
-            if over {
-                errors.push(format!(
-                    "{}: we currently limit project executions to {} rows per execution per project.",
-                    partition.label(),
-                    limits.rows_per_legal_entity
-                ));
-                legs.push(Leg {
-                    direction: LegDirection::ToDataverse,
-                    company: partition.label(),
-                    exported: fno_rows.len(),
-                    inserted: 0,
-                    updated: 0,
-                    errors: 1,
-                });
-                continue;
-            }
-
-            let mut leg = Leg {
-                direction: LegDirection::ToDataverse,
-                company: partition.label(),
-                exported: 0,
-                inserted: 0,
-                updated: 0,
-                errors: 0,
-            };
-            for (_, row) in &fno_rows {
-                let Some(key) = transform::fno_key(map, row) else {
-                    continue;
-                };
-                leg.exported += 1;
-                if skip.contains(&key.join(",")) {
-                    continue;
-                }
-                let existing = dv_index.get(&key).cloned();
-                let projected = transform::to_dataverse(
-                    &catalogue,
-                    map,
-                    dv,
-                    row,
-                    partition,
-                    existing.is_none(),
-                    existing.is_some() && master == Side::Dataverse && dv_exported.contains(&key),
-                );
-                let attrs = match projected {
-                    Ok(a) => a,
-                    Err(f) => {
-                        leg.errors += 1;
-                        error_keys.push(key.join(","));
-                        errors.push(format!(
-                            "Couldn't resolve the guid for the field: {}. The lookup wasn't found: {}. Try this URL(s) to check if the reference data exists: /api/data/v9.2/{}",
-                            f.field, f.value, f.entity_set
-                        ));
-                        continue;
-                    }
-                };
-                let mut cx = WriteContext {
-                    catalogue: &catalogue,
-                    ids,
-                    now,
-                    caller: writer.clone(),
-                    owner: owner.clone(),
-                };
-                let result = match &existing {
-                    None => dv.create(&mut cx, &map.dv_table, attrs).map(|_| true),
-                    Some(id) => {
-                        let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
-                        let patch = transform::changed(&attrs, &current);
-                        // The owner is set when a row is dual-written, even if it existed.
-                        let owned = catalogue
-                            .dv_tables
-                            .get(&map.dv_table)
-                            .is_some_and(|t| t.owned);
-                        let reown = owned
-                            && owner.is_some()
-                            && current.get("_ownerid_value").and_then(|v| v.as_str())
-                                != owner.as_deref();
-                        if patch.is_empty() && !reown {
-                            Ok(false)
-                        } else {
-                            dv.update(&mut cx, &map.dv_table, id, patch).map(|_| true)
-                        }
-                    }
-                };
-                match result {
-                    Ok(true) if existing.is_none() => leg.inserted += 1,
-                    Ok(true) => leg.updated += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        leg.errors += 1;
-                        error_keys.push(key.join(","));
-                        errors.push(format!(
-                            "{}: {}",
-                            value_text(row.get(&map.key[0])),
-                            e.message
-                        ));
-                    }
-                }
-            }
-            legs.push(leg);
-
-            let mut leg = Leg {
-                direction: LegDirection::ToFno,
-                company: partition.label(),
-                exported: 0,
-                inserted: 0,
-                updated: 0,
-                errors: 0,
-            };
-            if let Some(message) = dv_blocked {
-                leg.exported = dv_rows.len();
-                leg.errors = 1;
-                errors.push(message);
-                legs.push(leg);
-                continue;
-            }
-            for (id, _) in &dv_rows {
-                let Some(row) = dv.get(&map.dv_table, id).cloned() else {
-                    continue;
-                };
-                let Some(key) = transform::dv_key(map, &row) else {
-                    continue;
-                };
-                leg.exported += 1;
-                if skip.contains(&key.join(",")) {
-                    continue;
-                }
-                let existing = fno_index.get(&key).cloned();
-                let attrs = transform::to_fno(
-                    &catalogue,
-                    map,
-                    dv,
-                    &row,
-                    partition,
-                    existing.is_none(),
-                    existing.is_some() && master == Side::Fno && fno_exported.contains(&key),
-                );
-                let result = match &existing {
-                    None => fno.insert(&catalogue, entity, attrs, now).map(|_| true),
-                    Some(fid) => {
-                        let current = fno.get(&map.fno_entity, fid).cloned().unwrap_or_default();
-                        let patch = transform::changed(&attrs, &current);
-                        if patch.is_empty() {
-                            Ok(false)
-                        } else {
-                            fno.update(&catalogue, entity, fid, &patch, now)
-                                .map(|_| true)
-                        }
-                    }
-                };
-                match result {
-                    Ok(true) if existing.is_none() => leg.inserted += 1,
-                    Ok(true) => leg.updated += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        leg.errors += 1;
-                        error_keys.push(key.join(","));
-                        errors.push(format!("{}: {}", key.join(","), e.message));
-                    }
-                }
-            }
-            legs.push(leg);
+        let mut report = Report::default();
+        for partition in partitions(catalogue, Some(self.dv), map, companies) {
+            self.sync_partition(
+                map,
+                entity,
+                master,
+                &partition,
+                skip,
+                &mut legs,
+                &mut report,
+            );
         }
         let error_count = legs.iter().map(|l| l.errors).sum::<usize>();
         let status = if error_count == 0 {
@@ -356,28 +301,9 @@ impl World {
             .dv_tables
             .get(&map.dv_table)
             .map_or(map.dv_table.clone(), |t| t.entity_set.clone());
-        let mut log = format!(
-            "Dual write Initial Sync completed with status: {}. Following are the details:\n",
-            status.as_str()
-        );
-        for leg in &legs {
-            let (from, to) = if leg.direction == LegDirection::ToDataverse {
-                (format!("AX {}", entity.label), format!("CRM {dv_set}"))
-            } else {
-                (format!("CRM {dv_set}"), format!("AX {}", entity.label))
-            };
-            log.push_str(&format!(
-                "Executed leg: From {from} to {to} ({}) with exported records count: {}, ImportRecordsErrorCount: {}, ImportRecordsInsertedCount: {} and ImportRecordsUpdatedCount: {}\n",
-                leg.company, leg.exported, leg.errors, leg.inserted, leg.updated
-            ));
-        }
+        let mut errors = report.errors;
         errors.truncate(SHOWN_ERRORS);
-        if !errors.is_empty() {
-            log.push_str(&format!(
-                "ErrorsDetails: Dual write Initial sync failed\nMessage: {}\n",
-                errors.join("\n")
-            ));
-        }
+        let log = execution_log(status, &legs, &errors, entity, &dv_set);
         let execution = Execution {
             id: self.ids.guid(),
             map: map_id.to_string(),
@@ -386,44 +312,282 @@ impl World {
             legs,
             errors,
             error_count,
-            error_keys,
+            error_keys: report.error_keys,
             log,
-            at: now,
+            at: self.now,
         };
-        if let Some(c) = self.connections.get_mut(fno_env) {
-            c.executions.push(execution.clone());
-        }
+        self.conn.executions.push(execution.clone());
         Ok(execution)
     }
 
-    /// The partitions a map syncs for these companies.
-    pub fn partitions(
-        &self,
-        org: &str,
-        map: &crate::schema::TableMap,
-        companies: &[String],
-    ) -> Vec<Partition> {
-        if transform::is_company_specific(&self.catalogue, map) {
-            let Some(dv) = self.dataverse.get(org) else {
-                return Vec::new();
-            };
-            companies
+    /// Both legs of one partition: F&O to Dataverse, then Dataverse to F&O, unless the
+    /// partition is over the documented rows-per-legal-entity limit or the Dataverse leg
+    /// is blocked by one of its limits.
+    #[allow(clippy::too_many_arguments)]
+    fn sync_partition(
+        &mut self,
+        map: &TableMap,
+        entity: &FnoEntity,
+        master: Side,
+        partition: &Partition,
+        skip: &BTreeSet<String>,
+        legs: &mut Vec<Leg>,
+        report: &mut Report,
+    ) {
+        let catalogue = self.catalogue;
+        let limits = &self.settings.initial_sync;
+        let fno_rows = transform::fno_rows(map, self.fno, partition);
+        let dv_rows = transform::dv_rows(catalogue, map, self.dv, partition);
+        if fno_rows.len().max(dv_rows.len()) > limits.rows_per_legal_entity {
+            report.errors.push(format!(
+                "{}: we currently limit project executions to {} rows per execution per project.",
+                partition.label(),
+                limits.rows_per_legal_entity
+            ));
+            legs.push(failed_leg(
+                LegDirection::ToDataverse,
+                partition,
+                fno_rows.len(),
+            ));
+            return;
+        }
+        let counterparts = Counterparts::of(self, map, partition, &fno_rows, &dv_rows);
+        let dv_blocked =
+            dataverse_leg_blocked(limits, catalogue, map, entity, &self.dv.org, dv_rows.len());
+        let fno_rows = keyed(fno_rows, |r| transform::fno_key(map, r));
+        legs.push(self.leg_to_dataverse(
+            map,
+            master,
+            partition,
+            fno_rows,
+            &counterparts,
+            skip,
+            report,
+        ));
+        if let Some(message) = dv_blocked {
+            report.errors.push(message);
+            legs.push(failed_leg(LegDirection::ToFno, partition, dv_rows.len()));
+            return;
+        }
+        // The rows as the first leg left them.
+        let dv_rows = keyed(
+            dv_rows
                 .iter()
-                .filter_map(|code| {
-                    dv.company_by_code(code).map(|(id, _)| Partition::Company {
-                        code: code.to_uppercase(),
-                        dv_company_id: id,
-                    })
+                .filter_map(|(id, _)| {
+                    let row = self.dv.get(&map.dv_table, id)?;
+                    Some((id.clone(), row.clone()))
                 })
-                .collect()
-        } else if map.fno_entity == LEGAL_ENTITIES {
-            vec![Partition::LegalEntities {
-                codes: companies.to_vec(),
-            }]
-        } else {
-            vec![Partition::Global]
+                .collect(),
+            |r| transform::dv_key(map, r),
+        );
+        legs.push(self.leg_to_fno(
+            map,
+            entity,
+            master,
+            partition,
+            dv_rows,
+            &counterparts,
+            skip,
+            report,
+        ));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leg_to_dataverse(
+        &mut self,
+        map: &TableMap,
+        master: Side,
+        partition: &Partition,
+        rows: Vec<Exported>,
+        counterparts: &Counterparts,
+        skip: &BTreeSet<String>,
+        report: &mut Report,
+    ) -> Leg {
+        let catalogue = self.catalogue;
+        let owner = owner_team(self.dv, partition);
+        let writer = self.writer();
+        let (dv, ids, now) = (&mut *self.dv, &mut *self.ids, self.now);
+        run_leg(
+            LegDirection::ToDataverse,
+            partition,
+            rows,
+            skip,
+            report,
+            |key, row| {
+                let existing = counterparts.dv.get(key);
+                let one_way = existing.is_some()
+                    && master == Side::Dataverse
+                    && counterparts.dv_exported.contains(key);
+                let attrs = transform::to_dataverse(catalogue, map, dv, row, partition, existing.is_none(), one_way)
+                .map_err(|f| format!(
+                    "Couldn't resolve the guid for the field: {}. The lookup wasn't found: {}. Try this URL(s) to check if the reference data exists: /api/data/v9.2/{}",
+                    f.field, f.value, f.entity_set
+                ))?;
+                let mut cx = WriteContext {
+                    catalogue,
+                    ids,
+                    now,
+                    caller: writer.clone(),
+                    owner: owner.clone(),
+                };
+                upsert_dataverse(dv, &mut cx, map, existing, attrs)
+                    .map_err(|e| format!("{}: {}", value_text(row.get(&map.key[0])), e.message))
+            },
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leg_to_fno(
+        &mut self,
+        map: &TableMap,
+        entity: &FnoEntity,
+        master: Side,
+        partition: &Partition,
+        rows: Vec<Exported>,
+        counterparts: &Counterparts,
+        skip: &BTreeSet<String>,
+        report: &mut Report,
+    ) -> Leg {
+        let catalogue = self.catalogue;
+        let (dv, fno, now) = (&*self.dv, &mut *self.fno, self.now);
+        run_leg(
+            LegDirection::ToFno,
+            partition,
+            rows,
+            skip,
+            report,
+            |key, row| {
+                let existing = counterparts.fno.get(key);
+                let one_way = existing.is_some()
+                    && master == Side::Fno
+                    && counterparts.fno_exported.contains(key);
+                let attrs = transform::to_fno(
+                    catalogue,
+                    map,
+                    dv,
+                    row,
+                    partition,
+                    existing.is_none(),
+                    one_way,
+                );
+                upsert_fno(fno, catalogue, entity, existing, &attrs, now)
+                    .map_err(|e| format!("{}: {}", key.join(","), e.message))
+            },
+        )
+    }
+}
+
+/// What both legs of a partition look up: each side's rows by integration key, among all
+/// rows as an upsert would find them, and the keys each side exports after the filters. A
+/// key in both exports is a conflict, which the master decides; a counterpart outside the
+/// other side's export is simply upserted.
+struct Counterparts {
+    dv: BTreeMap<Vec<String>, String>,
+    fno: BTreeMap<Vec<String>, String>,
+    dv_exported: BTreeSet<Vec<String>>,
+    fno_exported: BTreeSet<Vec<String>>,
+}
+
+impl Counterparts {
+    fn of(
+        dw: &DualWrite,
+        map: &TableMap,
+        partition: &Partition,
+        fno_rows: &[(String, Row)],
+        dv_rows: &[(String, Row)],
+    ) -> Counterparts {
+        Counterparts {
+            dv: transform::dv_rows_where(dw.catalogue, map, dw.dv, partition, false)
+                .iter()
+                .filter_map(|(id, r)| transform::dv_key(map, r).map(|k| (k, id.clone())))
+                .collect(),
+            fno: transform::fno_rows_where(map, dw.fno, partition, false)
+                .iter()
+                .filter_map(|(id, r)| transform::fno_key(map, r).map(|k| (k, id.clone())))
+                .collect(),
+            dv_exported: dv_rows
+                .iter()
+                .filter_map(|(_, r)| transform::dv_key(map, r))
+                .collect(),
+            fno_exported: fno_rows
+                .iter()
+                .filter_map(|(_, r)| transform::fno_key(map, r))
+                .collect(),
         }
     }
+}
+
+/// A leg that did not run: everything it would have exported, and one error.
+fn failed_leg(direction: LegDirection, partition: &Partition, exported: usize) -> Leg {
+    Leg {
+        direction,
+        company: partition.label(),
+        exported,
+        inserted: 0,
+        updated: 0,
+        errors: 1,
+    }
+}
+
+/// Rows with their integration key; rows without one are not exported.
+fn keyed(rows: Vec<(String, Row)>, key: impl Fn(&Row) -> Option<Vec<String>>) -> Vec<Exported> {
+    rows.into_iter()
+        .filter_map(|(_, r)| key(&r).map(|k| (k, r)))
+        .collect()
+}
+
+/// Creates the Dataverse counterpart, or updates the fields that differ. The owner is set
+/// when a row is dual-written, even if it existed.
+fn upsert_dataverse(
+    dv: &mut DvEnv,
+    cx: &mut WriteContext,
+    map: &TableMap,
+    existing: Option<&String>,
+    attrs: Row,
+) -> SimResult<Written> {
+    let Some(id) = existing else {
+        return dv
+            .create(cx, &map.dv_table, attrs)
+            .map(|_| Written::Inserted);
+    };
+    let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
+    let patch = transform::changed(&attrs, &current);
+    let owned = cx
+        .catalogue
+        .dv_tables
+        .get(&map.dv_table)
+        .is_some_and(|t| t.owned);
+    let reown = owned
+        && cx.owner.is_some()
+        && current.get("_ownerid_value").and_then(|v| v.as_str()) != cx.owner.as_deref();
+    if patch.is_empty() && !reown {
+        return Ok(Written::Unchanged);
+    }
+    dv.update(cx, &map.dv_table, id, patch)
+        .map(|_| Written::Updated)
+}
+
+/// Inserts the F&O counterpart, or updates the fields that differ.
+fn upsert_fno(
+    fno: &mut FnoEnv,
+    catalogue: &Catalogue,
+    entity: &FnoEntity,
+    existing: Option<&String>,
+    attrs: &Row,
+    now: Instant,
+) -> SimResult<Written> {
+    let Some(id) = existing else {
+        return fno
+            .insert(catalogue, entity, attrs.clone(), now)
+            .map(|_| Written::Inserted);
+    };
+    let current = fno.get(&entity.entity_set, id).cloned().unwrap_or_default();
+    let patch = transform::changed(attrs, &current);
+    if patch.is_empty() {
+        return Ok(Written::Unchanged);
+    }
+    fno.update(catalogue, entity, id, &patch, now)
+        .map(|_| Written::Updated)
 }
 
 /// Dual-write owns what it writes by the company's default owning team, or the root
@@ -475,11 +639,9 @@ impl World {
         map_id: &str,
         without_errors: bool,
     ) -> SimResult<Execution> {
-        let connection = self
-            .connections
-            .get(fno_env)
-            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
-        let last = connection
+        let mut dw = self.dual_write(fno_env)?;
+        let last = dw
+            .conn
             .executions
             .iter()
             .rev()
@@ -490,12 +652,12 @@ impl World {
                     "Table map {map_id} has no initial sync execution to rerun."
                 ))
             })?;
-        let companies = connection.legal_entities.clone();
+        let companies = dw.conn.legal_entities.clone();
         let skip: BTreeSet<String> = if without_errors {
             last.error_keys.iter().cloned().collect()
         } else {
             BTreeSet::new()
         };
-        self.initial_sync_skipping(fno_env, map_id, last.master, &companies, &skip)
+        dw.initial_sync(map_id, last.master, &companies, &skip)
     }
 }

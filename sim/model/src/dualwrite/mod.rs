@@ -8,9 +8,14 @@ pub mod live_sync;
 pub mod runtime;
 pub mod transform;
 
+use crate::catalogue::Catalogue;
 use crate::clock::Instant;
+use crate::config::DualWriteSettings;
+use crate::dataverse::DvEnv;
 use crate::entra;
 use crate::error::{ErrorKind, SimError, SimResult};
+use crate::fno::FnoEnv;
+use crate::ids::Ids;
 use crate::world::{obj, World};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -104,6 +109,62 @@ impl Connection {
         self.legal_entities
             .iter()
             .any(|c| c.eq_ignore_ascii_case(company))
+    }
+}
+
+/// The dual-write runtime of one linked F&O environment: its connection and the two stores
+/// it spans, borrowed from the world for one operation, with what the runtime reads from
+/// the world around them (catalogue, settings, ids, the virtual clock's now).
+pub struct DualWrite<'w> {
+    pub(crate) catalogue: &'w Catalogue,
+    pub(crate) settings: &'w DualWriteSettings,
+    pub(crate) ids: &'w mut Ids,
+    pub(crate) now: Instant,
+    pub(crate) fno: &'w mut FnoEnv,
+    pub(crate) dv: &'w mut DvEnv,
+    pub(crate) conn: &'w mut Connection,
+}
+
+impl DualWrite<'_> {
+    /// The systemuserid dual-write writes to Dataverse as (Modified by).
+    pub(crate) fn writer(&self) -> String {
+        self.dv
+            .application_user(entra::DUAL_WRITE_RUNTIME_APP)
+            .unwrap_or_default()
+    }
+}
+
+impl World {
+    /// The dual-write runtime of a linked F&O environment, over its two stores.
+    pub fn dual_write(&mut self, fno_env: &str) -> SimResult<DualWrite<'_>> {
+        let World {
+            catalogue,
+            config,
+            ids,
+            clock,
+            fno,
+            dataverse,
+            connections,
+            ..
+        } = self;
+        let fno = fno
+            .get_mut(fno_env)
+            .ok_or_else(|| SimError::not_found(format!("Environment {fno_env} does not exist.")))?;
+        let conn = connections
+            .get_mut(fno_env)
+            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
+        let dv = dataverse
+            .get_mut(&conn.dataverse)
+            .ok_or_else(|| SimError::not_found(conn.dataverse.clone()))?;
+        Ok(DualWrite {
+            catalogue,
+            settings: &config.dual_write,
+            ids,
+            now: clock.now(),
+            fno,
+            dv,
+            conn,
+        })
     }
 }
 
