@@ -94,6 +94,34 @@ impl DvEnv {
             .map(|(id, _)| id.clone())
     }
 
+    /// The systemuserid dual-write writes to Dataverse as (Modified by), or "" before the
+    /// dual-write application users exist.
+    pub fn dual_write_user(&self) -> String {
+        self.application_user(crate::entra::DUAL_WRITE_RUNTIME_APP)
+            .unwrap_or_default()
+    }
+
+    /// Creates the dual-write application users if they are missing.
+    pub fn ensure_dual_write_app_users(&mut self, ids: &mut Ids) {
+        for (app, name) in [
+            (crate::entra::DUAL_WRITE_RUNTIME_APP, "Dual-write runtime"),
+            (crate::entra::DUAL_WRITE_APP, "Dual-write"),
+        ] {
+            if self.application_user(app).is_some() {
+                continue;
+            }
+            let id = ids.guid();
+            let mut row = crate::store::obj(serde_json::json!({
+                "systemuserid": id, "fullname": name, "applicationid": app, "isdisabled": false,
+            }));
+            row.insert(
+                "_businessunitid_value".into(),
+                Value::from(self.root_business_unit.clone()),
+            );
+            self.store.put("systemuser", &id, row);
+        }
+    }
+
     pub fn has_solution(&self, uniquename: &str) -> bool {
         self.store
             .rows("solution")

@@ -9,6 +9,14 @@ use std::collections::BTreeMap;
 /// A row: column name to JSON value, in sorted order.
 pub type Row = Map<String, Value>;
 
+/// A JSON object literal as a row.
+pub fn obj(v: Value) -> Row {
+    match v {
+        Value::Object(m) => m,
+        _ => Row::new(),
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Undo {
     /// Restore `previous` (or remove the row when it did not exist).

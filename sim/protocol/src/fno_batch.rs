@@ -93,13 +93,13 @@ fn run_changeset(
     ctx: &Ctx,
     reqs: &[RequestPart],
 ) -> Result<BatchResponsePart, ResponsePart> {
-    world.open_fno_transaction = Some(0);
+    world.in_flight.records = Some(0);
     let result = batch::run_changeset(world, reqs, |world, r, ids| {
         let resp = run_one(world, ctx, r, ids, true);
         let url = resp.header("location").map(str::to_string);
         (resp, url)
     });
-    world.open_fno_transaction = None;
+    world.in_flight.records = None;
     result
 }
 

@@ -2,13 +2,11 @@
 //! and saving runs the project validations (the DIPV codes) and needs a publisher and a
 //! version. Edited maps are kept in the world and replace the catalogue's definition.
 
-use super::MapState;
+use super::{Connection, MapState};
 use crate::catalogue::Catalogue;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::schema::{Direction, FieldMap, TableMap};
-use crate::world::World;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 fn dipv(code: &str, message: &str, detail: String) -> SimError {
     SimError::new(
@@ -137,61 +135,41 @@ pub fn validate(catalogue: &Catalogue, map: &TableMap) -> SimResult<()> {
     Ok(())
 }
 
-impl World {
-    /// Replaces a map's field mappings. The map must be stopped (Not running) and the
-    /// result must pass validation; the publisher and version are recorded.
-    pub fn dw_update_map(
-        &mut self,
-        fno_env: &str,
-        map_id: &str,
-        fields: Vec<FieldMap>,
-        publisher: &str,
-        version: &str,
-    ) -> SimResult<TableMap> {
-        let connection = self
-            .connections
-            .get(fno_env)
-            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
-        let state = connection
-            .maps
-            .get(map_id)
-            .map(|m| m.state)
-            .ok_or_else(|| SimError::not_found(format!("Table map {map_id} does not exist.")))?;
-        if state != MapState::NotRunning {
-            return Err(SimError::conflict(format!(
-                "The table map {map_id} must be stopped (not running) before its mappings can be changed; it is {}.",
-                super::state_text(state)
-            )));
-        }
-        if publisher.trim().is_empty() || version.trim().is_empty() {
-            return Err(SimError::bad_request(
-                "Saving a table map needs a publisher and a version number.",
-            ));
-        }
-        let mut map =
-            self.catalogue.map(map_id).cloned().ok_or_else(|| {
-                SimError::not_found(format!("Table map {map_id} does not exist."))
-            })?;
-        map.fields = fields;
-        map.version = version.to_string();
-        validate(&self.catalogue, &map)?;
-        self.custom_maps.insert(map_id.to_string(), map.clone());
-        self.apply_custom_maps();
-        Ok(map)
+/// The map `map_id` with these field mappings, checked as the designer's save checks it:
+/// the map must be stopped (Not running), the save needs a publisher and a version, and the
+/// result must pass validation. The world keeps the result as a customized map.
+pub fn customized(
+    catalogue: &Catalogue,
+    connection: &Connection,
+    map_id: &str,
+    fields: Vec<FieldMap>,
+    publisher: &str,
+    version: &str,
+) -> SimResult<TableMap> {
+    let state = connection
+        .maps
+        .get(map_id)
+        .map(|m| m.state)
+        .ok_or_else(|| SimError::not_found(format!("Table map {map_id} does not exist.")))?;
+    if state != MapState::NotRunning {
+        return Err(SimError::conflict(format!(
+            "The table map {map_id} must be stopped (not running) before its mappings can be changed; it is {}.",
+            super::state_text(state)
+        )));
     }
-
-    /// Puts the world's edited maps into its catalogue (after building or importing it).
-    pub fn apply_custom_maps(&mut self) {
-        if self.custom_maps.is_empty() {
-            return;
-        }
-        let catalogue = Arc::make_mut(&mut self.catalogue);
-        for (id, map) in &self.custom_maps {
-            if let Some(slot) = catalogue.maps.iter_mut().find(|m| &m.id == id) {
-                *slot = map.clone();
-            }
-        }
+    if publisher.trim().is_empty() || version.trim().is_empty() {
+        return Err(SimError::bad_request(
+            "Saving a table map needs a publisher and a version number.",
+        ));
     }
+    let mut map = catalogue
+        .map(map_id)
+        .cloned()
+        .ok_or_else(|| SimError::not_found(format!("Table map {map_id} does not exist.")))?;
+    map.fields = fields;
+    map.version = version.to_string();
+    validate(catalogue, &map)?;
+    Ok(map)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use crate::error::{SimError, SimResult};
 use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::schema::{FnoEntity, TableMap};
 use crate::store::Row;
-use crate::world::World;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,30 +77,6 @@ pub struct Execution {
     pub error_keys: Vec<String>,
     pub log: String,
     pub at: Instant,
-}
-
-impl World {
-    /// Runs initial sync of one map for these companies and records the execution.
-    pub fn initial_sync(
-        &mut self,
-        fno_env: &str,
-        map_id: &str,
-        master: Side,
-        companies: &[String],
-    ) -> SimResult<Execution> {
-        self.dual_write(fno_env)?
-            .initial_sync(map_id, master, companies, &BTreeSet::new())
-    }
-
-    /// The partitions a map syncs for these companies.
-    pub fn partitions(
-        &self,
-        org: &str,
-        map: &crate::schema::TableMap,
-        companies: &[String],
-    ) -> Vec<Partition> {
-        partitions(&self.catalogue, self.dataverse.get(org), map, companies)
-    }
 }
 
 /// The partitions a map syncs for these companies: one per company that has a cdm_company
@@ -261,6 +236,31 @@ fn execution_log(
 }
 
 impl DualWrite<'_> {
+    /// "Re-run execution" (everything again) or "Rerun execution without errors" (leaving
+    /// the rows that failed last time alone) for a map's latest execution. The map stays in
+    /// its state; once the execution completes, the map can be run.
+    pub fn rerun_execution(&mut self, map_id: &str, without_errors: bool) -> SimResult<Execution> {
+        let last = self
+            .conn
+            .executions
+            .iter()
+            .rev()
+            .find(|e| e.map == map_id)
+            .cloned()
+            .ok_or_else(|| {
+                SimError::not_found(format!(
+                    "Table map {map_id} has no initial sync execution to rerun."
+                ))
+            })?;
+        let companies = self.conn.legal_entities.clone();
+        let skip: BTreeSet<String> = if without_errors {
+            last.error_keys.iter().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        self.initial_sync(map_id, last.master, &companies, &skip)
+    }
+
     /// Initial sync of one map for these companies, leaving the rows with the integration
     /// keys in `skip` alone ("Rerun execution without errors"); records the execution.
     pub fn initial_sync(
@@ -314,7 +314,7 @@ impl DualWrite<'_> {
             error_count,
             error_keys: report.error_keys,
             log,
-            at: self.now,
+            at: self.clock.now(),
         };
         self.conn.executions.push(execution.clone());
         Ok(execution)
@@ -406,7 +406,8 @@ impl DualWrite<'_> {
         let catalogue = self.catalogue;
         let owner = owner_team(self.dv, partition);
         let writer = self.writer();
-        let (dv, ids, now) = (&mut *self.dv, &mut *self.ids, self.now);
+        let now = self.clock.now();
+        let (dv, ids) = (&mut *self.dv, &mut *self.ids);
         run_leg(
             LegDirection::ToDataverse,
             partition,
@@ -449,7 +450,8 @@ impl DualWrite<'_> {
         report: &mut Report,
     ) -> Leg {
         let catalogue = self.catalogue;
-        let (dv, fno, now) = (&*self.dv, &mut *self.fno, self.now);
+        let now = self.clock.now();
+        let (dv, fno) = (&*self.dv, &mut *self.fno);
         run_leg(
             LegDirection::ToFno,
             partition,
@@ -626,38 +628,5 @@ impl Default for InitialSyncLimits {
             single_threaded_rows: 70_000,
             legal_entities: super::INITIAL_SYNC_LEGAL_ENTITY_LIMIT,
         }
-    }
-}
-
-impl World {
-    /// "Re-run execution" (everything again) or "Rerun execution without errors" (leaving
-    /// the rows that failed last time alone) for a map's latest execution. The map stays in
-    /// its state; once the execution completes, the map can be run.
-    pub fn dw_rerun_execution(
-        &mut self,
-        fno_env: &str,
-        map_id: &str,
-        without_errors: bool,
-    ) -> SimResult<Execution> {
-        let mut dw = self.dual_write(fno_env)?;
-        let last = dw
-            .conn
-            .executions
-            .iter()
-            .rev()
-            .find(|e| e.map == map_id)
-            .cloned()
-            .ok_or_else(|| {
-                SimError::not_found(format!(
-                    "Table map {map_id} has no initial sync execution to rerun."
-                ))
-            })?;
-        let companies = dw.conn.legal_entities.clone();
-        let skip: BTreeSet<String> = if without_errors {
-            last.error_keys.iter().cloned().collect()
-        } else {
-            BTreeSet::new()
-        };
-        dw.initial_sync(map_id, last.master, &companies, &skip)
     }
 }

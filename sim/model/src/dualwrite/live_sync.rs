@@ -4,15 +4,14 @@
 //! caller gets the documented error. Counterpart writes go straight to the other store, so
 //! they never trigger dual-write back (echo suppression).
 
-use super::initial_sync::owner_team;
+use super::initial_sync::{owner_team, partitions};
 use super::transform::{self, Partition};
-use super::{MapState, Side};
+use super::{DualWrite, MapState, Side};
 use crate::dataverse::WriteContext;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::fno::{value_text, LEGAL_ENTITIES};
 use crate::schema::TableMap;
 use crate::store::Row;
-use crate::world::World;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -42,291 +41,197 @@ struct Change<'a> {
     after: Option<Row>,
 }
 
-impl World {
+impl DualWrite<'_> {
     /// Runs `write` and the dual-write it triggers as one transaction on both stores.
     /// `origin` is the side `write` starts on.
     fn transaction<T>(
         &mut self,
         origin: Side,
-        fno_env: Option<&str>,
-        org: Option<&str>,
-        write: impl FnOnce(&mut World) -> SimResult<T>,
+        write: impl FnOnce(&mut Self) -> SimResult<T>,
     ) -> SimResult<T> {
-        let fno_sp = fno_env
-            .and_then(|e| self.fno.get_mut(e))
-            .map(|e| e.store.begin());
-        let dv_sp = org
-            .and_then(|o| self.dataverse.get_mut(o))
-            .map(|d| d.store.begin());
+        let fno_sp = self.fno.store.begin();
+        let dv_sp = self.dv.store.begin();
         let timed = self.start_timer();
         let mut result = write(self);
         if timed {
             result = self.stop_timer(origin, result);
         }
-        if let (Some(sp), Some(env)) = (fno_sp, fno_env.and_then(|e| self.fno.get_mut(e))) {
-            if result.is_ok() || keep_on_failure(origin, Side::Fno) {
-                env.store.commit(sp)
-            } else {
-                env.store.rollback(sp)
-            }
+        if result.is_ok() || keep_on_failure(origin, Side::Fno) {
+            self.fno.store.commit(fno_sp)
+        } else {
+            self.fno.store.rollback(fno_sp)
         }
-        if let (Some(sp), Some(dv)) = (dv_sp, org.and_then(|o| self.dataverse.get_mut(o))) {
-            if result.is_ok() || keep_on_failure(origin, Side::Dataverse) {
-                dv.store.commit(sp)
-            } else {
-                dv.store.rollback(sp)
-            }
+        if result.is_ok() || keep_on_failure(origin, Side::Dataverse) {
+            self.dv.store.commit(dv_sp)
+        } else {
+            self.dv.store.rollback(dv_sp)
         }
         result
     }
 
     /// F&O OData create.
-    pub fn fno_create(&mut self, fno_env: &str, entity_set: &str, row: Row) -> SimResult<Row> {
-        let org = self.linked_dataverse(fno_env);
-        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
-            let catalogue = w.catalogue.clone();
-            let entity = fno_entity(&catalogue, entity_set)?;
-            let now = w.clock.now();
-            let env = w
-                .fno
-                .get_mut(fno_env)
-                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
-            let created = env.insert(&catalogue, entity, row, now)?;
-            w.propagate_from_fno(
-                fno_env,
-                Change {
-                    table: entity_set,
-                    before: None,
-                    after: Some(created.clone()),
-                },
-            )?;
+    pub fn fno_create(&mut self, entity_set: &str, row: Row) -> SimResult<Row> {
+        self.transaction(Side::Fno, |dw| {
+            let entity = fno_entity(dw.catalogue, entity_set)?;
+            let created = dw.fno.insert(dw.catalogue, entity, row, dw.clock.now())?;
+            dw.propagate_from_fno(Change {
+                table: entity_set,
+                before: None,
+                after: Some(created.clone()),
+            })?;
             Ok(created)
         })
     }
 
     /// F&O OData update of the row with store id `id`.
-    pub fn fno_update(
-        &mut self,
-        fno_env: &str,
-        entity_set: &str,
-        id: &str,
-        changes: Row,
-    ) -> SimResult<Row> {
-        let org = self.linked_dataverse(fno_env);
-        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
-            let catalogue = w.catalogue.clone();
-            let entity = fno_entity(&catalogue, entity_set)?;
-            let now = w.clock.now();
-            let env = w
+    pub fn fno_update(&mut self, entity_set: &str, id: &str, changes: Row) -> SimResult<Row> {
+        self.transaction(Side::Fno, |dw| {
+            let entity = fno_entity(dw.catalogue, entity_set)?;
+            let before = dw.fno.get(entity_set, id).cloned();
+            let updated = dw
                 .fno
-                .get_mut(fno_env)
-                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
-            let before = env.get(entity_set, id).cloned();
-            let updated = env.update(&catalogue, entity, id, &changes, now)?;
-            w.propagate_from_fno(
-                fno_env,
-                Change {
-                    table: entity_set,
-                    before,
-                    after: Some(updated.clone()),
-                },
-            )?;
+                .update(dw.catalogue, entity, id, &changes, dw.clock.now())?;
+            dw.propagate_from_fno(Change {
+                table: entity_set,
+                before,
+                after: Some(updated.clone()),
+            })?;
             Ok(updated)
         })
     }
 
     /// F&O OData delete.
-    pub fn fno_delete(&mut self, fno_env: &str, entity_set: &str, id: &str) -> SimResult<()> {
-        let org = self.linked_dataverse(fno_env);
-        self.transaction(Side::Fno, Some(fno_env), org.as_deref(), |w| {
-            let catalogue = w.catalogue.clone();
-            let entity = fno_entity(&catalogue, entity_set)?;
-            let env = w
-                .fno
-                .get_mut(fno_env)
-                .ok_or_else(|| SimError::not_found(fno_env.to_string()))?;
-            let before = env.delete(entity, id)?;
-            w.propagate_from_fno(
-                fno_env,
-                Change {
-                    table: entity_set,
-                    before: Some(before),
-                    after: None,
-                },
-            )
+    pub fn fno_delete(&mut self, entity_set: &str, id: &str) -> SimResult<()> {
+        self.transaction(Side::Fno, |dw| {
+            let entity = fno_entity(dw.catalogue, entity_set)?;
+            let before = dw.fno.delete(entity, id)?;
+            dw.propagate_from_fno(Change {
+                table: entity_set,
+                before: Some(before),
+                after: None,
+            })
         })
     }
 
     /// Dataverse create as `caller` (a systemuserid). Answers the new id and row.
-    pub fn dv_create(
-        &mut self,
-        org: &str,
-        table: &str,
-        attrs: Row,
-        caller: &str,
-    ) -> SimResult<(String, Row)> {
-        let fno_env = self.linked_fno(org);
-        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
-            let created = w.dv_write(org, caller, |dv, cx| dv.create(cx, table, attrs))?;
-            w.propagate_from_dataverse(
-                org,
-                Change {
-                    table,
-                    before: None,
-                    after: Some(created.1.clone()),
-                },
-            )?;
+    pub fn dv_create(&mut self, table: &str, attrs: Row, caller: &str) -> SimResult<(String, Row)> {
+        self.transaction(Side::Dataverse, |dw| {
+            let created = dw.dv_write(caller, |dv, cx| dv.create(cx, table, attrs))?;
+            dw.propagate_from_dataverse(Change {
+                table,
+                before: None,
+                after: Some(created.1.clone()),
+            })?;
             Ok(created)
         })
     }
 
     /// Dataverse update.
-    pub fn dv_update(
-        &mut self,
-        org: &str,
-        table: &str,
-        id: &str,
-        attrs: Row,
-        caller: &str,
-    ) -> SimResult<Row> {
-        let fno_env = self.linked_fno(org);
-        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
-            let before = w.dataverse.get(org).and_then(|d| d.get(table, id)).cloned();
-            let updated = w.dv_write(org, caller, |dv, cx| dv.update(cx, table, id, attrs))?;
-            w.propagate_from_dataverse(
-                org,
-                Change {
-                    table,
-                    before,
-                    after: Some(updated.clone()),
-                },
-            )?;
+    pub fn dv_update(&mut self, table: &str, id: &str, attrs: Row, caller: &str) -> SimResult<Row> {
+        self.transaction(Side::Dataverse, |dw| {
+            let before = dw.dv.get(table, id).cloned();
+            let updated = dw.dv_write(caller, |dv, cx| dv.update(cx, table, id, attrs))?;
+            dw.propagate_from_dataverse(Change {
+                table,
+                before,
+                after: Some(updated.clone()),
+            })?;
             Ok(updated)
         })
     }
 
     /// Dataverse delete.
-    pub fn dv_delete(&mut self, org: &str, table: &str, id: &str) -> SimResult<()> {
-        let fno_env = self.linked_fno(org);
-        self.transaction(Side::Dataverse, fno_env.as_deref(), Some(org), |w| {
-            let dv = w
-                .dataverse
-                .get_mut(org)
-                .ok_or_else(|| SimError::not_found(org.to_string()))?;
-            let before = dv.delete(table, id)?;
-            w.propagate_from_dataverse(
-                org,
-                Change {
-                    table,
-                    before: Some(before),
-                    after: None,
-                },
-            )
+    pub fn dv_delete(&mut self, table: &str, id: &str) -> SimResult<()> {
+        self.transaction(Side::Dataverse, |dw| {
+            let before = dw.dv.delete(table, id)?;
+            dw.propagate_from_dataverse(Change {
+                table,
+                before: Some(before),
+                after: None,
+            })
         })
     }
 
     fn dv_write<T>(
         &mut self,
-        org: &str,
         caller: &str,
         f: impl FnOnce(&mut crate::dataverse::DvEnv, &mut WriteContext) -> SimResult<T>,
     ) -> SimResult<T> {
-        let catalogue = self.catalogue.clone();
-        let now = self.clock.now();
-        let World { dataverse, ids, .. } = self;
-        let dv = dataverse
-            .get_mut(org)
-            .ok_or_else(|| SimError::not_found(org.to_string()))?;
         let mut cx = WriteContext {
-            catalogue: &catalogue,
-            ids,
-            now,
+            catalogue: self.catalogue,
+            ids: self.ids,
+            now: self.clock.now(),
             caller: caller.to_string(),
             owner: None,
         };
-        f(dv, &mut cx)
+        f(self.dv, &mut cx)
     }
 
-    /// Maps on `table` whose state lets writes through, with their state.
-    fn live_maps(
-        &self,
-        fno_env: &str,
-        pick: impl Fn(&TableMap) -> bool,
-    ) -> Vec<(TableMap, MapState)> {
-        let Some(connection) = self.connections.get(fno_env) else {
-            return Vec::new();
-        };
+    /// Maps whose state lets writes through, with their state.
+    fn live_maps(&self, pick: impl Fn(&TableMap) -> bool) -> Vec<(TableMap, MapState)> {
         self.catalogue
             .maps
             .iter()
             .filter(|m| pick(m))
-            .filter_map(|m| connection.maps.get(&m.id).map(|r| (m.clone(), r.state)))
+            .filter_map(|m| self.conn.maps.get(&m.id).map(|r| (m.clone(), r.state)))
             .filter(|(_, s)| matches!(s, MapState::Running | MapState::Paused | MapState::Resuming))
             .collect()
     }
 
+    /// The partition of one connected company (none when the company has no cdm_company).
+    fn company_partition(&self, map: &TableMap, code: &str) -> Option<Partition> {
+        partitions(self.catalogue, Some(self.dv), map, &[code.to_uppercase()])
+            .into_iter()
+            .next()
+    }
+
     /// The partition an F&O row belongs to, if its company is in the connection.
-    fn fno_partition(&self, fno_env: &str, map: &TableMap, row: &Row) -> Option<Partition> {
-        let connection = self.connections.get(fno_env)?;
+    fn fno_partition(&self, map: &TableMap, row: &Row) -> Option<Partition> {
         let company = if map.fno_entity == LEGAL_ENTITIES {
             value_text(row.get("LegalEntityId"))
         } else {
             value_text(row.get("dataAreaId"))
         };
-        if !transform::is_company_specific(&self.catalogue, map) && map.fno_entity != LEGAL_ENTITIES
+        if !transform::is_company_specific(self.catalogue, map) && map.fno_entity != LEGAL_ENTITIES
         {
             return Some(Partition::Global);
         }
-        if !connection.is_connected(&company) {
+        if !self.conn.is_connected(&company) {
             return None;
         }
-        self.partitions(&connection.dataverse, map, &[company.to_uppercase()])
-            .into_iter()
-            .next()
+        self.company_partition(map, &company)
     }
 
     /// The partition a Dataverse row belongs to: its company must be in the connection.
-    fn dv_partition(
-        &self,
-        fno_env: &str,
-        org: &str,
-        map: &TableMap,
-        row: &Row,
-    ) -> Option<Partition> {
-        let connection = self.connections.get(fno_env)?;
-        let dv = self.dataverse.get(org)?;
+    fn dv_partition(&self, map: &TableMap, row: &Row) -> Option<Partition> {
         let table = self.catalogue.dv_tables.get(&map.dv_table)?;
         let code = match table.company_attribute() {
-            Some(attr) => dv.company_code(row.get(&attr).and_then(Value::as_str)?)?,
+            Some(attr) => self
+                .dv
+                .company_code(row.get(&attr).and_then(Value::as_str)?)?,
             None if map.fno_entity == LEGAL_ENTITIES => value_text(row.get("cdm_companycode")),
             None => return Some(Partition::Global),
         };
-        if !connection.is_connected(&code) {
+        if !self.conn.is_connected(&code) {
             return None;
         }
-        self.partitions(org, map, &[code.to_uppercase()])
-            .into_iter()
-            .next()
+        self.company_partition(map, &code)
     }
 
-    fn propagate_from_fno(&mut self, fno_env: &str, change: Change) -> SimResult<()> {
-        let Some(org) = self.linked_dataverse(fno_env) else {
-            return Ok(());
-        };
-        let catalogue = self.catalogue.clone();
-        let entity = fno_entity(&catalogue, change.table)?;
-        for (map, state) in self.live_maps(fno_env, |m| m.fno_entity == change.table) {
+    fn propagate_from_fno(&mut self, change: Change) -> SimResult<()> {
+        let catalogue = self.catalogue;
+        let entity = fno_entity(catalogue, change.table)?;
+        for (map, state) in self.live_maps(|m| m.fno_entity == change.table) {
             let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
                 continue;
             };
-            let Some(partition) = self.fno_partition(fno_env, &map, sample) else {
+            let Some(partition) = self.fno_partition(&map, sample) else {
                 continue;
             };
             if state == MapState::Paused {
                 let row = crate::fno::row_id(entity, sample);
                 let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
                 self.enqueue(
-                    fno_env,
                     Side::Fno,
                     QueuedChange {
                         map: map.id.clone(),
@@ -340,19 +245,17 @@ impl World {
                 )?;
                 continue;
             }
-            self.count_transaction_record(&catalogue, &map, entity.entity_class.as_str())?;
+            self.count_transaction_record(&map, entity.entity_class.as_str())?;
             self.charge_record(&map.dv_table);
             let applied = self.apply_to_dataverse(
-                fno_env,
-                &org,
                 &map,
                 &partition,
                 change.before.as_ref(),
                 change.after.as_ref(),
             );
             if let Err(detail) = applied {
-                let error = fno_failure(entity.entity_class.as_str(), &catalogue, &map, detail);
-                self.record_map_error(fno_env, &map.id, &error);
+                let error = fno_failure(entity.entity_class.as_str(), catalogue, &map, detail);
+                self.record_map_error(&map.id, &error);
                 return Err(error);
             }
         }
@@ -362,24 +265,14 @@ impl World {
     /// Writes the Dataverse counterpart of an F&O change. The error is the detail text.
     fn apply_to_dataverse(
         &mut self,
-        fno_env: &str,
-        org: &str,
         map: &TableMap,
         partition: &Partition,
         before: Option<&Row>,
         after: Option<&Row>,
     ) -> Result<(), String> {
-        let catalogue = self.catalogue.clone();
-        let writer = self.dual_write_user(org);
+        let catalogue = self.catalogue;
+        let writer = self.writer();
         let now = self.clock.now();
-        let _ = fno_env;
-        let World {
-            dataverse,
-            ids,
-            config,
-            ..
-        } = self;
-        let faults = &mut config.faults;
         let dv_names = [
             map.dv_table.as_str(),
             catalogue
@@ -387,21 +280,19 @@ impl World {
                 .get(&map.dv_table)
                 .map_or("", |t| t.entity_set.as_str()),
         ];
-        let Some(dv) = dataverse.get_mut(org) else {
-            return Ok(());
-        };
+        let (dv, faults) = (&mut *self.dv, &mut *self.faults);
         let key_row = after.or(before).ok_or_else(String::new)?;
         let Some(key) = transform::fno_key(map, key_row) else {
             return Ok(());
         };
-        let target = transform::dv_rows_where(&catalogue, map, dv, partition, false)
+        let target = transform::dv_rows_where(catalogue, map, dv, partition, false)
             .into_iter()
             .find(|(_, r)| transform::dv_key(map, r).as_ref() == Some(&key))
             .map(|(id, _)| id);
         let owner = owner_team(dv, partition);
         let mut cx = WriteContext {
-            catalogue: &catalogue,
-            ids,
+            catalogue,
+            ids: self.ids,
             now,
             caller: writer,
             owner,
@@ -410,15 +301,15 @@ impl World {
             Some(row) if transform::passes_fno_filter(map, row) => {
                 if let (Some(b), Some(_)) = (before, &target) {
                     let old =
-                        transform::to_dataverse(&catalogue, map, dv, b, partition, false, false);
+                        transform::to_dataverse(catalogue, map, dv, b, partition, false, false);
                     let new =
-                        transform::to_dataverse(&catalogue, map, dv, row, partition, false, false);
+                        transform::to_dataverse(catalogue, map, dv, row, partition, false, false);
                     if old == new {
                         return Ok(()); // no mapped field changed: F&O does not trigger
                     }
                 }
                 let attrs = transform::to_dataverse(
-                    &catalogue,
+                    catalogue,
                     map,
                     dv,
                     row,
@@ -469,15 +360,12 @@ impl World {
         }
     }
 
-    fn propagate_from_dataverse(&mut self, org: &str, change: Change) -> SimResult<()> {
-        let Some(fno_env) = self.linked_fno(org) else {
-            return Ok(());
-        };
-        for (map, state) in self.live_maps(&fno_env, |m| m.dv_table == change.table) {
+    fn propagate_from_dataverse(&mut self, change: Change) -> SimResult<()> {
+        for (map, state) in self.live_maps(|m| m.dv_table == change.table) {
             let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
                 continue;
             };
-            let Some(partition) = self.dv_partition(&fno_env, org, &map, sample) else {
+            let Some(partition) = self.dv_partition(&map, sample) else {
                 continue;
             };
             if state == MapState::Paused {
@@ -485,7 +373,6 @@ impl World {
                 let row = value_text(sample.get(&table.primary_id));
                 let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
                 self.enqueue(
-                    &fno_env,
                     Side::Dataverse,
                     QueuedChange {
                         map: map.id.clone(),
@@ -501,14 +388,12 @@ impl World {
             }
             if let Some(after) = change.after.as_ref() {
                 if let Err(e) = self.check_payload(after) {
-                    self.record_map_error(&fno_env, &map.id, &e);
+                    self.record_map_error(&map.id, &e);
                     return Err(e);
                 }
             }
             self.charge_record(&map.dv_table);
             let applied = self.apply_to_fno(
-                &fno_env,
-                org,
                 &map,
                 &partition,
                 change.before.as_ref(),
@@ -516,7 +401,7 @@ impl World {
             );
             if let Err(detail) = applied {
                 let error = dv_failure(&map, detail);
-                self.record_map_error(&fno_env, &map.id, &error);
+                self.record_map_error(&map.id, &error);
                 return Err(error);
             }
         }
@@ -526,27 +411,16 @@ impl World {
     /// Writes the F&O counterpart of a Dataverse change. The error is the F&O message.
     fn apply_to_fno(
         &mut self,
-        fno_env: &str,
-        org: &str,
         map: &TableMap,
         partition: &Partition,
         before: Option<&Row>,
         after: Option<&Row>,
     ) -> Result<(), String> {
-        let catalogue = self.catalogue.clone();
+        let catalogue = self.catalogue;
         let now = self.clock.now();
-        let entity = fno_entity(&catalogue, &map.fno_entity).map_err(|e| e.message)?;
-        let World {
-            dataverse,
-            fno,
-            config,
-            ..
-        } = self;
-        let faults = &mut config.faults;
+        let entity = fno_entity(catalogue, &map.fno_entity).map_err(|e| e.message)?;
         let fno_names = [map.fno_entity.as_str(), entity.entity_class.as_str()];
-        let (Some(dv), Some(fno)) = (dataverse.get(org), fno.get_mut(fno_env)) else {
-            return Ok(());
-        };
+        let (dv, fno, faults) = (&*self.dv, &mut *self.fno, &mut *self.faults);
         let key_row = after.or(before).ok_or_else(String::new)?;
         let Some(key) = transform::dv_key(map, key_row) else {
             return Ok(());
@@ -558,18 +432,18 @@ impl World {
         match after {
             Some(row) if transform::passes_dv_filter(map, row) => {
                 if let (Some(b), Some(_)) = (before, &target) {
-                    let old = transform::to_fno(&catalogue, map, dv, b, partition, false, false);
-                    let new = transform::to_fno(&catalogue, map, dv, row, partition, false, false);
+                    let old = transform::to_fno(catalogue, map, dv, b, partition, false, false);
+                    let new = transform::to_fno(catalogue, map, dv, row, partition, false, false);
                     if old == new {
                         return Ok(());
                     }
                 }
                 let attrs =
-                    transform::to_fno(&catalogue, map, dv, row, partition, target.is_none(), false);
+                    transform::to_fno(catalogue, map, dv, row, partition, target.is_none(), false);
                 let result = match &target {
                     None => faults
                         .check(Side::Fno, &fno_names)
-                        .and_then(|()| fno.insert(&catalogue, entity, attrs, now).map(|_| ())),
+                        .and_then(|()| fno.insert(catalogue, entity, attrs, now).map(|_| ())),
                     Some(id) => {
                         let current = fno.get(&map.fno_entity, id).cloned().unwrap_or_default();
                         let patch = transform::changed(&attrs, &current);
@@ -577,7 +451,7 @@ impl World {
                             Ok(())
                         } else {
                             faults.check(Side::Fno, &fno_names).and_then(|()| {
-                                fno.update(&catalogue, entity, id, &patch, now).map(|_| ())
+                                fno.update(catalogue, entity, id, &patch, now).map(|_| ())
                             })
                         }
                     }
@@ -599,23 +473,24 @@ impl World {
 
     /// Replays the changes queued while `map` was paused, oldest first. A change that fails
     /// stays in the queue as a catch-up error.
-    pub fn replay_queue(&mut self, fno_env: &str, map_id: &str) -> SimResult<usize> {
-        let Some(connection) = self.connections.get_mut(fno_env) else {
-            return Ok(0);
-        };
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut connection.queue)
+    pub fn replay_queue(&mut self, map_id: &str) -> SimResult<usize> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conn.queue)
             .into_iter()
             .partition(|q| q.map == map_id);
-        connection.queue = rest;
-        let org = connection.dataverse.clone();
-        let catalogue = self.catalogue.clone();
+        self.conn.queue = rest;
+        let catalogue = self.catalogue;
         let Some(map) = catalogue.map(map_id) else {
             return Ok(0);
         };
         let mut failed = Vec::new();
         let mut replayed = 0;
         for q in mine {
-            let partitions = self.partitions(&org, map, std::slice::from_ref(&q.company));
+            let partitions = partitions(
+                catalogue,
+                Some(self.dv),
+                map,
+                std::slice::from_ref(&q.company),
+            );
             let Some(partition) = partitions
                 .first()
                 .cloned()
@@ -625,41 +500,22 @@ impl World {
             };
             // The origin row as it is now; for a delete, the row as it was.
             let row = match q.origin {
-                Side::Fno => self
-                    .fno
-                    .get(fno_env)
-                    .and_then(|e| e.get(&map.fno_entity, &q.row))
-                    .cloned(),
-                Side::Dataverse => self
-                    .dataverse
-                    .get(&org)
-                    .and_then(|d| d.get(&map.dv_table, &q.row))
-                    .cloned(),
+                Side::Fno => self.fno.get(&map.fno_entity, &q.row).cloned(),
+                Side::Dataverse => self.dv.get(&map.dv_table, &q.row).cloned(),
             };
             let before = if row.is_none() {
                 q.deleted.clone()
             } else {
                 None
             };
-            let org2 = org.clone();
-            let result = self.transaction(q.origin, Some(fno_env), Some(&org2), |w| {
+            let result = self.transaction(q.origin, |dw| {
                 let applied = match q.origin {
-                    Side::Fno => w.apply_to_dataverse(
-                        fno_env,
-                        &org2,
-                        map,
-                        &partition,
-                        before.as_ref(),
-                        row.as_ref(),
-                    ),
-                    Side::Dataverse => w.apply_to_fno(
-                        fno_env,
-                        &org2,
-                        map,
-                        &partition,
-                        before.as_ref(),
-                        row.as_ref(),
-                    ),
+                    Side::Fno => {
+                        dw.apply_to_dataverse(map, &partition, before.as_ref(), row.as_ref())
+                    }
+                    Side::Dataverse => {
+                        dw.apply_to_fno(map, &partition, before.as_ref(), row.as_ref())
+                    }
                 };
                 applied.map_err(SimError::bad_request)
             });
@@ -668,10 +524,26 @@ impl World {
                 Err(_) => failed.push(q),
             }
         }
-        if let Some(c) = self.connections.get_mut(fno_env) {
-            c.catch_up_errors.extend(failed);
-        }
+        self.conn.catch_up_errors.extend(failed);
         Ok(replayed)
+    }
+
+    /// Counts one record of the open F&O transaction; over the limit, the transaction fails.
+    fn count_transaction_record(&mut self, map: &TableMap, entity_class: &str) -> SimResult<()> {
+        let Some(count) = self.in_flight.records.as_mut() else {
+            return Ok(());
+        };
+        *count += 1;
+        let limit = self.settings.records_per_transaction;
+        if *count > limit {
+            return Err(fno_failure(
+                entity_class,
+                self.catalogue,
+                map,
+                format!("the transaction has more than {limit} records; dual-write sends at most {limit} records per transaction."),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -682,7 +554,7 @@ fn keep_on_failure(origin: Side, store: Side) -> bool {
     cfg!(feature = "broken-rollback") && origin == store
 }
 
-fn fno_entity<'c>(
+pub(crate) fn fno_entity<'c>(
     catalogue: &'c crate::catalogue::Catalogue,
     entity_set: &str,
 ) -> SimResult<&'c crate::schema::FnoEntity> {
@@ -690,31 +562,6 @@ fn fno_entity<'c>(
         .fno_entities
         .get(entity_set)
         .ok_or_else(|| SimError::not_found(format!("Entity set {entity_set} does not exist.")))
-}
-
-impl World {
-    /// Counts one record of the open F&O transaction; over the limit, the transaction fails.
-    fn count_transaction_record(
-        &mut self,
-        catalogue: &crate::catalogue::Catalogue,
-        map: &TableMap,
-        entity_class: &str,
-    ) -> SimResult<()> {
-        let Some(count) = self.open_fno_transaction.as_mut() else {
-            return Ok(());
-        };
-        *count += 1;
-        if *count > self.config.dual_write.records_per_transaction {
-            let limit = self.config.dual_write.records_per_transaction;
-            return Err(fno_failure(
-                entity_class,
-                catalogue,
-                map,
-                format!("the transaction has more than {limit} records; dual-write sends at most {limit} records per transaction."),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// What an F&O caller sees when the Dataverse side of its write fails.

@@ -3,10 +3,9 @@
 //! and alert rules that notify and can pause or stop a map.
 
 use super::live_sync::QueuedChange;
-use super::{state_text, MapState, Side};
+use super::{state_text, DualWrite, MapState, Side};
 use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
-use crate::world::World;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -111,30 +110,29 @@ fn refused_for(origin: Side, message: String) -> SimError {
 /// Paused for longer than this blocks further records (with the 7-day retention).
 const PAUSE_DAYS: i64 = 7;
 
-impl World {
+impl DualWrite<'_> {
     fn transaction_limit_ms(&self, origin: Side) -> i64 {
-        let minutes =
-            if origin == Side::Dataverse && self.config.dual_write.live_sync.five_minute_mode {
-                5
-            } else {
-                self.config.dual_write.live_sync.transaction_minutes
-            };
+        let minutes = if origin == Side::Dataverse && self.settings.live_sync.five_minute_mode {
+            5
+        } else {
+            self.settings.live_sync.transaction_minutes
+        };
         minutes * 60_000
     }
 
     /// Opens the virtual timer of a dual-write transaction (the outermost one only).
     pub(crate) fn start_timer(&mut self) -> bool {
-        if self.open_timer_ms.is_some() {
+        if self.in_flight.timer_ms.is_some() {
             return false;
         }
-        self.open_timer_ms = Some(0);
+        self.in_flight.timer_ms = Some(0);
         true
     }
 
     /// Closes the timer: the clock moves on by the transaction's virtual duration, and a
     /// transaction over the window fails (and so rolls back on both sides).
     pub(crate) fn stop_timer<T>(&mut self, origin: Side, result: SimResult<T>) -> SimResult<T> {
-        let elapsed = self.open_timer_ms.take().unwrap_or(0);
+        let elapsed = self.in_flight.timer_ms.take().unwrap_or(0);
         self.clock.advance_ms(elapsed);
         if result.is_ok() && elapsed > self.transaction_limit_ms(origin) {
             let minutes = self.transaction_limit_ms(origin) / 60_000;
@@ -149,16 +147,15 @@ impl World {
 
     /// Charges one dual-written record of `dv_table` to the open transaction's timer.
     pub(crate) fn charge_record(&mut self, dv_table: &str) {
-        let cost = self.config.dual_write.live_sync.record_cost_ms
+        let cost = self.settings.live_sync.record_cost_ms
             + self
-                .config
-                .dual_write
+                .settings
                 .live_sync
                 .plugin_delay_ms
                 .get(dv_table)
                 .copied()
                 .unwrap_or(0);
-        if let Some(t) = self.open_timer_ms.as_mut() {
+        if let Some(t) = self.in_flight.timer_ms.as_mut() {
             *t += cost;
         }
     }
@@ -166,7 +163,7 @@ impl World {
     /// The Dataverse → F&O payload limit: `-2147220970` "Message size exceeded …".
     pub(crate) fn check_payload(&self, row: &crate::store::Row) -> SimResult<()> {
         let size = serde_json::to_vec(row).map_or(0, |b| b.len() as u64);
-        if size > self.config.dual_write.live_sync.payload_limit_bytes {
+        if size > self.settings.live_sync.payload_limit_bytes {
             return Err(SimError::new(
                 ErrorKind::BadRequest,
                 "0x80040216",
@@ -180,18 +177,11 @@ impl World {
     }
 
     /// Queues a change for a paused map, unless the queue is past its retention limits.
-    pub(crate) fn enqueue(
-        &mut self,
-        fno_env: &str,
-        origin: Side,
-        mut change: QueuedChange,
-    ) -> SimResult<()> {
+    pub(crate) fn enqueue(&mut self, origin: Side, mut change: QueuedChange) -> SimResult<()> {
         let now = self.clock.now();
         change.at = now;
-        let settings = self.config.dual_write.live_sync.clone();
-        let Some(c) = self.connections.get_mut(fno_env) else {
-            return Ok(());
-        };
+        let settings = &self.settings.live_sync;
+        let c = &mut *self.conn;
         if settings.queue_retention == QueueRetention::Week {
             let paused_at = c
                 .maps
@@ -219,14 +209,12 @@ impl World {
     }
 
     /// With the 24-hour retention, drops queued records older than a day; answers how many.
-    pub(crate) fn purge_expired(&mut self, fno_env: &str, map: &str) -> usize {
-        if self.config.dual_write.live_sync.queue_retention != QueueRetention::Day {
+    pub(crate) fn purge_expired(&mut self, map: &str) -> usize {
+        if self.settings.live_sync.queue_retention != QueueRetention::Day {
             return 0;
         }
         let now = self.clock.now();
-        let Some(c) = self.connections.get_mut(fno_env) else {
-            return 0;
-        };
+        let c = &mut *self.conn;
         let before = c.queue.len();
         c.queue
             .retain(|q| q.map != map || now.0 - q.at.0 < 86_400_000);
@@ -234,16 +222,12 @@ impl World {
     }
 
     /// Retry selected (by row id) or all catch-up errors of a map; answers (retried, still failing).
-    pub fn dw_retry_catch_up(
+    pub fn retry_catch_up(
         &mut self,
-        fno_env: &str,
         map: &str,
         rows: Option<&[String]>,
     ) -> SimResult<(usize, usize)> {
-        let c = self
-            .connections
-            .get_mut(fno_env)
-            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
+        let c = &mut *self.conn;
         if c.maps.get(map).map(|m| m.state) != Some(MapState::Running) {
             return Err(SimError::conflict(format!(
                 "Table map {map} must be running to retry its catch-up errors."
@@ -255,29 +239,19 @@ impl World {
         c.catch_up_errors = kept;
         let count = picked.len();
         c.queue.extend(picked);
-        let replayed = self.replay_queue(fno_env, map)?;
+        let replayed = self.replay_queue(map)?;
         Ok((replayed, count - replayed))
     }
 
     /// Replaces the connection's alert rules; they apply to a map from its next run.
-    pub fn dw_set_alert_rules(&mut self, fno_env: &str, rules: Vec<AlertRule>) -> SimResult<()> {
-        for r in &rules {
-            if r.count == 0 || r.window_minutes <= 0 {
-                return Err(SimError::bad_request(
-                    "An alert rule needs a count of at least 1 and a window of at least 1 minute.",
-                ));
-            }
-        }
-        let c = self
-            .connections
-            .get_mut(fno_env)
-            .ok_or_else(|| SimError::conflict("Dual-write is not linked for this environment."))?;
-        c.alert_rules = rules;
+    pub fn set_alert_rules(&mut self, rules: Vec<AlertRule>) -> SimResult<()> {
+        validate_alert_rules(&rules)?;
+        self.conn.alert_rules = rules;
         Ok(())
     }
 
     /// Records a live-sync error of a map and fires the map's active alert rules.
-    pub(crate) fn record_map_error(&mut self, fno_env: &str, map: &str, error: &SimError) {
+    pub(crate) fn record_map_error(&mut self, map: &str, error: &SimError) {
         let error_type = match error.kind {
             ErrorKind::Throttled(_) => LiveSyncErrorType::NetworkError,
             _ if error.code.starts_with("0x8007232") || error.message.contains("0x8007232") => {
@@ -286,9 +260,7 @@ impl World {
             _ => LiveSyncErrorType::ApplicationError,
         };
         let now = self.clock.now();
-        let Some(c) = self.connections.get_mut(fno_env) else {
-            return;
-        };
+        let c = &mut *self.conn;
         let Some(m) = c.maps.get_mut(map) else { return };
         m.errors.push((now, error_type));
         for rule in m.active_alerts.clone() {
@@ -332,4 +304,16 @@ impl World {
             break;
         }
     }
+}
+
+/// An alert rule needs a count and a window.
+pub fn validate_alert_rules(rules: &[AlertRule]) -> SimResult<()> {
+    for r in rules {
+        if r.count == 0 || r.window_minutes <= 0 {
+            return Err(SimError::bad_request(
+                "An alert rule needs a count of at least 1 and a window of at least 1 minute.",
+            ));
+        }
+    }
+    Ok(())
 }

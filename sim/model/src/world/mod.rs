@@ -2,6 +2,7 @@
 //! shape. Operations that span products (provisioning, live sync) are methods here; the
 //! per-product rules live in `fno.rs`, `dataverse.rs`, `lcs.rs` and `dualwrite/`.
 
+mod dual_write;
 pub mod endstate;
 mod setup;
 
@@ -83,16 +84,13 @@ pub struct World {
     /// Dual-write connections by F&O environment: the runtime owns them, not the products.
     #[serde(default)]
     pub connections: BTreeMap<String, crate::dualwrite::Connection>,
-    /// The F&O transaction a `$batch` change set has open: dual-write sends its records to
-    /// Dataverse as one transaction, counted against the per-transaction limit.
+    /// The dual-write transaction in flight (the records of an F&O `$batch` change set,
+    /// the virtual time of the outermost transaction); never part of an export.
     #[serde(skip)]
-    pub open_fno_transaction: Option<usize>,
+    pub in_flight: crate::dualwrite::InFlight,
     /// Table maps customized in this world, by id; they replace the catalogue's definition.
     #[serde(default)]
     pub custom_maps: BTreeMap<String, crate::schema::TableMap>,
-    /// The virtual duration of the dual-write transaction in progress.
-    #[serde(skip)]
-    pub open_timer_ms: Option<i64>,
 }
 
 fn default_catalogue() -> Arc<Catalogue> {
@@ -166,9 +164,8 @@ impl World {
             connections: BTreeMap::new(),
             config: Config::default(),
             limits: Limits::default(),
-            open_fno_transaction: None,
+            in_flight: Default::default(),
             custom_maps: BTreeMap::new(),
-            open_timer_ms: None,
         };
         if spec.fno == Start::Existing {
             world.provision_fno(EXISTING_FNO, Some(&spec.data.fno))?;
@@ -513,24 +510,6 @@ impl World {
         self.settle_lcs();
         self.settle_power_platform();
     }
-
-    /// Which Dataverse org an F&O environment is dual-write linked to.
-    pub fn linked_dataverse(&self, fno_env: &str) -> Option<String> {
-        self.connections.get(fno_env).map(|c| c.dataverse.clone())
-    }
-
-    /// The dual-write connection of an F&O environment, once linked.
-    pub fn connection_of(&self, fno_env: &str) -> Option<&crate::dualwrite::Connection> {
-        self.connections.get(fno_env)
-    }
-
-    /// The F&O environment dual-write links to a Dataverse org.
-    pub fn linked_fno(&self, org: &str) -> Option<String> {
-        self.connections
-            .iter()
-            .find(|(_, c)| c.dataverse == org)
-            .map(|(n, _)| n.clone())
-    }
 }
 
 fn put_user(
@@ -564,13 +543,7 @@ fn put_opt(row: &mut Row, key: &str, v: Option<String>) {
     }
 }
 
-/// A JSON object literal as a row.
-pub fn obj(v: Value) -> Row {
-    match v {
-        Value::Object(m) => m,
-        _ => Row::new(),
-    }
-}
+pub use crate::store::obj;
 
 /// Savepoints on every store of a world, for work that must commit or roll back as one
 /// (an OData `$batch` changeset).
