@@ -34,7 +34,7 @@ impl Instant {
     }
 }
 
-/// The clock a [`crate::World`] owns.
+/// The clock a world owns.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Clock {
     now: Instant,

@@ -7,8 +7,8 @@
 //! mapped field, or a paused map's queued change, consumes nothing. The plan lives outside
 //! the stores, so a fired fault stays consumed when its transaction rolls back.
 
-use crate::dualwrite::Side;
 use crate::error::{ErrorKind, SimError};
+use crate::schema::Side;
 use serde::{Deserialize, Serialize};
 
 /// The product errors a fault can raise.

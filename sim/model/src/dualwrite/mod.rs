@@ -14,11 +14,11 @@ mod lifecycle;
 pub mod link;
 pub mod live_sync;
 pub mod runtime;
+pub mod settings;
 pub mod transform;
 
 use crate::catalogue::Catalogue;
 use crate::clock::{Clock, Instant};
-use crate::config::DualWriteSettings;
 use crate::dataverse::DvEnv;
 use crate::error::SimError;
 use crate::faults::FaultPlan;
@@ -27,7 +27,9 @@ use crate::ids::Ids;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::schema::Side;
 pub use initial_sync::{Execution, ExecutionStatus, Leg, LegDirection};
+pub use settings::DualWriteSettings;
 
 /// Initial writes are processed for at most this many legal entities.
 pub const INITIAL_SYNC_LEGAL_ENTITY_LIMIT: usize = 40;
@@ -35,13 +37,6 @@ pub const INITIAL_SYNC_LEGAL_ENTITY_LIMIT: usize = 40;
 pub const RECORDS_PER_TRANSACTION: usize = 1000;
 /// Live sync supports this many legal entities.
 pub const LIVE_SYNC_LEGAL_ENTITY_LIMIT: usize = 250;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Side {
-    #[serde(rename = "FinanceAndOperations")]
-    Fno,
-    Dataverse,
-}
 
 /// The states of a table map (`enable-entity-map`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
