@@ -1,7 +1,27 @@
-//! The functional core of dwsim. One [`World`] owns everything a dual-write setup touches:
-//! the virtual clock, the seeded id generator, the Entra tenant, the LCS project, F&O and
-//! Dataverse environments, and the dual-write runtime between them. Plain structs and sync
-//! functions returning [`SimResult`]: no HTTP, no async, no locks, no wall clock.
+//! The functional core of dwsim. A [`World`] holds every product a dual-write setup
+//! touches — the Entra tenant, the LCS project, Power Platform, F&O and Dataverse
+//! environments — plus the dual-write runtime between them, the virtual clock, the seeded
+//! id stream and the settings it runs under. Plain structs and sync functions returning
+//! [`SimResult`]: no HTTP, no async, no locks, no wall clock.
+//!
+//! Each product's rules sit on its own type and take a small context ([`context::Cx`],
+//! [`dataverse::WriteContext`]) rather than the world. Dual-write, the one concern that
+//! spans products, is [`dualwrite::DualWrite`]: a handle over one connection and the two
+//! stores it joins, the only place a transaction crosses products. The world builds the
+//! handles and delegates to them; nothing below it knows the world. Dependencies point one
+//! way (a module only uses those below it):
+//!
+//! ```text
+//!                                world
+//!        ┌──────────┬─────────────┼──────────────┬───────────────┐
+//!     config       lcs     power_platform      entra        invariants
+//!        │          │             │                              │
+//!        ├──────────┼─────────────┴─── dualwrite ────────────────┘
+//!        │          │              ┌──────┼──────────┐
+//!      limits    context       dataverse   fno     faults
+//!                                  └──────┬──┘
+//!              catalogue · schema · seed · store · ids · clock · error
+//! ```
 
 pub mod catalogue;
 pub mod clock;

@@ -170,7 +170,7 @@ impl DualWrite<'_> {
         Ok(())
     }
 
-    /// Runs maps in the given order (see [`DualWrite::check_runnable`]).
+    /// Runs maps in the given order, once `check_runnable` accepts them all.
     pub fn run(&mut self, runs: &[MapRun]) -> SimResult<Vec<Execution>> {
         self.check_runnable(runs)?;
         let mut executions = Vec::new();
