@@ -74,11 +74,14 @@ impl DualWrite<'_> {
         self.transaction(Side::Fno, |dw| {
             let entity = fno_entity(dw.catalogue, entity_set)?;
             let created = dw.fno.insert(dw.catalogue, entity, row, dw.clock.now())?;
-            dw.propagate_from_fno(Change {
-                table: entity_set,
-                before: None,
-                after: Some(created.clone()),
-            })?;
+            dw.propagate(
+                Side::Fno,
+                Change {
+                    table: entity_set,
+                    before: None,
+                    after: Some(created.clone()),
+                },
+            )?;
             Ok(created)
         })
     }
@@ -91,11 +94,14 @@ impl DualWrite<'_> {
             let updated = dw
                 .fno
                 .update(dw.catalogue, entity, id, &changes, dw.clock.now())?;
-            dw.propagate_from_fno(Change {
-                table: entity_set,
-                before,
-                after: Some(updated.clone()),
-            })?;
+            dw.propagate(
+                Side::Fno,
+                Change {
+                    table: entity_set,
+                    before,
+                    after: Some(updated.clone()),
+                },
+            )?;
             Ok(updated)
         })
     }
@@ -105,11 +111,14 @@ impl DualWrite<'_> {
         self.transaction(Side::Fno, |dw| {
             let entity = fno_entity(dw.catalogue, entity_set)?;
             let before = dw.fno.delete(entity, id)?;
-            dw.propagate_from_fno(Change {
-                table: entity_set,
-                before: Some(before),
-                after: None,
-            })
+            dw.propagate(
+                Side::Fno,
+                Change {
+                    table: entity_set,
+                    before: Some(before),
+                    after: None,
+                },
+            )
         })
     }
 
@@ -117,11 +126,14 @@ impl DualWrite<'_> {
     pub fn dv_create(&mut self, table: &str, attrs: Row, caller: &str) -> SimResult<(String, Row)> {
         self.transaction(Side::Dataverse, |dw| {
             let created = dw.dv_write(caller, |dv, cx| dv.create(cx, table, attrs))?;
-            dw.propagate_from_dataverse(Change {
-                table,
-                before: None,
-                after: Some(created.1.clone()),
-            })?;
+            dw.propagate(
+                Side::Dataverse,
+                Change {
+                    table,
+                    before: None,
+                    after: Some(created.1.clone()),
+                },
+            )?;
             Ok(created)
         })
     }
@@ -131,11 +143,14 @@ impl DualWrite<'_> {
         self.transaction(Side::Dataverse, |dw| {
             let before = dw.dv.get(table, id).cloned();
             let updated = dw.dv_write(caller, |dv, cx| dv.update(cx, table, id, attrs))?;
-            dw.propagate_from_dataverse(Change {
-                table,
-                before,
-                after: Some(updated.clone()),
-            })?;
+            dw.propagate(
+                Side::Dataverse,
+                Change {
+                    table,
+                    before,
+                    after: Some(updated.clone()),
+                },
+            )?;
             Ok(updated)
         })
     }
@@ -144,11 +159,14 @@ impl DualWrite<'_> {
     pub fn dv_delete(&mut self, table: &str, id: &str) -> SimResult<()> {
         self.transaction(Side::Dataverse, |dw| {
             let before = dw.dv.delete(table, id)?;
-            dw.propagate_from_dataverse(Change {
-                table,
-                before: Some(before),
-                after: None,
-            })
+            dw.propagate(
+                Side::Dataverse,
+                Change {
+                    table,
+                    before: Some(before),
+                    after: None,
+                },
+            )
         })
     }
 
@@ -218,24 +236,42 @@ impl DualWrite<'_> {
         self.company_partition(map, &code)
     }
 
-    fn propagate_from_fno(&mut self, change: Change) -> SimResult<()> {
+    /// Dual-writes a change that started on `origin` through every live map of its table:
+    /// a paused map queues it, a running one writes the counterpart in this transaction.
+    /// A counterpart that fails fails the whole transaction with the error the originating
+    /// caller sees.
+    fn propagate(&mut self, origin: Side, change: Change) -> SimResult<()> {
         let catalogue = self.catalogue;
-        let entity = fno_entity(catalogue, change.table)?;
-        for (map, state) in self.live_maps(|m| m.fno_entity == change.table) {
+        let entity = match origin {
+            Side::Fno => Some(fno_entity(catalogue, change.table)?),
+            Side::Dataverse => None,
+        };
+        let on_table = |m: &TableMap| match origin {
+            Side::Fno => m.fno_entity == change.table,
+            Side::Dataverse => m.dv_table == change.table,
+        };
+        for (map, state) in self.live_maps(on_table) {
             let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
                 continue;
             };
-            let Some(partition) = self.fno_partition(&map, sample) else {
+            let partition = match origin {
+                Side::Fno => self.fno_partition(&map, sample),
+                Side::Dataverse => self.dv_partition(&map, sample),
+            };
+            let Some(partition) = partition else {
                 continue;
             };
             if state == MapState::Paused {
-                let row = crate::fno::row_id(entity, sample);
+                let row = match entity {
+                    Some(entity) => crate::fno::row_id(entity, sample),
+                    None => value_text(sample.get(&catalogue.dv_tables[&map.dv_table].primary_id)),
+                };
                 let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
                 self.enqueue(
-                    Side::Fno,
+                    origin,
                     QueuedChange {
                         map: map.id.clone(),
-                        origin: Side::Fno,
+                        origin,
                         row,
                         company: partition.label(),
                         at: crate::clock::Instant::default(),
@@ -245,16 +281,31 @@ impl DualWrite<'_> {
                 )?;
                 continue;
             }
-            self.count_transaction_record(&map, entity.entity_class.as_str())?;
+            // The limits a transaction is admitted under: F&O's records per transaction,
+            // Dataverse's payload size (which counts as a map error).
+            match (entity, change.after.as_ref()) {
+                (Some(entity), _) => {
+                    self.count_transaction_record(&map, entity.entity_class.as_str())?
+                }
+                (None, Some(after)) => {
+                    if let Err(e) = self.check_payload(after) {
+                        self.record_map_error(&map.id, &e);
+                        return Err(e);
+                    }
+                }
+                (None, None) => {}
+            }
             self.charge_record(&map.dv_table);
-            let applied = self.apply_to_dataverse(
-                &map,
-                &partition,
-                change.before.as_ref(),
-                change.after.as_ref(),
-            );
+            let (before, after) = (change.before.as_ref(), change.after.as_ref());
+            let applied = match origin {
+                Side::Fno => self.apply_to_dataverse(&map, &partition, before, after),
+                Side::Dataverse => self.apply_to_fno(&map, &partition, before, after),
+            };
             if let Err(detail) = applied {
-                let error = fno_failure(entity.entity_class.as_str(), catalogue, &map, detail);
+                let error = match entity {
+                    Some(entity) => fno_failure(&entity.entity_class, catalogue, &map, detail),
+                    None => dv_failure(&map, detail),
+                };
                 self.record_map_error(&map.id, &error);
                 return Err(error);
             }
@@ -358,54 +409,6 @@ impl DualWrite<'_> {
                 Ok(())
             }
         }
-    }
-
-    fn propagate_from_dataverse(&mut self, change: Change) -> SimResult<()> {
-        for (map, state) in self.live_maps(|m| m.dv_table == change.table) {
-            let Some(sample) = change.after.as_ref().or(change.before.as_ref()) else {
-                continue;
-            };
-            let Some(partition) = self.dv_partition(&map, sample) else {
-                continue;
-            };
-            if state == MapState::Paused {
-                let table = &self.catalogue.dv_tables[&map.dv_table];
-                let row = value_text(sample.get(&table.primary_id));
-                let bytes = serde_json::to_vec(sample).map_or(0, |b| b.len() as u64);
-                self.enqueue(
-                    Side::Dataverse,
-                    QueuedChange {
-                        map: map.id.clone(),
-                        origin: Side::Dataverse,
-                        row,
-                        company: partition.label(),
-                        at: crate::clock::Instant::default(),
-                        bytes,
-                        deleted: change.after.is_none().then(|| sample.clone()),
-                    },
-                )?;
-                continue;
-            }
-            if let Some(after) = change.after.as_ref() {
-                if let Err(e) = self.check_payload(after) {
-                    self.record_map_error(&map.id, &e);
-                    return Err(e);
-                }
-            }
-            self.charge_record(&map.dv_table);
-            let applied = self.apply_to_fno(
-                &map,
-                &partition,
-                change.before.as_ref(),
-                change.after.as_ref(),
-            );
-            if let Err(detail) = applied {
-                let error = dv_failure(&map, detail);
-                self.record_map_error(&map.id, &error);
-                return Err(error);
-            }
-        }
-        Ok(())
     }
 
     /// Writes the F&O counterpart of a Dataverse change. The error is the F&O message.
