@@ -321,94 +321,23 @@ impl DualWrite<'_> {
         before: Option<&Row>,
         after: Option<&Row>,
     ) -> Result<(), String> {
-        let catalogue = self.catalogue;
-        let writer = self.writer();
-        let now = self.clock.now();
-        let dv_names = [
-            map.dv_table.as_str(),
-            catalogue
-                .dv_tables
-                .get(&map.dv_table)
-                .map_or("", |t| t.entity_set.as_str()),
-        ];
-        let (dv, faults) = (&mut *self.dv, &mut *self.faults);
-        let key_row = after.or(before).ok_or_else(String::new)?;
-        let Some(key) = transform::fno_key(map, key_row) else {
-            return Ok(());
+        let key = after.or(before).map(|r| transform::fno_key(map, r));
+        let passes = after.is_some_and(|r| transform::passes_fno_filter(map, r));
+        let caller = self.writer();
+        let owner = owner_team(self.dv, partition);
+        let mut dest = ToDataverse {
+            map,
+            partition,
+            dv: &mut *self.dv,
+            cx: WriteContext {
+                catalogue: self.catalogue,
+                ids: &mut *self.ids,
+                now: self.clock.now(),
+                caller,
+                owner,
+            },
         };
-        let target = transform::dv_rows_where(catalogue, map, dv, partition, false)
-            .into_iter()
-            .find(|(_, r)| transform::dv_key(map, r).as_ref() == Some(&key))
-            .map(|(id, _)| id);
-        let owner = owner_team(dv, partition);
-        let mut cx = WriteContext {
-            catalogue,
-            ids: self.ids,
-            now,
-            caller: writer,
-            owner,
-        };
-        match after {
-            Some(row) if transform::passes_fno_filter(map, row) => {
-                if let (Some(b), Some(_)) = (before, &target) {
-                    let old =
-                        transform::to_dataverse(catalogue, map, dv, b, partition, false, false);
-                    let new =
-                        transform::to_dataverse(catalogue, map, dv, row, partition, false, false);
-                    if old == new {
-                        return Ok(()); // no mapped field changed: F&O does not trigger
-                    }
-                }
-                let attrs = transform::to_dataverse(
-                    catalogue,
-                    map,
-                    dv,
-                    row,
-                    partition,
-                    target.is_none(),
-                    false,
-                )
-                .map_err(|f| {
-                    format!(
-                        "Unable to lookup {} with values {{{}}}.",
-                        f.entity_set, f.value
-                    )
-                })?;
-                let result = match &target {
-                    None => faults
-                        .check(Side::Dataverse, &dv_names)
-                        .and_then(|()| dv.create(&mut cx, &map.dv_table, attrs).map(|_| ())),
-                    Some(id) => {
-                        let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
-                        let patch = transform::changed(&attrs, &current);
-                        if patch.is_empty() {
-                            Ok(())
-                        } else {
-                            faults.check(Side::Dataverse, &dv_names).and_then(|()| {
-                                dv.update(&mut cx, &map.dv_table, id, patch).map(|_| ())
-                            })
-                        }
-                    }
-                };
-                result.map_err(|e| {
-                    format!(
-                        "Request failed with status code {} and CDS error code : {} response message: {}",
-                        if matches!(e.kind, ErrorKind::Throttled(_)) { "TooManyRequests" } else { "BadRequest" },
-                        e.code, e.message
-                    )
-                })
-            }
-            Some(_) => Ok(()),
-            None => {
-                if let Some(id) = target {
-                    faults
-                        .check(Side::Dataverse, &dv_names)
-                        .and_then(|()| dv.delete(&map.dv_table, &id).map(|_| ()))
-                        .map_err(|e| e.message)?;
-                }
-                Ok(())
-            }
-        }
+        write_counterpart(&mut dest, self.faults, key, passes, before, after)
     }
 
     /// Writes the F&O counterpart of a Dataverse change. The error is the F&O message.
@@ -419,59 +348,19 @@ impl DualWrite<'_> {
         before: Option<&Row>,
         after: Option<&Row>,
     ) -> Result<(), String> {
-        let catalogue = self.catalogue;
-        let now = self.clock.now();
-        let entity = fno_entity(catalogue, &map.fno_entity).map_err(|e| e.message)?;
-        let fno_names = [map.fno_entity.as_str(), entity.entity_class.as_str()];
-        let (dv, fno, faults) = (&*self.dv, &mut *self.fno, &mut *self.faults);
-        let key_row = after.or(before).ok_or_else(String::new)?;
-        let Some(key) = transform::dv_key(map, key_row) else {
-            return Ok(());
+        let entity = fno_entity(self.catalogue, &map.fno_entity).map_err(|e| e.message)?;
+        let key = after.or(before).map(|r| transform::dv_key(map, r));
+        let passes = after.is_some_and(|r| transform::passes_dv_filter(map, r));
+        let mut dest = ToFno {
+            catalogue: self.catalogue,
+            map,
+            entity,
+            partition,
+            dv: &*self.dv,
+            fno: &mut *self.fno,
+            now: self.clock.now(),
         };
-        let target = transform::fno_rows_where(map, fno, partition, false)
-            .into_iter()
-            .find(|(_, r)| transform::fno_key(map, r).as_ref() == Some(&key))
-            .map(|(id, _)| id);
-        match after {
-            Some(row) if transform::passes_dv_filter(map, row) => {
-                if let (Some(b), Some(_)) = (before, &target) {
-                    let old = transform::to_fno(catalogue, map, dv, b, partition, false, false);
-                    let new = transform::to_fno(catalogue, map, dv, row, partition, false, false);
-                    if old == new {
-                        return Ok(());
-                    }
-                }
-                let attrs =
-                    transform::to_fno(catalogue, map, dv, row, partition, target.is_none(), false);
-                let result = match &target {
-                    None => faults
-                        .check(Side::Fno, &fno_names)
-                        .and_then(|()| fno.insert(catalogue, entity, attrs, now).map(|_| ())),
-                    Some(id) => {
-                        let current = fno.get(&map.fno_entity, id).cloned().unwrap_or_default();
-                        let patch = transform::changed(&attrs, &current);
-                        if patch.is_empty() {
-                            Ok(())
-                        } else {
-                            faults.check(Side::Fno, &fno_names).and_then(|()| {
-                                fno.update(catalogue, entity, id, &patch, now).map(|_| ())
-                            })
-                        }
-                    }
-                };
-                result.map_err(|e| e.message)
-            }
-            Some(_) => Ok(()),
-            None => {
-                if let Some(id) = target {
-                    faults
-                        .check(Side::Fno, &fno_names)
-                        .and_then(|()| fno.delete(entity, &id).map(|_| ()))
-                        .map_err(|e| e.message)?;
-                }
-                Ok(())
-            }
-        }
+        write_counterpart(&mut dest, self.faults, key, passes, before, after)
     }
 
     /// Replays the changes queued while `map` was paused, oldest first. A change that fails
@@ -598,4 +487,214 @@ fn dv_failure(map: &TableMap, detail: String) -> SimError {
             map.dv_table, map.fno_entity
         ),
     )
+}
+
+/// The side a live change's counterpart is written to, and how writing there goes.
+trait Destination {
+    /// The side, and the names its tables go by, for the fault plan.
+    fn side(&self) -> Side;
+    fn names(&self) -> [&str; 2];
+    /// The destination row with this integration key in the partition (filter or not, as
+    /// an upsert finds it).
+    fn find(&self, key: &[String]) -> Option<String>;
+    /// A source row as the destination's fields.
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, String>;
+    fn current(&self, id: &str) -> Row;
+    fn create(&mut self, attrs: Row) -> SimResult<()>;
+    fn update(&mut self, id: &str, patch: Row) -> SimResult<()>;
+    fn delete(&mut self, id: &str) -> SimResult<()>;
+    /// How a failed create or update reads inside the originating caller's error.
+    fn describe(&self, e: SimError) -> String;
+}
+
+/// Writes the counterpart of one change: creates or patches it when the changed row
+/// passes the source filter and a mapped field changed, deletes it when the row was
+/// deleted. Each real write may be failed by the fault plan first.
+fn write_counterpart(
+    dest: &mut impl Destination,
+    faults: &mut crate::faults::FaultPlan,
+    key: Option<Option<Vec<String>>>,
+    passes_filter: bool,
+    before: Option<&Row>,
+    after: Option<&Row>,
+) -> Result<(), String> {
+    let Some(key) = key.ok_or_else(String::new)? else {
+        return Ok(());
+    };
+    let target = dest.find(&key);
+    let (side, names) = (dest.side(), dest.names());
+    match after {
+        Some(row) if passes_filter => {
+            if let (Some(b), Some(_)) = (before, &target) {
+                if dest.project(b, false) == dest.project(row, false) {
+                    return Ok(()); // no mapped field changed: the change does not trigger
+                }
+            }
+            let attrs = dest.project(row, target.is_none())?;
+            let written = match &target {
+                None => faults.check(side, &names).and_then(|()| dest.create(attrs)),
+                Some(id) => {
+                    let patch = transform::changed(&attrs, &dest.current(id));
+                    if patch.is_empty() {
+                        Ok(())
+                    } else {
+                        faults
+                            .check(side, &names)
+                            .and_then(|()| dest.update(id, patch))
+                    }
+                }
+            };
+            written.map_err(|e| dest.describe(e))
+        }
+        Some(_) => Ok(()),
+        None => {
+            if let Some(id) = target {
+                faults
+                    .check(side, &names)
+                    .and_then(|()| dest.delete(&id))
+                    .map_err(|e| e.message)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Dataverse, written as the dual-write runtime user, owned by the company's team.
+struct ToDataverse<'a> {
+    map: &'a TableMap,
+    partition: &'a Partition,
+    dv: &'a mut crate::dataverse::DvEnv,
+    cx: WriteContext<'a>,
+}
+
+impl Destination for ToDataverse<'_> {
+    fn side(&self) -> Side {
+        Side::Dataverse
+    }
+    fn names(&self) -> [&str; 2] {
+        let set = self
+            .cx
+            .catalogue
+            .dv_tables
+            .get(&self.map.dv_table)
+            .map_or("", |t| t.entity_set.as_str());
+        [self.map.dv_table.as_str(), set]
+    }
+    fn find(&self, key: &[String]) -> Option<String> {
+        transform::dv_rows_where(self.cx.catalogue, self.map, self.dv, self.partition, false)
+            .into_iter()
+            .find(|(_, r)| transform::dv_key(self.map, r).as_deref() == Some(key))
+            .map(|(id, _)| id)
+    }
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, String> {
+        let (catalogue, map) = (self.cx.catalogue, self.map);
+        transform::to_dataverse(
+            catalogue,
+            map,
+            self.dv,
+            row,
+            self.partition,
+            creating,
+            false,
+        )
+        .map_err(|f| {
+            format!(
+                "Unable to lookup {} with values {{{}}}.",
+                f.entity_set, f.value
+            )
+        })
+    }
+    fn current(&self, id: &str) -> Row {
+        self.dv
+            .get(&self.map.dv_table, id)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn create(&mut self, attrs: Row) -> SimResult<()> {
+        self.dv
+            .create(&mut self.cx, &self.map.dv_table, attrs)
+            .map(|_| ())
+    }
+    fn update(&mut self, id: &str, patch: Row) -> SimResult<()> {
+        self.dv
+            .update(&mut self.cx, &self.map.dv_table, id, patch)
+            .map(|_| ())
+    }
+    fn delete(&mut self, id: &str) -> SimResult<()> {
+        self.dv.delete(&self.map.dv_table, id).map(|_| ())
+    }
+    fn describe(&self, e: SimError) -> String {
+        let status = if matches!(e.kind, ErrorKind::Throttled(_)) {
+            "TooManyRequests"
+        } else {
+            "BadRequest"
+        };
+        format!(
+            "Request failed with status code {status} and CDS error code : {} response message: {}",
+            e.code, e.message
+        )
+    }
+}
+
+/// F&O, through the entity's own validations.
+struct ToFno<'a> {
+    catalogue: &'a crate::catalogue::Catalogue,
+    map: &'a TableMap,
+    entity: &'a crate::schema::FnoEntity,
+    partition: &'a Partition,
+    dv: &'a crate::dataverse::DvEnv,
+    fno: &'a mut crate::fno::FnoEnv,
+    now: crate::clock::Instant,
+}
+
+impl Destination for ToFno<'_> {
+    fn side(&self) -> Side {
+        Side::Fno
+    }
+    fn names(&self) -> [&str; 2] {
+        [
+            self.map.fno_entity.as_str(),
+            self.entity.entity_class.as_str(),
+        ]
+    }
+    fn find(&self, key: &[String]) -> Option<String> {
+        transform::fno_rows_where(self.map, self.fno, self.partition, false)
+            .into_iter()
+            .find(|(_, r)| transform::fno_key(self.map, r).as_deref() == Some(key))
+            .map(|(id, _)| id)
+    }
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, String> {
+        let (catalogue, map) = (self.catalogue, self.map);
+        Ok(transform::to_fno(
+            catalogue,
+            map,
+            self.dv,
+            row,
+            self.partition,
+            creating,
+            false,
+        ))
+    }
+    fn current(&self, id: &str) -> Row {
+        self.fno
+            .get(&self.map.fno_entity, id)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn create(&mut self, attrs: Row) -> SimResult<()> {
+        self.fno
+            .insert(self.catalogue, self.entity, attrs, self.now)
+            .map(|_| ())
+    }
+    fn update(&mut self, id: &str, patch: Row) -> SimResult<()> {
+        self.fno
+            .update(self.catalogue, self.entity, id, &patch, self.now)
+            .map(|_| ())
+    }
+    fn delete(&mut self, id: &str) -> SimResult<()> {
+        self.fno.delete(self.entity, id).map(|_| ())
+    }
+    fn describe(&self, e: SimError) -> String {
+        e.message
+    }
 }
