@@ -2,7 +2,11 @@
 //! what the scenario snapshots hold. It leaves out the harness's secrets and tokens.
 
 use super::World;
-use crate::dualwrite::{state_text, Execution, HealthCheck};
+use crate::catalogue::Catalogue;
+use crate::dataverse::DvEnv;
+use crate::dualwrite::{state_text, Connection, Execution, HealthCheck};
+use crate::fno::FnoEnv;
+use crate::lcs::LcsEnvironment;
 use crate::store::Row;
 use serde::Serialize;
 use serde_json::Value;
@@ -95,221 +99,215 @@ const DV_HIDDEN: [&str; 4] = [
 
 impl World {
     pub fn end_state(&self) -> EndState {
-        let lcs = self
-            .lcs
-            .environments
-            .values()
-            .map(|e| LcsView {
-                name: e.name.clone(),
-                state: e.state.as_str().to_string(),
-                demo_data: e.demo_data,
-                power_platform: e.power_platform.as_ref().map(|p| {
-                    format!(
-                        "{} with {} Dataverse {}: {}",
-                        p.template,
-                        if p.new_environment { "new" } else { "existing" },
-                        p.dataverse_org,
-                        p.status.as_str()
-                    )
-                }),
-                dual_write_application: e.dual_write_application.as_str().to_string(),
-                dual_write_linked: e.dual_write_linked,
-                history: e
-                    .history
-                    .iter()
-                    .map(|h| {
-                        format!(
-                            "{}: {} ({} → {})",
-                            h.name,
-                            h.status.as_str(),
-                            h.started.iso(),
-                            h.ended.map_or("-".into(), |t| t.iso())
-                        )
-                    })
-                    .collect(),
-            })
-            .collect::<Vec<_>>();
-        let mut lcs = lcs;
+        let mut lcs: Vec<LcsView> = self.lcs.environments.values().map(lcs_view).collect();
         lcs.sort_by(|a, b| a.name.cmp(&b.name));
-        let fno = self
-            .fno
-            .iter()
-            .map(|(name, env)| {
-                let rows = env
-                    .store
-                    .table_names()
-                    .map(|t| {
-                        let rows = env
-                            .store
-                            .rows(t)
-                            .map(|(_, r)| {
-                                let mut r = r.clone();
-                                r.remove("RecId");
-                                r.remove("RecVersion");
-                                r.remove("ModifiedDateTime");
-                                r
-                            })
-                            .collect();
-                        (t.clone(), rows)
-                    })
-                    .collect();
-                let dual_write = self.connections.get(name).map(|c| ConnectionView {
-                    dataverse: c.dataverse.clone(),
-                    legal_entities: c.legal_entities.clone(),
-                    health_check: c.health_check.clone(),
-                    maps: c
-                        .maps
-                        .iter()
-                        .map(|(id, m)| {
-                            (
-                                id.clone(),
-                                format!(
-                                    "{} (master {:?}, initial sync {})",
-                                    state_text(m.state),
-                                    m.master,
-                                    if m.initial_sync { "on" } else { "off" }
-                                ),
-                            )
-                        })
-                        .collect(),
-                    executions: c.executions.iter().map(execution_view).collect(),
-                    queued: c.queue.len(),
-                    catch_up_errors: c.catch_up_errors.len(),
-                    activity: c
-                        .maps
-                        .iter()
-                        .map(|(id, m)| {
-                            (
-                                id.clone(),
-                                m.activity
-                                    .iter()
-                                    .map(|(at, text)| format!("{}: {text}", at.iso()))
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                    notifications: c
-                        .notifications
-                        .iter()
-                        .map(|n| format!("{}: {} ({})", n.at.iso(), n.message, n.recipients))
-                        .collect(),
-                });
-                (
-                    name.clone(),
-                    FnoView {
-                        companies: env.companies(),
-                        power_platform_dataverse: env.power_platform_dataverse.clone(),
-                        rows,
-                        dual_write,
-                    },
-                )
-            })
-            .collect();
-        let dataverse = self
-            .dataverse
-            .iter()
-            .map(|(org, dv)| {
-                let name_of = |table: &str, id: &str| -> String {
-                    let t = self.catalogue.dv_tables.get(table);
-                    let name = t
-                        .and_then(|t| t.primary_name.as_ref())
-                        .and_then(|n| {
-                            dv.get(table, id)
-                                .and_then(|r| r.get(n))
-                                .and_then(Value::as_str)
-                        })
-                        .unwrap_or(id);
-                    format!("{table}:{name}")
-                };
-                let mut solutions: Vec<String> = dv
-                    .store
-                    .rows("solution")
-                    .map(|(_, r)| format!("{} {}", text(r, "uniquename"), text(r, "version")))
-                    .collect();
-                solutions.sort();
-                let mut business_units: Vec<String> = dv
-                    .store
-                    .rows("businessunit")
-                    .map(|(_, r)| text(r, "name"))
-                    .collect();
-                business_units.sort();
-                let mut teams: Vec<String> = dv
-                    .store
-                    .rows("team")
-                    .map(|(_, r)| {
-                        format!(
-                            "{} ({})",
-                            text(r, "name"),
-                            name_of("businessunit", &text(r, "_businessunitid_value"))
-                        )
-                    })
-                    .collect();
-                teams.sort();
-                let mut application_users: Vec<String> = dv
-                    .store
-                    .rows("systemuser")
-                    .filter(|(_, r)| r.get("applicationid").is_some_and(|v| !v.is_null()))
-                    .map(|(_, r)| format!("{} ({})", text(r, "fullname"), text(r, "applicationid")))
-                    .collect();
-                application_users.sort();
-                let rows = DV_BUSINESS_TABLES
-                    .iter()
-                    .map(|table| {
-                        let schema = self.catalogue.dv_tables.get(*table);
-                        let mut rows: Vec<BTreeMap<String, Value>> = dv
-                            .store
-                            .rows(table)
-                            .map(|(_, r)| {
-                                r.iter()
-                                    .filter(|(k, _)| !DV_HIDDEN.contains(&k.as_str()))
-                                    .filter(|(k, _)| {
-                                        Some(k.as_str()) != schema.map(|s| s.primary_id.as_str())
-                                    })
-                                    .map(|(k, v)| {
-                                        let shown = match (
-                                            k.strip_prefix('_')
-                                                .and_then(|k| k.strip_suffix("_value")),
-                                            v.as_str(),
-                                        ) {
-                                            (Some(nav), Some(id)) => {
-                                                let target = schema
-                                                    .and_then(|s| s.column(nav))
-                                                    .and_then(|c| c.target.clone())
-                                                    .unwrap_or_else(|| lookup_target(nav));
-                                                Value::from(name_of(&target, id))
-                                            }
-                                            _ => v.clone(),
-                                        };
-                                        (k.clone(), shown)
-                                    })
-                                    .collect()
-                            })
-                            .collect();
-                        rows.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
-                        (table.to_string(), rows)
-                    })
-                    .collect();
-                (
-                    org.clone(),
-                    DvView {
-                        solutions,
-                        fno_integration: dv.fno_integration.clone(),
-                        business_units,
-                        teams,
-                        application_users,
-                        rows,
-                    },
-                )
-            })
-            .collect();
         EndState {
             seed: self.spec.seed,
             clock: self.clock.now().iso(),
             lcs,
-            fno,
-            dataverse,
+            fno: self
+                .fno
+                .iter()
+                .map(|(name, env)| (name.clone(), fno_view(env, self.connections.get(name))))
+                .collect(),
+            dataverse: self
+                .dataverse
+                .iter()
+                .map(|(org, dv)| (org.clone(), dv_view(&self.catalogue, dv)))
+                .collect(),
         }
     }
+}
+
+fn lcs_view(e: &LcsEnvironment) -> LcsView {
+    LcsView {
+        name: e.name.clone(),
+        state: e.state.as_str().to_string(),
+        demo_data: e.demo_data,
+        power_platform: e.power_platform.as_ref().map(|p| {
+            format!(
+                "{} with {} Dataverse {}: {}",
+                p.template,
+                if p.new_environment { "new" } else { "existing" },
+                p.dataverse_org,
+                p.status.as_str()
+            )
+        }),
+        dual_write_application: e.dual_write_application.as_str().to_string(),
+        dual_write_linked: e.dual_write_linked,
+        history: e
+            .history
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}: {} ({} → {})",
+                    h.name,
+                    h.status.as_str(),
+                    h.started.iso(),
+                    h.ended.map_or("-".into(), |t| t.iso())
+                )
+            })
+            .collect(),
+    }
+}
+
+fn fno_view(env: &FnoEnv, connection: Option<&Connection>) -> FnoView {
+    let rows = env
+        .store
+        .table_names()
+        .map(|t| {
+            let rows = env
+                .store
+                .rows(t)
+                .map(|(_, r)| {
+                    let mut r = r.clone();
+                    r.remove("RecId");
+                    r.remove("RecVersion");
+                    r.remove("ModifiedDateTime");
+                    r
+                })
+                .collect();
+            (t.clone(), rows)
+        })
+        .collect();
+    FnoView {
+        companies: env.companies(),
+        power_platform_dataverse: env.power_platform_dataverse.clone(),
+        rows,
+        dual_write: connection.map(connection_view),
+    }
+}
+
+fn connection_view(c: &Connection) -> ConnectionView {
+    ConnectionView {
+        dataverse: c.dataverse.clone(),
+        legal_entities: c.legal_entities.clone(),
+        health_check: c.health_check.clone(),
+        maps: c
+            .maps
+            .iter()
+            .map(|(id, m)| {
+                (
+                    id.clone(),
+                    format!(
+                        "{} (master {:?}, initial sync {})",
+                        state_text(m.state),
+                        m.master,
+                        if m.initial_sync { "on" } else { "off" }
+                    ),
+                )
+            })
+            .collect(),
+        executions: c.executions.iter().map(execution_view).collect(),
+        queued: c.queue.len(),
+        catch_up_errors: c.catch_up_errors.len(),
+        activity: c
+            .maps
+            .iter()
+            .map(|(id, m)| {
+                (
+                    id.clone(),
+                    m.activity
+                        .iter()
+                        .map(|(at, text)| format!("{}: {text}", at.iso()))
+                        .collect(),
+                )
+            })
+            .collect(),
+        notifications: c
+            .notifications
+            .iter()
+            .map(|n| format!("{}: {} ({})", n.at.iso(), n.message, n.recipients))
+            .collect(),
+    }
+}
+
+/// `table:name` for a lookup target, by the table's primary name (the id when it has none).
+fn name_of(catalogue: &Catalogue, dv: &DvEnv, table: &str, id: &str) -> String {
+    let name = catalogue
+        .dv_tables
+        .get(table)
+        .and_then(|t| t.primary_name.as_ref())
+        .and_then(|n| {
+            dv.get(table, id)
+                .and_then(|r| r.get(n))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or(id);
+    format!("{table}:{name}")
+}
+
+/// Sorted texts of a table's rows.
+fn sorted(dv: &DvEnv, table: &str, text_of: impl Fn(&Row) -> String) -> Vec<String> {
+    let mut out: Vec<String> = dv.store.rows(table).map(|(_, r)| text_of(r)).collect();
+    out.sort();
+    out
+}
+
+fn dv_view(catalogue: &Catalogue, dv: &DvEnv) -> DvView {
+    let solutions = sorted(dv, "solution", |r| {
+        format!("{} {}", text(r, "uniquename"), text(r, "version"))
+    });
+    let business_units = sorted(dv, "businessunit", |r| text(r, "name"));
+    let teams = sorted(dv, "team", |r| {
+        let bu = text(r, "_businessunitid_value");
+        format!(
+            "{} ({})",
+            text(r, "name"),
+            name_of(catalogue, dv, "businessunit", &bu)
+        )
+    });
+    let mut application_users: Vec<String> = dv
+        .store
+        .rows("systemuser")
+        .filter(|(_, r)| r.get("applicationid").is_some_and(|v| !v.is_null()))
+        .map(|(_, r)| format!("{} ({})", text(r, "fullname"), text(r, "applicationid")))
+        .collect();
+    application_users.sort();
+    let rows = DV_BUSINESS_TABLES
+        .iter()
+        .map(|table| (table.to_string(), business_rows(catalogue, dv, table)))
+        .collect();
+    DvView {
+        solutions,
+        fno_integration: dv.fno_integration.clone(),
+        business_units,
+        teams,
+        application_users,
+        rows,
+    }
+}
+
+/// A table's rows for review: no primary id or restating system columns, lookups shown
+/// as `table:name`, sorted by their JSON text.
+fn business_rows(catalogue: &Catalogue, dv: &DvEnv, table: &str) -> Vec<BTreeMap<String, Value>> {
+    let schema = catalogue.dv_tables.get(table);
+    let shown = |k: &String, v: &Value| -> Value {
+        let nav = k.strip_prefix('_').and_then(|k| k.strip_suffix("_value"));
+        match (nav, v.as_str()) {
+            (Some(nav), Some(id)) => {
+                let target = schema
+                    .and_then(|s| s.column(nav))
+                    .and_then(|c| c.target.clone())
+                    .unwrap_or_else(|| lookup_target(nav));
+                Value::from(name_of(catalogue, dv, &target, id))
+            }
+            _ => v.clone(),
+        }
+    };
+    let mut rows: Vec<BTreeMap<String, Value>> = dv
+        .store
+        .rows(table)
+        .map(|(_, r)| {
+            r.iter()
+                .filter(|(k, _)| !DV_HIDDEN.contains(&k.as_str()))
+                .filter(|(k, _)| Some(k.as_str()) != schema.map(|s| s.primary_id.as_str()))
+                .map(|(k, v)| (k.clone(), shown(k, v)))
+                .collect()
+        })
+        .collect();
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
+    rows
 }
 
 /// Targets of the system lookups every owned row has.
