@@ -1,0 +1,56 @@
+//! Savepoints on every store of a world, for work that must commit or roll back as one.
+
+use super::World;
+
+/// Savepoints on every store of a world, for work that must commit or roll back as one
+/// (an OData `$batch` changeset).
+#[derive(Debug, Clone)]
+pub struct WorldSavepoint {
+    fno: Vec<(String, crate::store::Savepoint)>,
+    dataverse: Vec<(String, crate::store::Savepoint)>,
+}
+
+impl World {
+    /// Opens a transaction on every store. Nested dual-write transactions inside it commit
+    /// into it; [`World::rollback_all`] undoes all of them.
+    pub fn begin_all(&mut self) -> WorldSavepoint {
+        WorldSavepoint {
+            fno: self
+                .fno
+                .iter_mut()
+                .map(|(n, e)| (n.clone(), e.store.begin()))
+                .collect(),
+            dataverse: self
+                .dataverse
+                .iter_mut()
+                .map(|(n, d)| (n.clone(), d.store.begin()))
+                .collect(),
+        }
+    }
+
+    pub fn commit_all(&mut self, sp: WorldSavepoint) {
+        for (n, s) in sp.fno {
+            if let Some(e) = self.fno.get_mut(&n) {
+                e.store.commit(s);
+            }
+        }
+        for (n, s) in sp.dataverse {
+            if let Some(d) = self.dataverse.get_mut(&n) {
+                d.store.commit(s);
+            }
+        }
+    }
+
+    pub fn rollback_all(&mut self, sp: WorldSavepoint) {
+        for (n, s) in sp.fno {
+            if let Some(e) = self.fno.get_mut(&n) {
+                e.store.rollback(s);
+            }
+        }
+        for (n, s) in sp.dataverse {
+            if let Some(d) = self.dataverse.get_mut(&n) {
+                d.store.rollback(s);
+            }
+        }
+    }
+}
