@@ -169,43 +169,50 @@ impl World {
             custom_maps: BTreeMap::new(),
         };
         if spec.fno == Start::Existing {
-            world.provision_fno(EXISTING_FNO, Some(&spec.data.fno))?;
-            let id = world.ids.hex(16);
-            let now = world.clock.now();
-            world.lcs.environments.insert(
-                id.clone(),
-                LcsEnvironment {
-                    id: id.clone(),
-                    name: EXISTING_FNO.into(),
-                    fno_env: EXISTING_FNO.into(),
-                    state: DeploymentState::Deployed,
-                    demo_data: true,
-                    deployed_on: Some(now),
-                    power_platform: None,
-                    dual_write_application: DualWriteApplication::NotConfigured,
-                    dual_write_linked: false,
-                    history: vec![HistoryItem {
-                        name: "Deploy environment".into(),
-                        kind: HistoryKind::Deployment,
-                        activity_id: world.ids.guid(),
-                        started: now,
-                        ended: Some(now),
-                        status: OperationStatus::Completed,
-                    }],
-                },
-            );
-            // An existing F&O was set up by its admin: the dual-write apps are registered.
-            if let Some(env) = world.fno.get_mut(EXISTING_FNO) {
-                env.entra_apps
-                    .insert(entra::DUAL_WRITE_DV_TO_FNO_APP.into());
-                env.entra_apps.insert(entra::DUAL_WRITE_APP.into());
-            }
+            world.existing_fno(&spec.data.fno)?;
         }
         if spec.dataverse == Start::Existing {
             world.provision_dataverse(EXISTING_DATAVERSE, true, true, false)?;
             world.seed_dataverse(EXISTING_DATAVERSE, &spec.data.dataverse)?;
         }
         Ok(world)
+    }
+
+    /// The F&O environment an existing world starts with: deployed from LCS long ago with
+    /// its data, and set up by its admin (the dual-write apps are registered).
+    fn existing_fno(&mut self, data: &crate::seed::FnoSeed) -> SimResult<()> {
+        self.provision_fno(EXISTING_FNO, Some(data))?;
+        let id = self.ids.hex(16);
+        let now = self.clock.now();
+        let activity_id = self.ids.guid();
+        self.lcs.environments.insert(
+            id.clone(),
+            LcsEnvironment {
+                id,
+                name: EXISTING_FNO.into(),
+                fno_env: EXISTING_FNO.into(),
+                state: DeploymentState::Deployed,
+                demo_data: true,
+                deployed_on: Some(now),
+                power_platform: None,
+                dual_write_application: DualWriteApplication::NotConfigured,
+                dual_write_linked: false,
+                history: vec![HistoryItem {
+                    name: "Deploy environment".into(),
+                    kind: HistoryKind::Deployment,
+                    activity_id,
+                    started: now,
+                    ended: Some(now),
+                    status: OperationStatus::Completed,
+                }],
+            },
+        );
+        if let Some(env) = self.fno.get_mut(EXISTING_FNO) {
+            env.entra_apps
+                .insert(entra::DUAL_WRITE_DV_TO_FNO_APP.into());
+            env.entra_apps.insert(entra::DUAL_WRITE_APP.into());
+        }
+        Ok(())
     }
 
     /// Advances the virtual clock and finishes every operation that is now due.
