@@ -5,7 +5,7 @@
 use super::{Connection, MapState};
 use crate::catalogue::Catalogue;
 use crate::error::{ErrorKind, SimError, SimResult};
-use crate::schema::{Direction, FieldMap, TableMap};
+use crate::schema::{Direction, DvTable, FieldMap, FnoEntity, TableMap};
 use std::collections::BTreeSet;
 
 fn dipv(code: &str, message: &str, detail: String) -> SimError {
@@ -36,6 +36,14 @@ pub fn validate(catalogue: &Catalogue, map: &TableMap) -> SimResult<()> {
             format!("{} and {}", entity.entity_set, table.logical_name),
         ));
     }
+    validate_fields(entity, table, map)?;
+    validate_keys(table, map)?;
+    validate_mandatory(entity, map)
+}
+
+/// Each mapping names fields that exist, once each, with a default where one side is
+/// missing, and never writes a read-only Dataverse column.
+fn validate_fields(entity: &FnoEntity, table: &DvTable, map: &TableMap) -> SimResult<()> {
     let (mut sources, mut destinations) = (BTreeSet::new(), BTreeSet::new());
     for f in &map.fields {
         if let Some(fo) = &f.fno {
@@ -85,6 +93,12 @@ pub fn validate(catalogue: &Catalogue, map: &TableMap) -> SimResult<()> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The table has integration keys, and each key field is mapped (both ways when the map
+/// has any bidirectional field).
+fn validate_keys(table: &DvTable, map: &TableMap) -> SimResult<()> {
     if table.alternate_keys.is_empty() {
         return Err(dipv(
             "DIPV1003",
@@ -112,6 +126,11 @@ pub fn validate(catalogue: &Catalogue, map: &TableMap) -> SimResult<()> {
             ));
         }
     }
+    Ok(())
+}
+
+/// A map that writes to F&O maps every mandatory field without a default.
+fn validate_mandatory(entity: &FnoEntity, map: &TableMap) -> SimResult<()> {
     let to_fno = map.fields.iter().any(|f| f.dir.flows_to_fno());
     if to_fno {
         for field in entity
