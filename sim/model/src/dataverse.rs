@@ -6,7 +6,7 @@ use crate::catalogue::Catalogue;
 use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::ids::Ids;
-use crate::schema::{DvTable, DvType};
+use crate::schema::{DvColumn, DvTable, DvType};
 use crate::store::{Row, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,7 +182,7 @@ impl DvEnv {
                 "Cannot insert duplicate key.",
             ));
         }
-        self.validate(cx.catalogue, &table, &attrs, None)?;
+        self.validate(&table, &attrs, None)?;
         let mut row = Row::new();
         row.insert(table.primary_id.clone(), Value::from(id.clone()));
         // Two-option columns always hold a value; a create without one gets No.
@@ -226,7 +226,7 @@ impl DvEnv {
             .get(logical, &id)
             .cloned()
             .ok_or_else(|| does_not_exist(logical, &id))?;
-        self.validate(cx.catalogue, &table, &attrs, Some(&row))?;
+        self.validate(&table, &attrs, Some(&row))?;
         for (k, v) in attrs {
             if k == table.primary_id {
                 continue;
@@ -246,31 +246,9 @@ impl DvEnv {
             .ok_or_else(|| does_not_exist(logical, &id))
     }
 
-    fn validate(
-        &self,
-        catalogue: &Catalogue,
-        table: &DvTable,
-        attrs: &Row,
-        existing: Option<&Row>,
-    ) -> SimResult<()> {
-        // System-required columns: a create must give them, and nothing may clear them.
-        for col in table.columns.iter().filter(|c| c.required && !c.read_only) {
-            let given = attrs.get(&col.attribute());
-            let missing = match existing {
-                None => given.is_none_or(Value::is_null),
-                Some(_) => given.is_some_and(Value::is_null),
-            };
-            if missing {
-                return Err(error(
-                    ErrorKind::BadRequest,
-                    "0x80040203",
-                    format!(
-                        "The attribute '{}' of entity '{}' is required and can't be empty.",
-                        col.name, table.logical_name
-                    ),
-                ));
-            }
-        }
+    /// A write's attributes against the table: required columns, then each attribute.
+    fn validate(&self, table: &DvTable, attrs: &Row, existing: Option<&Row>) -> SimResult<()> {
+        check_required(table, attrs, existing)?;
         for (k, v) in attrs {
             let Some(col) = table.column_by_attribute(k) else {
                 return Err(error(
@@ -282,58 +260,68 @@ impl DvEnv {
                     ),
                 ));
             };
-            if col.read_only && k != &table.primary_id {
+            if (col.read_only && k != &table.primary_id) || v.is_null() {
                 continue;
             }
-            if v.is_null() {
-                continue;
-            }
-            let type_ok = match col.kind {
-                DvType::String | DvType::Memo | DvType::Datetime => v.is_string(),
-                DvType::Uniqueidentifier | DvType::Lookup => v.is_string(),
-                DvType::Integer | DvType::Picklist => v.is_i64() || v.is_u64(),
-                DvType::Decimal | DvType::Money => v.is_number(),
-                DvType::Boolean => v.is_boolean(),
-            };
-            if !type_ok {
+            self.check_attribute(table, col, k, v, existing)?;
+        }
+        Ok(())
+    }
+
+    /// One attribute's value: its type, its length, a lookup's target, and a company that
+    /// is already set staying as it is.
+    fn check_attribute(
+        &self,
+        table: &DvTable,
+        col: &DvColumn,
+        k: &str,
+        v: &Value,
+        existing: Option<&Row>,
+    ) -> SimResult<()> {
+        let type_ok = match col.kind {
+            DvType::String | DvType::Memo | DvType::Datetime => v.is_string(),
+            DvType::Uniqueidentifier | DvType::Lookup => v.is_string(),
+            DvType::Integer | DvType::Picklist => v.is_i64() || v.is_u64(),
+            DvType::Decimal | DvType::Money => v.is_number(),
+            DvType::Boolean => v.is_boolean(),
+        };
+        if !type_ok {
+            return Err(error(
+                ErrorKind::BadRequest,
+                "0x80048d19",
+                format!(
+                    "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: Cannot convert the literal '{v}' to the expected type for the property '{k}'.",
+                    table.logical_name
+                ),
+            ));
+        }
+        if let (Some(max), Some(s)) = (col.max_length, v.as_str()) {
+            if s.chars().count() > max {
                 return Err(error(
                     ErrorKind::BadRequest,
-                    "0x80048d19",
+                    "0x80044331",
                     format!(
-                        "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: Cannot convert the literal '{v}' to the expected type for the property '{k}'.",
-                        table.logical_name
+                        "A validation error occurred.  The length of the '{}' attribute of the '{}' entity exceeded the maximum allowed length of '{max}'.",
+                        col.name, table.logical_name
                     ),
                 ));
             }
-            if let (Some(max), Some(s)) = (col.max_length, v.as_str()) {
-                if s.chars().count() > max {
+        }
+        if col.kind == DvType::Lookup {
+            let target = col.target.clone().unwrap_or_default();
+            let target_id = v.as_str().unwrap_or_default();
+            if self.get(&target, target_id).is_none() {
+                return Err(does_not_exist(&target, target_id));
+            }
+        }
+        if Some(col.name.as_str()) == table.company_lookup.as_deref() {
+            if let Some(current) = existing.and_then(|r| r.get(k)).filter(|c| !c.is_null()) {
+                if !same_value(Some(current), Some(v)) {
                     return Err(error(
                         ErrorKind::BadRequest,
-                        "0x80044331",
-                        format!(
-                            "A validation error occurred.  The length of the '{}' attribute of the '{}' entity exceeded the maximum allowed length of '{max}'.",
-                            col.name, table.logical_name
-                        ),
+                        "0x80040265",
+                        "The company of a record can't be changed after the record is saved.",
                     ));
-                }
-            }
-            if col.kind == DvType::Lookup {
-                let target = col.target.clone().unwrap_or_default();
-                let target_id = v.as_str().unwrap_or_default();
-                if self.get(&target, target_id).is_none() {
-                    return Err(does_not_exist(&target, target_id));
-                }
-                let _ = catalogue;
-            }
-            if Some(col.name.as_str()) == table.company_lookup.as_deref() {
-                if let Some(current) = existing.and_then(|r| r.get(k)).filter(|c| !c.is_null()) {
-                    if !same_value(Some(current), Some(v)) {
-                        return Err(error(
-                            ErrorKind::BadRequest,
-                            "0x80040265",
-                            "The company of a record can't be changed after the record is saved.",
-                        ));
-                    }
                 }
             }
         }
@@ -485,4 +473,26 @@ pub fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
         (Some(x), Some(y)) => x == y,
         _ => false,
     }
+}
+
+/// System-required columns: a create must give them, and nothing may clear them.
+fn check_required(table: &DvTable, attrs: &Row, existing: Option<&Row>) -> SimResult<()> {
+    for col in table.columns.iter().filter(|c| c.required && !c.read_only) {
+        let given = attrs.get(&col.attribute());
+        let missing = match existing {
+            None => given.is_none_or(Value::is_null),
+            Some(_) => given.is_some_and(Value::is_null),
+        };
+        if missing {
+            return Err(error(
+                ErrorKind::BadRequest,
+                "0x80040203",
+                format!(
+                    "The attribute '{}' of entity '{}' is required and can't be empty.",
+                    col.name, table.logical_name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
