@@ -209,6 +209,7 @@ impl FnoEnv {
         Ok(())
     }
 
+    /// validateWrite: each field's value, then the relations it must find.
     fn validate_write(
         &self,
         catalogue: &Catalogue,
@@ -267,6 +268,16 @@ impl FnoEnv {
                 }
             }
         }
+        self.validate_relations(catalogue, entity, row)
+    }
+
+    /// A foreign key's value must exist in the related table (in the row's company).
+    fn validate_relations(
+        &self,
+        catalogue: &Catalogue,
+        entity: &FnoEntity,
+        row: &Row,
+    ) -> SimResult<()> {
         for rel in &entity.relations {
             let value = value_text(row.get(&rel.field));
             if value.is_empty() {
