@@ -74,6 +74,19 @@ impl Fault {
     }
 }
 
+/// A fault plan that cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultPlanError {
+    #[error("fault {index}: count must be at least 1")]
+    NeverFires { index: usize },
+    #[error("fault {index}: {kind:?} is not an error of side {side:?}")]
+    WrongSide {
+        index: usize,
+        kind: FaultKind,
+        side: Side,
+    },
+}
+
 /// The faults still to fire, in the order they were planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultPlan {
@@ -83,16 +96,17 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     /// Refuses plans that could never fire or mix products' errors.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultPlanError> {
         for (i, f) in self.faults.iter().enumerate() {
             if f.count == 0 {
-                return Err(format!("fault {i}: count must be at least 1"));
+                return Err(FaultPlanError::NeverFires { index: i });
             }
             if f.kind.side() != f.side {
-                return Err(format!(
-                    "fault {i}: {:?} is not an error of side {:?}",
-                    f.kind, f.side
-                ));
+                return Err(FaultPlanError::WrongSide {
+                    index: i,
+                    kind: f.kind,
+                    side: f.side,
+                });
             }
         }
         Ok(())

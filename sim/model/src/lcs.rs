@@ -433,10 +433,10 @@ impl Lcs {
 
     /// Records how a due operation ended (its effects on the products were applied by the
     /// world): the operation, its history item and the environment's state.
-    pub fn finish(&mut self, op: &LcsOperation, outcome: Result<(), String>) {
+    pub fn finish(&mut self, op: &LcsOperation, outcome: SimResult<()>) {
         let (status, error) = match outcome {
             Ok(()) => (OperationStatus::Completed, None),
-            Err(e) => (OperationStatus::Failed, Some(e)),
+            Err(e) => (OperationStatus::Failed, Some(e.message)),
         };
         if let Some(o) = self.operations.get_mut(&op.id) {
             o.status = status;

@@ -171,7 +171,7 @@ fn put_faults(world: &mut World, req: &Request) -> Response {
                 world.config.faults = plan;
                 Response::json(200, &json!(world.config.faults))
             }
-            Err(e) => error(400, &e),
+            Err(e) => error(400, &e.to_string()),
         },
         Err(e) => error(400, &format!("Not a fault plan: {e}")),
     }

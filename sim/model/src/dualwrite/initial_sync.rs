@@ -117,6 +117,16 @@ enum Written {
     Unchanged,
 }
 
+/// Why one row of a leg failed, as the execution's error list shows it.
+#[derive(Debug, thiserror::Error)]
+enum RowFailure {
+    #[error("Couldn't resolve the guid for the field: {}. The lookup wasn't found: {}. Try this URL(s) to check if the reference data exists: /api/data/v9.2/{}", .0.field, .0.value, .0.entity_set)]
+    Lookup(transform::LookupFailure),
+    /// The destination refused the write; `row` names the row as the log does.
+    #[error("{row}: {}", .error.message)]
+    Write { row: String, error: SimError },
+}
+
 /// One row a leg exports: its integration key and the row.
 type Exported = (Vec<String>, Row);
 
@@ -129,7 +139,7 @@ fn run_leg(
     exported: Vec<Exported>,
     skip: &BTreeSet<String>,
     report: &mut Report,
-    mut write: impl FnMut(&[String], &Row) -> Result<Written, String>,
+    mut write: impl FnMut(&[String], &Row) -> Result<Written, RowFailure>,
 ) -> Leg {
     let mut leg = Leg {
         direction,
@@ -148,10 +158,10 @@ fn run_leg(
             Ok(Written::Inserted) => leg.inserted += 1,
             Ok(Written::Updated) => leg.updated += 1,
             Ok(Written::Unchanged) => {}
-            Err(message) => {
+            Err(failure) => {
                 leg.errors += 1;
                 report.error_keys.push(key.join(","));
-                report.errors.push(message);
+                report.errors.push(failure.to_string());
             }
         }
     }
@@ -419,11 +429,16 @@ impl DualWrite<'_> {
                 let one_way = existing.is_some()
                     && master == Side::Dataverse
                     && counterparts.dv_exported.contains(key);
-                let attrs = transform::to_dataverse(catalogue, map, dv, row, partition, existing.is_none(), one_way)
-                .map_err(|f| format!(
-                    "Couldn't resolve the guid for the field: {}. The lookup wasn't found: {}. Try this URL(s) to check if the reference data exists: /api/data/v9.2/{}",
-                    f.field, f.value, f.entity_set
-                ))?;
+                let attrs = transform::to_dataverse(
+                    catalogue,
+                    map,
+                    dv,
+                    row,
+                    partition,
+                    existing.is_none(),
+                    one_way,
+                )
+                .map_err(RowFailure::Lookup)?;
                 let mut cx = WriteContext {
                     catalogue,
                     ids,
@@ -431,8 +446,12 @@ impl DualWrite<'_> {
                     caller: writer.clone(),
                     owner: owner.clone(),
                 };
-                upsert_dataverse(dv, &mut cx, map, existing, attrs)
-                    .map_err(|e| format!("{}: {}", value_text(row.get(&map.key[0])), e.message))
+                upsert_dataverse(dv, &mut cx, map, existing, attrs).map_err(|error| {
+                    RowFailure::Write {
+                        row: value_text(row.get(&map.key[0])),
+                        error,
+                    }
+                })
             },
         )
     }
@@ -472,8 +491,12 @@ impl DualWrite<'_> {
                     existing.is_none(),
                     one_way,
                 );
-                upsert_fno(fno, catalogue, entity, existing, &attrs, now)
-                    .map_err(|e| format!("{}: {}", key.join(","), e.message))
+                upsert_fno(fno, catalogue, entity, existing, &attrs, now).map_err(|error| {
+                    RowFailure::Write {
+                        row: key.join(","),
+                        error,
+                    }
+                })
             },
         )
     }

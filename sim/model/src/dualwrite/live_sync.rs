@@ -313,14 +313,14 @@ impl DualWrite<'_> {
         Ok(())
     }
 
-    /// Writes the Dataverse counterpart of an F&O change. The error is the detail text.
+    /// Writes the Dataverse counterpart of an F&O change.
     fn apply_to_dataverse(
         &mut self,
         map: &TableMap,
         partition: &Partition,
         before: Option<&Row>,
         after: Option<&Row>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CounterpartError> {
         let key = after.or(before).map(|r| transform::fno_key(map, r));
         let passes = after.is_some_and(|r| transform::passes_fno_filter(map, r));
         let caller = self.writer();
@@ -340,15 +340,16 @@ impl DualWrite<'_> {
         write_counterpart(&mut dest, self.faults, key, passes, before, after)
     }
 
-    /// Writes the F&O counterpart of a Dataverse change. The error is the F&O message.
+    /// Writes the F&O counterpart of a Dataverse change.
     fn apply_to_fno(
         &mut self,
         map: &TableMap,
         partition: &Partition,
         before: Option<&Row>,
         after: Option<&Row>,
-    ) -> Result<(), String> {
-        let entity = fno_entity(self.catalogue, &map.fno_entity).map_err(|e| e.message)?;
+    ) -> Result<(), CounterpartError> {
+        let entity = fno_entity(self.catalogue, &map.fno_entity)
+            .map_err(|e| CounterpartError::Refused(e.message))?;
         let key = after.or(before).map(|r| transform::dv_key(map, r));
         let passes = after.is_some_and(|r| transform::passes_dv_filter(map, r));
         let mut dest = ToFno {
@@ -409,7 +410,7 @@ impl DualWrite<'_> {
                         dw.apply_to_fno(map, &partition, before.as_ref(), row.as_ref())
                     }
                 };
-                applied.map_err(SimError::bad_request)
+                applied.map_err(|e| SimError::bad_request(e.to_string()))
             });
             match result {
                 Ok(()) => replayed += 1,
@@ -432,7 +433,7 @@ impl DualWrite<'_> {
                 entity_class,
                 self.catalogue,
                 map,
-                format!("the transaction has more than {limit} records; dual-write sends at most {limit} records per transaction."),
+                CounterpartError::Refused(format!("the transaction has more than {limit} records; dual-write sends at most {limit} records per transaction.")),
             ));
         }
         Ok(())
@@ -461,7 +462,7 @@ fn fno_failure(
     entity_class: &str,
     catalogue: &crate::catalogue::Catalogue,
     map: &TableMap,
-    detail: String,
+    detail: CounterpartError,
 ) -> SimError {
     let dv_set = catalogue
         .dv_tables
@@ -478,7 +479,7 @@ fn fno_failure(
 
 /// What a Dataverse caller sees when the F&O side of its write fails (the dual-write
 /// runtime plug-in throws).
-fn dv_failure(map: &TableMap, detail: String) -> SimError {
+fn dv_failure(map: &TableMap, detail: CounterpartError) -> SimError {
     SimError::new(
         ErrorKind::BadRequest,
         "0x80040265",
@@ -487,6 +488,21 @@ fn dv_failure(map: &TableMap, detail: String) -> SimError {
             map.dv_table, map.fno_entity
         ),
     )
+}
+
+/// Why a counterpart could not be written, in the words that go into the originating
+/// caller's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CounterpartError {
+    /// The change carried neither the row before nor after it.
+    #[error("")]
+    NoRow,
+    /// A lookup of the projected row found no target.
+    #[error("Unable to lookup {entity_set} with values {{{value}}}.")]
+    Lookup { entity_set: String, value: String },
+    /// The destination refused the write, as its own error reads there.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The side a live change's counterpart is written to, and how writing there goes.
@@ -498,13 +514,13 @@ trait Destination {
     /// an upsert finds it).
     fn find(&self, key: &[String]) -> Option<String>;
     /// A source row as the destination's fields.
-    fn project(&self, row: &Row, creating: bool) -> Result<Row, String>;
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError>;
     fn current(&self, id: &str) -> Row;
     fn create(&mut self, attrs: Row) -> SimResult<()>;
     fn update(&mut self, id: &str, patch: Row) -> SimResult<()>;
     fn delete(&mut self, id: &str) -> SimResult<()>;
     /// How a failed create or update reads inside the originating caller's error.
-    fn describe(&self, e: SimError) -> String;
+    fn describe(&self, e: SimError) -> CounterpartError;
 }
 
 /// Writes the counterpart of one change: creates or patches it when the changed row
@@ -517,8 +533,8 @@ fn write_counterpart(
     passes_filter: bool,
     before: Option<&Row>,
     after: Option<&Row>,
-) -> Result<(), String> {
-    let Some(key) = key.ok_or_else(String::new)? else {
+) -> Result<(), CounterpartError> {
+    let Some(key) = key.ok_or(CounterpartError::NoRow)? else {
         return Ok(());
     };
     let target = dest.find(&key);
@@ -552,7 +568,7 @@ fn write_counterpart(
                 faults
                     .check(side, &names)
                     .and_then(|()| dest.delete(&id))
-                    .map_err(|e| e.message)?;
+                    .map_err(|e| CounterpartError::Refused(e.message))?;
             }
             Ok(())
         }
@@ -586,7 +602,7 @@ impl Destination for ToDataverse<'_> {
             .find(|(_, r)| transform::dv_key(self.map, r).as_deref() == Some(key))
             .map(|(id, _)| id)
     }
-    fn project(&self, row: &Row, creating: bool) -> Result<Row, String> {
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError> {
         let (catalogue, map) = (self.cx.catalogue, self.map);
         transform::to_dataverse(
             catalogue,
@@ -597,11 +613,9 @@ impl Destination for ToDataverse<'_> {
             creating,
             false,
         )
-        .map_err(|f| {
-            format!(
-                "Unable to lookup {} with values {{{}}}.",
-                f.entity_set, f.value
-            )
+        .map_err(|f| CounterpartError::Lookup {
+            entity_set: f.entity_set,
+            value: f.value,
         })
     }
     fn current(&self, id: &str) -> Row {
@@ -623,16 +637,16 @@ impl Destination for ToDataverse<'_> {
     fn delete(&mut self, id: &str) -> SimResult<()> {
         self.dv.delete(&self.map.dv_table, id).map(|_| ())
     }
-    fn describe(&self, e: SimError) -> String {
+    fn describe(&self, e: SimError) -> CounterpartError {
         let status = if matches!(e.kind, ErrorKind::Throttled(_)) {
             "TooManyRequests"
         } else {
             "BadRequest"
         };
-        format!(
+        CounterpartError::Refused(format!(
             "Request failed with status code {status} and CDS error code : {} response message: {}",
             e.code, e.message
-        )
+        ))
     }
 }
 
@@ -663,7 +677,7 @@ impl Destination for ToFno<'_> {
             .find(|(_, r)| transform::fno_key(self.map, r).as_deref() == Some(key))
             .map(|(id, _)| id)
     }
-    fn project(&self, row: &Row, creating: bool) -> Result<Row, String> {
+    fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError> {
         let (catalogue, map) = (self.catalogue, self.map);
         Ok(transform::to_fno(
             catalogue,
@@ -694,7 +708,7 @@ impl Destination for ToFno<'_> {
     fn delete(&mut self, id: &str) -> SimResult<()> {
         self.fno.delete(self.entity, id).map(|_| ())
     }
-    fn describe(&self, e: SimError) -> String {
-        e.message
+    fn describe(&self, e: SimError) -> CounterpartError {
+        CounterpartError::Refused(e.message)
     }
 }

@@ -81,7 +81,7 @@ impl World {
     /// Finishes the LCS operations that are due, in completion order.
     pub(crate) fn settle_lcs(&mut self) {
         for op in self.lcs.due(self.clock.now()) {
-            let outcome = self.apply_lcs_operation(&op).map_err(|e| e.message);
+            let outcome = self.apply_lcs_operation(&op);
             self.lcs.finish(&op, outcome);
         }
     }
