@@ -80,80 +80,25 @@ fn route_not_found(path: &str) -> SimError {
 }
 
 fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
+    authorize(world, req)?;
     let segs = req.segments();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    world
-        .tenant
-        .validate(req.bearer(), &Audience::Lcs, world.clock.now())?;
-    match req.header("x-ms-version") {
-        Some(API_VERSION) => {}
-        Some(other) => {
-            return Err(SimError::bad_request(format!(
-                "The API version '{other}' is not supported. Use x-ms-version: {API_VERSION}."
-            )))
-        }
-        None => {
-            return Err(SimError::bad_request(format!(
-                "The x-ms-version header is required. Use x-ms-version: {API_VERSION}."
-            )))
-        }
-    }
-    let project = |p: &str| -> SimResult<i64> {
-        let id: i64 = p
-            .parse()
-            .map_err(|_| SimError::bad_request(format!("'{p}' is not a valid project id.")))?;
-        if id != world.lcs.project_id {
-            return Err(SimError::not_found(format!(
-                "Project {id} was not found, or you are not a member of it."
-            )));
-        }
-        Ok(id)
-    };
-    let now = world.clock.now();
     match (req.method.as_str(), s.as_slice()) {
         ("GET", ["environmentinfo", "v1", "detail", "project", p]) => {
-            let pid = project(p)?;
-            if let Some(wait) = world.lcs.rate_limit(&format!("detail:{pid}"), 6, 60, now) {
-                return Err(SimError::new(
-                    ErrorKind::Throttled(wait),
-                    "",
-                    "Rate limit exceeded: 6 calls per project per 1 minute.",
-                ));
-            }
+            let pid = project(world, p)?;
+            rate_limited(
+                world,
+                &[(format!("detail:{pid}"), 6, 60)],
+                "Rate limit exceeded: 6 calls per project per 1 minute.",
+            )?;
             Ok(metadata(world, req))
         }
         ("GET", ["environmentinfo", "v1", "history", "project", p, "environment", e]) => {
-            let pid = project(p)?;
-            if let Some(wait) = world
-                .lcs
-                .rate_limit(&format!("history-env:{e}"), 6, 30, now)
-                .or_else(|| world.lcs.rate_limit(&format!("history:{pid}"), 6, 60, now))
-            {
-                return Err(SimError::new(
-                    ErrorKind::Throttled(wait),
-                    "",
-                    "Rate limit exceeded for environment history.",
-                ));
-            }
-            let env =
-                world.lcs.environments.get(*e).ok_or_else(|| {
-                    SimError::not_found(format!("Environment {e} was not found."))
-                })?;
-            let data: Vec<Value> = env
-                .history
-                .iter()
-                .map(|h| {
-                    json!({"Name": h.name, "Type": h.kind, "TypeDisplay": h.name, "StartDateTimeUtc": h.started.iso(),
-                           "EndDateTimeUtc": h.ended.map(|t| t.iso()), "Status": h.status, "ActivityId": h.activity_id,
-                           "EnvironmentId": env.id, "ProjectId": pid})
-                })
-                .collect();
-            Ok(obj(
-                json!({"ResultPageCurrent": 1, "ResultHasMorePages": false, "Data": data}),
-            ))
+            let pid = project(world, p)?;
+            history(world, pid, e)
         }
         ("POST", ["environment", "v1", "deploy", "project", p]) => {
-            project(p)?;
+            project(world, p)?;
             let name = req.param("environmentName").unwrap_or_default();
             let demo = req
                 .param("demoData")
@@ -164,7 +109,7 @@ fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
             ))
         }
         ("POST", ["environment", "v1", "powerplatform", "project", p, "environment", e]) => {
-            project(p)?;
+            project(world, p)?;
             let template = req
                 .param("template")
                 .unwrap_or_else(|| "standard-with-dual-write".into());
@@ -173,12 +118,12 @@ fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
             Ok(obj(json!({"OperationActivityId": activity})))
         }
         ("POST", ["environment", "v1", "dualwrite", "setup", "project", p, "environment", e]) => {
-            project(p)?;
+            project(world, p)?;
             let activity = world.lcs_dual_write_setup(e)?;
             Ok(obj(json!({"OperationActivityId": activity})))
         }
         ("POST", ["environment", "v1", "dualwrite", "link", "project", p, "environment", e]) => {
-            project(p)?;
+            project(world, p)?;
             let activity = world.lcs_dual_write_link(e)?;
             Ok(obj(json!({"OperationActivityId": activity})))
         }
@@ -190,22 +135,101 @@ fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
             "GET",
             ["databasemovement", "v1", "fetchstatus", "project", p, "environment", e, "operationactivity", a],
         ) => {
-            let pid = project(p)?;
-            world.lcs_operation(e, a)?;
-            world.advance(POLL_MINUTES);
-            let op = world.lcs_operation(e, a)?.clone();
-            let mut fields = obj(json!({
-                "ProjectId": pid, "EnvironmentId": e, "ActivityId": a,
-                "CompletionDate": (op.status != OperationStatus::InProgress).then(|| op.completes.iso()),
-                "OperationStatus": op.status,
-            }));
-            if let Some(err) = op.error {
-                fields.insert("OperationErrorMessage".into(), json!(err));
-            }
-            Ok(fields)
+            let pid = project(world, p)?;
+            fetch_status(world, pid, e, a)
         }
         _ => Err(route_not_found(&req.path)),
     }
+}
+
+/// A delegated LCS token and the API version LCS requires.
+fn authorize(world: &World, req: &Request) -> SimResult<()> {
+    world
+        .tenant
+        .validate(req.bearer(), &Audience::Lcs, world.clock.now())?;
+    match req.header("x-ms-version") {
+        Some(API_VERSION) => Ok(()),
+        Some(other) => Err(SimError::bad_request(format!(
+            "The API version '{other}' is not supported. Use x-ms-version: {API_VERSION}."
+        ))),
+        None => Err(SimError::bad_request(format!(
+            "The x-ms-version header is required. Use x-ms-version: {API_VERSION}."
+        ))),
+    }
+}
+
+/// The project id of a path, which must be the world's project.
+fn project(world: &World, p: &str) -> SimResult<i64> {
+    let id: i64 = p
+        .parse()
+        .map_err(|_| SimError::bad_request(format!("'{p}' is not a valid project id.")))?;
+    if id != world.lcs.project_id {
+        return Err(SimError::not_found(format!(
+            "Project {id} was not found, or you are not a member of it."
+        )));
+    }
+    Ok(id)
+}
+
+/// Records the call in each (bucket, limit, window seconds); the first bucket over its
+/// limit refuses it with 429 and the seconds to wait.
+fn rate_limited(
+    world: &mut World,
+    buckets: &[(String, usize, i64)],
+    message: &str,
+) -> SimResult<()> {
+    let now = world.clock.now();
+    let wait = buckets
+        .iter()
+        .find_map(|(bucket, limit, window)| world.lcs.rate_limit(bucket, *limit, *window, now));
+    match wait {
+        Some(wait) => Err(SimError::new(ErrorKind::Throttled(wait), "", message)),
+        None => Ok(()),
+    }
+}
+
+fn history(world: &mut World, pid: i64, e: &str) -> SimResult<Map<String, Value>> {
+    rate_limited(
+        world,
+        &[
+            (format!("history-env:{e}"), 6, 30),
+            (format!("history:{pid}"), 6, 60),
+        ],
+        "Rate limit exceeded for environment history.",
+    )?;
+    let env = world
+        .lcs
+        .environments
+        .get(e)
+        .ok_or_else(|| SimError::not_found(format!("Environment {e} was not found.")))?;
+    let data: Vec<Value> = env
+        .history
+        .iter()
+        .map(|h| {
+            json!({"Name": h.name, "Type": h.kind, "TypeDisplay": h.name, "StartDateTimeUtc": h.started.iso(),
+                   "EndDateTimeUtc": h.ended.map(|t| t.iso()), "Status": h.status, "ActivityId": h.activity_id,
+                   "EnvironmentId": env.id, "ProjectId": pid})
+        })
+        .collect();
+    Ok(obj(
+        json!({"ResultPageCurrent": 1, "ResultHasMorePages": false, "Data": data}),
+    ))
+}
+
+/// fetchstatus: each poll lets [`POLL_MINUTES`] pass on the virtual clock.
+fn fetch_status(world: &mut World, pid: i64, e: &str, a: &str) -> SimResult<Map<String, Value>> {
+    world.lcs_operation(e, a)?;
+    world.advance(POLL_MINUTES);
+    let op = world.lcs_operation(e, a)?.clone();
+    let mut fields = obj(json!({
+        "ProjectId": pid, "EnvironmentId": e, "ActivityId": a,
+        "CompletionDate": (op.status != OperationStatus::InProgress).then(|| op.completes.iso()),
+        "OperationStatus": op.status,
+    }));
+    if let Some(err) = op.error {
+        fields.insert("OperationErrorMessage".into(), json!(err));
+    }
+    Ok(fields)
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -292,102 +316,119 @@ fn bap(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Res
         .validate(req.bearer(), &Audience::PowerPlatform, world.clock.now())?;
     let segs = req.segments();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let base = format!("{}{BAP}", endpoints.lcs);
     match (req.method.as_str(), s.as_slice()) {
         ("POST", ["providers", "Microsoft.BusinessAppPlatform", "environments"]) => {
-            let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
-                SimError::bad_request(format!("The request body is not valid JSON: {e}"))
-            })?;
-            let props = &body["properties"];
-            let linked = &props["linkedEnvironmentMetadata"];
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            let list = |v: &Value| -> Vec<String> {
-                v.as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let packages: Vec<String> = linked["templateMetadata"]["PostProvisioningPackages"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| p["applicationUniqueName"].as_str())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let op = world.bap_create_environment(EnvironmentRequest {
-                display_name: text(&props["displayName"]),
-                domain_name: text(&linked["domainName"]),
-                location: text(&body["location"]),
-                sku: text(&props["environmentSku"]),
-                templates: list(&linked["templates"]),
-                packages,
-            })?;
-            Ok(Response::new(202).with_header(
-                "Location",
-                &format!("{base}/lifecycleOperations/{op}?api-version=2023-06-01"),
-            ))
+            create_environment(world, endpoints, req)
         }
         ("GET", ["providers", "Microsoft.BusinessAppPlatform", "lifecycleOperations", id]) => {
-            if !world.power_platform.operations.contains_key(*id) {
-                return Err(SimError::not_found(format!(
-                    "The lifecycle operation '{id}' was not found."
-                )));
-            }
-            world.advance(BAP_POLL_MINUTES);
-            let op = world.power_platform.operations[*id].clone();
-            let user = world.harness.username.clone();
-            Ok(Response::json(
-                200,
-                &json!({
-                    "id": op.id,
-                    "links": {"self": {"path": format!("{BAP}/lifecycleOperations/{}", op.id)}, "environment": {"path": format!("{BAP}/environments/{}", op.environment_id)}},
-                    "state": {"id": op.state},
-                    "type": {"id": "Create"},
-                    "createdDateTime": op.started.iso(),
-                    "lastActionDateTime": world.clock.now().iso(),
-                    "requestedBy": {"id": user, "displayName": user, "type": "User"},
-                    "stages": [{"id": "1", "name": "Provision database", "state": {"id": op.state}, "firstActionDateTime": op.started.iso(), "lastActionDateTime": world.clock.now().iso()}],
-                }),
-            ))
+            lifecycle_operation(world, id)
         }
         (
             "GET",
             ["providers", "Microsoft.BusinessAppPlatform", "scopes", "admin", "environments", id],
         )
         | ("GET", ["providers", "Microsoft.BusinessAppPlatform", "environments", id]) => {
-            let env = world.power_platform.environments.get(*id).ok_or_else(|| {
-                SimError::not_found(format!("The environment '{id}' could not be found."))
-            })?;
-            let dv = world.dataverse.get(&env.domain_name);
-            Ok(Response::json(
-                200,
-                &json!({
-                    "id": format!("{BAP}/environments/{}", env.id), "name": env.id, "type": "Microsoft.BusinessAppPlatform/scopes/environments",
-                    "location": env.location,
-                    "properties": {
-                        "displayName": env.display_name, "environmentSku": env.sku, "provisioningState": env.provisioning_state,
-                        "createdTime": env.created.iso(),
-                        "linkedEnvironmentMetadata": {
-                            "domainName": env.domain_name, "uniqueName": env.domain_name,
-                            "instanceUrl": format!("{}/{}/", endpoints.dataverse, env.domain_name),
-                            "instanceApiUrl": format!("{}/{}", endpoints.dataverse, env.domain_name),
-                            "resourceId": dv.map(|d| d.organization_id.clone()),
-                        },
-                    },
-                }),
-            ))
+            environment(world, endpoints, id)
         }
         _ => Err(SimError::not_found(format!(
             "The route '{}' is not found.",
             req.path
         ))),
     }
+}
+
+/// Starts creating an environment: 202 with the lifecycle operation to poll.
+fn create_environment(
+    world: &mut World,
+    endpoints: &Endpoints,
+    req: &Request,
+) -> SimResult<Response> {
+    let base = format!("{}{BAP}", endpoints.lcs);
+    let body: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| SimError::bad_request(format!("The request body is not valid JSON: {e}")))?;
+    let props = &body["properties"];
+    let linked = &props["linkedEnvironmentMetadata"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let packages: Vec<String> = linked["templateMetadata"]["PostProvisioningPackages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["applicationUniqueName"].as_str())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let op = world.bap_create_environment(EnvironmentRequest {
+        display_name: text(&props["displayName"]),
+        domain_name: text(&linked["domainName"]),
+        location: text(&body["location"]),
+        sku: text(&props["environmentSku"]),
+        templates: list(&linked["templates"]),
+        packages,
+    })?;
+    Ok(Response::new(202).with_header(
+        "Location",
+        &format!("{base}/lifecycleOperations/{op}?api-version=2023-06-01"),
+    ))
+}
+
+/// A lifecycle operation; each poll lets [`BAP_POLL_MINUTES`] pass on the virtual clock.
+fn lifecycle_operation(world: &mut World, id: &str) -> SimResult<Response> {
+    if !world.power_platform.operations.contains_key(id) {
+        return Err(SimError::not_found(format!(
+            "The lifecycle operation '{id}' was not found."
+        )));
+    }
+    world.advance(BAP_POLL_MINUTES);
+    let op = world.power_platform.operations[id].clone();
+    let user = world.harness.username.clone();
+    Ok(Response::json(
+        200,
+        &json!({
+            "id": op.id,
+            "links": {"self": {"path": format!("{BAP}/lifecycleOperations/{}", op.id)}, "environment": {"path": format!("{BAP}/environments/{}", op.environment_id)}},
+            "state": {"id": op.state},
+            "type": {"id": "Create"},
+            "createdDateTime": op.started.iso(),
+            "lastActionDateTime": world.clock.now().iso(),
+            "requestedBy": {"id": user, "displayName": user, "type": "User"},
+            "stages": [{"id": "1", "name": "Provision database", "state": {"id": op.state}, "firstActionDateTime": op.started.iso(), "lastActionDateTime": world.clock.now().iso()}],
+        }),
+    ))
+}
+
+fn environment(world: &World, endpoints: &Endpoints, id: &str) -> SimResult<Response> {
+    let env = world.power_platform.environments.get(id).ok_or_else(|| {
+        SimError::not_found(format!("The environment '{id}' could not be found."))
+    })?;
+    let dv = world.dataverse.get(&env.domain_name);
+    Ok(Response::json(
+        200,
+        &json!({
+            "id": format!("{BAP}/environments/{}", env.id), "name": env.id, "type": "Microsoft.BusinessAppPlatform/scopes/environments",
+            "location": env.location,
+            "properties": {
+                "displayName": env.display_name, "environmentSku": env.sku, "provisioningState": env.provisioning_state,
+                "createdTime": env.created.iso(),
+                "linkedEnvironmentMetadata": {
+                    "domainName": env.domain_name, "uniqueName": env.domain_name,
+                    "instanceUrl": format!("{}/{}/", endpoints.dataverse, env.domain_name),
+                    "instanceApiUrl": format!("{}/{}", endpoints.dataverse, env.domain_name),
+                    "resourceId": dv.map(|d| d.organization_id.clone()),
+                },
+            },
+        }),
+    ))
 }
 
 /// Names LCS shows for an operation kind (used by reports).
