@@ -90,6 +90,20 @@ fn token(
     }
 }
 
+/// The token request's form fields.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, k: &str) -> Option<String> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+    fn need(&self, k: &str) -> Result<String, EntraError> {
+        self.get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| entra::missing_parameter(k))
+    }
+}
+
 fn issue(
     world: &mut World,
     endpoints: &Endpoints,
@@ -100,60 +114,16 @@ fn issue(
     if !world.tenant.knows(tenant) {
         return Err(entra::unknown_tenant(tenant));
     }
-    let fields = form(req);
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let need = |k: &str| {
-        get(k)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| entra::missing_parameter(k))
-    };
-    let grant = need("grant_type")?;
+    let form = Form(form(req));
+    let grant = form.need("grant_type")?;
     if grant != "client_credentials" && grant != "password" {
         return Err(entra::unsupported_grant(&grant));
     }
-    let (mut client_id, mut secret) = (get("client_id"), get("client_secret"));
-    if let Some(basic) = req
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Basic "))
-    {
-        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
-            let raw = String::from_utf8_lossy(&raw).into_owned();
-            if let Some((id, s)) = raw.split_once(':') {
-                client_id = Some(decode(id, true));
-                secret = Some(decode(s, true));
-            }
-        }
-    }
-    let client_id = client_id
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| entra::missing_parameter("client_id"))?;
+    let (client_id, secret) = client_credentials(req, &form)?;
     let resource = if v2 {
-        if get("resource").is_some() {
-            return Err(entra::resource_on_v2());
-        }
-        let scope = need("scope")?;
-        let scopes: Vec<&str> = scope
-            .split_whitespace()
-            .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
-            .collect();
-        match scopes.as_slice() {
-            [one] => one
-                .strip_suffix("/.default")
-                .or_else(|| one.strip_suffix("/user_impersonation"))
-                .map(str::to_string)
-                .ok_or_else(|| entra::invalid_scope(&scope))?,
-            [] => return Err(entra::invalid_scope(&scope)),
-            _ => {
-                return Err(EntraError {
-                    status: 400,
-                    error: "invalid_scope",
-                    code: 700022,
-                    description: format!("AADSTS700022: The provided value for the input parameter scope is not valid because it contains more than one resource. Scope {scope} is not valid."),
-                })
-            }
-        }
+        scope_resource(&form)?
     } else {
-        need("resource")?
+        form.need("resource")?
     };
     let audience = endpoints
         .audience(&resource)
@@ -174,12 +144,88 @@ fn issue(
         }
         "password" => {
             world.tenant.app(&client_id)?;
-            let upn = need("username")?;
-            let password = need("password")?;
+            let upn = form.need("username")?;
+            let password = form.need("password")?;
             Some(world.tenant.check_password(&upn, &password)?.upn.clone())
         }
         other => return Err(entra::unsupported_grant(other)),
     };
+    let grant = Grant {
+        resource,
+        audience,
+        client_id,
+        user,
+        v2,
+    };
+    Ok(mint(world, endpoints, grant))
+}
+
+/// The client id and secret, from the form or from HTTP Basic authentication.
+fn client_credentials(req: &Request, form: &Form) -> Result<(String, Option<String>), EntraError> {
+    let (mut client_id, mut secret) = (form.get("client_id"), form.get("client_secret"));
+    if let Some(basic) = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            if let Some((id, s)) = raw.split_once(':') {
+                client_id = Some(decode(id, true));
+                secret = Some(decode(s, true));
+            }
+        }
+    }
+    let client_id = client_id
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| entra::missing_parameter("client_id"))?;
+    Ok((client_id, secret))
+}
+
+/// The one resource a v2 `scope` names (`<resource>/.default` or `/user_impersonation`,
+/// besides the OpenID scopes); v2 refuses `resource`.
+fn scope_resource(form: &Form) -> Result<String, EntraError> {
+    if form.get("resource").is_some() {
+        return Err(entra::resource_on_v2());
+    }
+    let scope = form.need("scope")?;
+    let scopes: Vec<&str> = scope
+        .split_whitespace()
+        .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+        .collect();
+    match scopes.as_slice() {
+        [one] => one
+            .strip_suffix("/.default")
+            .or_else(|| one.strip_suffix("/user_impersonation"))
+            .map(str::to_string)
+            .ok_or_else(|| entra::invalid_scope(&scope)),
+        [] => Err(entra::invalid_scope(&scope)),
+        _ => Err(EntraError {
+            status: 400,
+            error: "invalid_scope",
+            code: 700022,
+            description: format!("AADSTS700022: The provided value for the input parameter scope is not valid because it contains more than one resource. Scope {scope} is not valid."),
+        }),
+    }
+}
+
+/// What a granted request gets a token for.
+struct Grant {
+    resource: String,
+    audience: Audience,
+    client_id: String,
+    user: Option<String>,
+    v2: bool,
+}
+
+/// Issues the access token of a grant and answers it in the v1 or v2 shape.
+fn mint(world: &mut World, endpoints: &Endpoints, grant: Grant) -> Response {
+    let Grant {
+        resource,
+        audience,
+        client_id,
+        user,
+        v2,
+    } = grant;
     let now = world.clock.now();
     let expires_at = now.plus_seconds(TOKEN_LIFETIME_SECONDS);
     let claims = json!({
@@ -221,9 +267,9 @@ fn issue(
             "access_token": access_token,
         })
     };
-    Ok(Response::json(200, &body)
+    Response::json(200, &body)
         .with_header("content-type", "application/json; charset=utf-8")
-        .with_header("cache-control", "no-store, no-cache"))
+        .with_header("cache-control", "no-store, no-cache")
 }
 
 /// Entra's error JSON; the description ends with trace and correlation ids and a timestamp.
