@@ -17,8 +17,46 @@ pub const POWER_PLATFORM_MINUTES: i64 = 75;
 pub const DUAL_WRITE_SETUP_MINUTES: i64 = 30;
 pub const DUAL_WRITE_LINK_MINUTES: i64 = 5;
 
-/// Power Platform integration templates offered by LCS.
-pub const TEMPLATES: [&str; 3] = ["standard", "standard-with-dual-write", "project-operations"];
+/// The Power Platform integration templates LCS offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Template {
+    /// Dynamics 365 Standard.
+    Standard,
+    /// Dynamics 365 Standard with dual-write (installs the map solutions).
+    StandardWithDualWrite,
+    ProjectOperations,
+}
+
+impl Template {
+    pub const ALL: [Template; 3] = [
+        Template::Standard,
+        Template::StandardWithDualWrite,
+        Template::ProjectOperations,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Template::Standard => "standard",
+            Template::StandardWithDualWrite => "standard-with-dual-write",
+            Template::ProjectOperations => "project-operations",
+        }
+    }
+
+    /// The template a client names, or the refusal that lists the known ones.
+    pub fn parse(name: &str) -> SimResult<Template> {
+        Template::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Template::ALL.iter().map(|t| t.as_str()).collect();
+                SimError::bad_request(format!(
+                    "Unknown template '{name}'. Use one of: {}.",
+                    known.join(", ")
+                ))
+            })
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lcs {
@@ -124,7 +162,7 @@ pub struct LcsEnvironment {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowerPlatformIntegration {
-    pub template: String,
+    pub template: Template,
     pub dataverse_org: String,
     pub status: OperationStatus,
     pub new_environment: bool,
@@ -146,7 +184,7 @@ pub enum LcsOperationKind {
         demo_data: bool,
     },
     PowerPlatformIntegration {
-        template: String,
+        template: Template,
         existing_org: Option<String>,
     },
     DualWriteSetup,
@@ -316,12 +354,7 @@ impl Lcs {
                 ));
             }
         }
-        if !TEMPLATES.contains(&template) {
-            return Err(SimError::bad_request(format!(
-                "Unknown template '{template}'. Use one of: {}.",
-                TEMPLATES.join(", ")
-            )));
-        }
+        let template = Template::parse(template)?;
         if let Some(existing) = &existing {
             existing.check()?;
         }
@@ -341,14 +374,14 @@ impl Lcs {
         };
         if let Some(env) = self.environments.get_mut(environment_id) {
             env.power_platform = Some(PowerPlatformIntegration {
-                template: template.to_string(),
+                template,
                 dataverse_org: org,
                 status: OperationStatus::InProgress,
                 new_environment: existing_org.is_none(),
             });
         }
         let kind = LcsOperationKind::PowerPlatformIntegration {
-            template: template.to_string(),
+            template,
             existing_org,
         };
         Ok(self.start_operation(cx, environment_id, kind, POWER_PLATFORM_MINUTES))

@@ -127,7 +127,7 @@ fn lcs_view(e: &LcsEnvironment) -> LcsView {
         power_platform: e.power_platform.as_ref().map(|p| {
             format!(
                 "{} with {} Dataverse {}: {}",
-                p.template,
+                p.template.as_str(),
                 if p.new_environment { "new" } else { "existing" },
                 p.dataverse_org,
                 p.status.as_str()

@@ -9,7 +9,9 @@ use crate::context::Cx;
 use crate::dualwrite::{MapRun, Side};
 use crate::entra;
 use crate::error::{SimError, SimResult};
-use crate::lcs::{ExistingDataverse, LcsOperation, LcsOperationKind, REQUIRED_CAPACITY_MB};
+use crate::lcs::{
+    ExistingDataverse, LcsOperation, LcsOperationKind, Template, REQUIRED_CAPACITY_MB,
+};
 use crate::power_platform::EnvironmentRequest;
 use crate::schema::SolutionGroup;
 
@@ -124,7 +126,7 @@ impl World {
                     self.provision_dataverse(&org, true, false, false)?;
                 }
                 self.install_solutions(&org, SolutionGroup::DualWriteCore)?;
-                if template != "standard" {
+                if *template != Template::Standard {
                     self.install_solutions(&org, SolutionGroup::DualWriteMaps)?;
                 }
                 if let Some(dv) = self.dataverse.get_mut(&org) {
