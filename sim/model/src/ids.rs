@@ -2,7 +2,7 @@
 //! that the same seed gives the same bytes.
 
 use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
