@@ -54,3 +54,30 @@ impl World {
         }
     }
 }
+
+impl World {
+    /// Runs `f` as one transaction over every store: when `f` answers `Ok` everything it
+    /// wrote commits, dual-written counterparts included; otherwise all of it rolls back.
+    /// This is how an OData change set or a deep insert commits as one.
+    pub fn atomically<T, E>(&mut self, f: impl FnOnce(&mut World) -> Result<T, E>) -> Result<T, E> {
+        let savepoint = self.begin_all();
+        let result = f(self);
+        match result {
+            Ok(_) => self.commit_all(savepoint),
+            Err(_) => self.rollback_all(savepoint),
+        }
+        result
+    }
+
+    /// An F&O `$batch` change set: [`World::atomically`], and the records it dual-writes
+    /// count together against the per-transaction limit, as one F&O transaction's do.
+    pub fn fno_change_set<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut World) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.in_flight.records = Some(0);
+        let result = self.atomically(f);
+        self.in_flight.records = None;
+        result
+    }
+}
