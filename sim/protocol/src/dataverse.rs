@@ -602,31 +602,9 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
     let rows = odata::filter_and_sort(rows, &o, Dialect::Dataverse)
         .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
     let total = rows.len();
-    let max_page = page_size(call);
-    let size = match (max_page, o.top) {
-        (Some(p), _) => p,
-        (None, Some(top)) => top.min(MAX_PAGE_SIZE),
-        (None, None) => MAX_PAGE_SIZE,
-    };
-    let page = match &o.skiptoken {
-        Some(t) => skiptoken_page(t).ok_or_else(|| {
-            SimError::new(
-                ErrorKind::BadRequest,
-                "0x80060888",
-                "The $skiptoken is not valid.",
-            )
-        })?,
-        None => 1,
-    };
-    let limit = if max_page.is_none() {
-        o.top.unwrap_or(usize::MAX).min(total)
-    } else {
-        total
-    };
-    let start = (page - 1) * size;
-    let end = (start + size).min(limit);
+    let window = Page::of(call, &o, total)?;
     let mut value = Vec::new();
-    for r in rows.iter().take(end).skip(start) {
+    for r in rows.iter().take(window.end).skip(window.start) {
         let mut v = render(world, call, table, r, o.select.as_deref())?;
         expand(world, call, table, &o.expand, r, &mut v)?;
         value.push(Value::Object(v));
@@ -660,38 +638,85 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
         );
     }
     body.insert("value".into(), Value::Array(value));
-    if end < limit {
-        let kept: Vec<String> = call
-            .req
-            .query
-            .split('&')
-            .filter(|p| {
-                !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
-            })
-            .map(str::to_string)
-            .collect();
-        let cookie = format!(
-            "<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />",
-            page + 1
-        );
-        let token = utf8_percent_encode(&cookie, NON_ALPHANUMERIC).to_string();
-        let mut q = kept.join("&");
-        if !q.is_empty() {
-            q.push('&');
-        }
+    if window.end < window.limit {
         body.insert(
             "@odata.nextLink".into(),
-            json!(format!(
-                "{}/{}?{q}$skiptoken={token}",
-                call.base, table.entity_set
-            )),
+            json!(next_link(call, table, window.number)),
         );
     }
     let mut r = Response::json(200, &Value::Object(body));
-    if let Some(p) = max_page {
+    if let Some(p) = window.max_page_size {
         r = r.with_header("Preference-Applied", &format!("odata.maxpagesize={p}"));
     }
     Ok(r)
+}
+
+/// The rows of one page: `odata.maxpagesize` (when given, `$top` is ignored) or `$top`
+/// up to the 5,000 maximum, the page the `$skiptoken` names.
+struct Page {
+    number: usize,
+    start: usize,
+    end: usize,
+    /// Rows the query may answer at all (`$top` without a page size caps it).
+    limit: usize,
+    max_page_size: Option<usize>,
+}
+
+impl Page {
+    fn of(call: &Call, o: &QueryOptions, total: usize) -> SimResult<Page> {
+        let max_page_size = page_size(call);
+        let size = match (max_page_size, o.top) {
+            (Some(p), _) => p,
+            (None, Some(top)) => top.min(MAX_PAGE_SIZE),
+            (None, None) => MAX_PAGE_SIZE,
+        };
+        let number = match &o.skiptoken {
+            Some(t) => skiptoken_page(t).ok_or_else(|| {
+                SimError::new(
+                    ErrorKind::BadRequest,
+                    "0x80060888",
+                    "The $skiptoken is not valid.",
+                )
+            })?,
+            None => 1,
+        };
+        let limit = if max_page_size.is_none() {
+            o.top.unwrap_or(usize::MAX).min(total)
+        } else {
+            total
+        };
+        let start = (number - 1) * size;
+        Ok(Page {
+            number,
+            start,
+            end: (start + size).min(limit),
+            limit,
+            max_page_size,
+        })
+    }
+}
+
+/// The same query with the paging cookie of the page after `page`.
+fn next_link(call: &Call, table: &DvTable, page: usize) -> String {
+    let kept: Vec<String> = call
+        .req
+        .query
+        .split('&')
+        .filter(|p| {
+            !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+        })
+        .map(str::to_string)
+        .collect();
+    let cookie = format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />",
+        page + 1
+    );
+    let token = utf8_percent_encode(&cookie, NON_ALPHANUMERIC).to_string();
+    let mut q = kept.join("&");
+    if !q.is_empty() {
+        q.push('&');
+    }
+    format!("{}/{}?{q}$skiptoken={token}", call.base, table.entity_set)
 }
 
 fn skiptoken_page(token: &str) -> Option<usize> {
