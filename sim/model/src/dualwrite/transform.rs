@@ -256,12 +256,25 @@ pub fn equivalent(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 /// Fields of `patch` whose value differs from `row` (so an update would change something).
+/// Text compares exactly: a change of letter case is a change, even though both products
+/// match text case-insensitively in keys and queries.
 pub fn changed(patch: &Row, row: &Row) -> Row {
     patch
         .iter()
-        .filter(|(k, v)| !equivalent(row.get(*k), Some(v)))
+        .filter(|(k, v)| !same_stored(row.get(*k), Some(v)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Whether writing `b` over `a` would store nothing new: equal values (numbers by value,
+/// text exactly), or both empty in F&O's sense (null ≡ "" ≡ 0).
+fn same_stored(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::String(x)), Some(Value::String(y))) => {
+            x == y || (x.is_empty() && y.is_empty())
+        }
+        _ => equivalent(a, b),
+    }
 }
 
 /// F&O rows of the map's entity in a partition that pass the source filter.
