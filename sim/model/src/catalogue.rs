@@ -13,6 +13,7 @@ const TABLE_MAPS: &str = include_str!("../data/table-maps.json");
 const SOLUTIONS: &str = include_str!("../data/solutions.json");
 const DEMO_DATA: &str = include_str!("../data/demo-data.json");
 
+/// Every definition a world is built from, by the names the products use.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     /// Dataverse tables by logical name.
@@ -21,6 +22,7 @@ pub struct Catalogue {
     pub fno_entities: BTreeMap<String, FnoEntity>,
     /// Table maps in catalogue order (upstream maps first).
     pub maps: Vec<TableMap>,
+    /// The solutions an environment can have installed, each in its install group.
     pub solutions: Vec<SolutionDef>,
     /// The demo data set a "with data" F&O deployment and an existing Dataverse start from.
     pub demo: SeedData,
@@ -128,10 +130,12 @@ impl Catalogue {
         Ok(())
     }
 
+    /// The table map with this id (`customersv3-accounts`).
     pub fn map(&self, id: &str) -> Option<&TableMap> {
         self.maps.iter().find(|m| m.id == id)
     }
 
+    /// The Dataverse table an entity set (`accounts`) serves.
     pub fn dv_table_by_set(&self, entity_set: &str) -> Option<&DvTable> {
         self.dv_tables.values().find(|t| t.entity_set == entity_set)
     }

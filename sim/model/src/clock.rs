@@ -11,12 +11,15 @@ pub const EPOCH_UNIX_SECONDS: i64 = 1_767_225_600;
 pub struct Instant(pub i64);
 
 impl Instant {
+    /// This instant moved on by whole minutes.
     pub fn plus_minutes(self, minutes: i64) -> Instant {
         Instant(self.0 + minutes * 60_000)
     }
+    /// This instant moved on by whole seconds.
     pub fn plus_seconds(self, seconds: i64) -> Instant {
         Instant(self.0 + seconds * 1000)
     }
+    /// Seconds since the Unix epoch, as tokens and LCS dates carry them.
     pub fn unix_seconds(self) -> i64 {
         EPOCH_UNIX_SECONDS + self.0.div_euclid(1000)
     }
@@ -41,9 +44,11 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// The virtual now.
     pub fn now(&self) -> Instant {
         self.now
     }
+    /// Moves the clock on; a negative step does nothing, so time never runs back.
     pub fn advance_ms(&mut self, ms: i64) {
         self.now = Instant(self.now.0 + ms.max(0));
     }

@@ -8,6 +8,7 @@ use crate::faults::FaultPlan;
 use crate::limits::ServiceProtection;
 use serde::{Deserialize, Serialize};
 
+/// The settings of one world: what the admin verbs read and change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {

@@ -7,6 +7,8 @@ use crate::ids::Ids;
 
 /// What an operation needs from the world besides the product's own state.
 pub struct Cx<'a> {
+    /// The virtual clock's now.
     pub now: Instant,
+    /// The world's seeded id stream.
     pub ids: &'a mut Ids,
 }

@@ -14,17 +14,22 @@ use serde_json::Value;
 /// The geography every simulated Dataverse environment is in.
 pub const GEOGRAPHY: &str = "unitedstates";
 
+/// One Dataverse environment (an organization) and everything stored in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DvEnv {
     /// Unique organization name; also the first path segment of its base URL.
     pub org: String,
+    /// The organization id WhoAmI answers.
     pub organization_id: String,
+    /// The Entra tenant the organization belongs to.
     pub tenant_id: String,
+    /// The geography it was created in; a link from LCS needs the same one.
     pub geography: String,
     /// Created with "Enable Dynamics 365 apps".
     pub d365_apps_enabled: bool,
     /// DualWriteRegistration.Plugins and DualWriteRuntime.Plugins steps enabled.
     pub dual_write_plugins_enabled: bool,
+    /// The root business unit, parent of every company's business unit.
     pub root_business_unit: String,
     /// The F&O environment linked through the Power Platform integration.
     pub fno_integration: Option<String>,
@@ -32,14 +37,19 @@ pub struct DvEnv {
     /// currency lookup default to it, as Dataverse does.
     #[serde(default)]
     pub base_currency: Option<String>,
+    /// The last row version given out; each write takes the next (the numeric etag).
     pub next_version: i64,
+    /// The tables and their rows.
     pub store: Store,
 }
 
 /// Everything a write needs besides the environment itself.
 pub struct WriteContext<'a> {
+    /// The table definitions the write is checked against.
     pub catalogue: &'a Catalogue,
+    /// The id stream new row ids come from.
     pub ids: &'a mut Ids,
+    /// When the write happens (createdon, modifiedon).
     pub now: Instant,
     /// systemuserid of the caller (Created by / Modified by).
     pub caller: String,
@@ -47,10 +57,12 @@ pub struct WriteContext<'a> {
     pub owner: Option<String>,
 }
 
+/// A Dataverse error with its hex code.
 pub fn error(kind: ErrorKind, code: &str, message: impl Into<String>) -> SimError {
     SimError::new(kind, code, message)
 }
 
+/// `0x80040217`: the record does not exist, in the words live services use.
 pub fn does_not_exist(table: &str, id: &str) -> SimError {
     error(
         ErrorKind::NotFound,
@@ -60,6 +72,7 @@ pub fn does_not_exist(table: &str, id: &str) -> SimError {
 }
 
 impl DvEnv {
+    /// The definition of a table by logical name, or Dataverse's error for an unknown one.
     pub fn table<'c>(&self, catalogue: &'c Catalogue, logical: &str) -> SimResult<&'c DvTable> {
         catalogue.dv_tables.get(logical).ok_or_else(|| {
             error(
@@ -70,6 +83,7 @@ impl DvEnv {
         })
     }
 
+    /// A row by primary id (ids compare case-insensitively).
     pub fn get(&self, logical: &str, id: &str) -> Option<&Row> {
         self.store.get(logical, &id.to_lowercase())
     }
@@ -122,6 +136,7 @@ impl DvEnv {
         }
     }
 
+    /// Whether a solution with this unique name is installed.
     pub fn has_solution(&self, uniquename: &str) -> bool {
         self.store
             .rows("solution")
@@ -147,6 +162,7 @@ impl DvEnv {
         )
     }
 
+    /// The company code (`cdm_companycode`) of a cdm_company row.
     pub fn company_code(&self, company_id: &str) -> Option<String> {
         self.get("cdm_company", company_id)
             .and_then(|r| r.get("cdm_companycode"))
@@ -239,6 +255,7 @@ impl DvEnv {
         Ok(row)
     }
 
+    /// Deletes a row by primary id, answering it as it was.
     pub fn delete(&mut self, logical: &str, id: &str) -> SimResult<Row> {
         let id = id.to_lowercase();
         self.store
@@ -445,6 +462,7 @@ impl DvEnv {
         Ok(())
     }
 
+    /// Creates a team in a business unit; a business unit's default team has `is_default`.
     pub fn put_team(
         &mut self,
         cx: &mut WriteContext,

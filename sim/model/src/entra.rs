@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 /// Application ids that dual-write itself uses (`requirements-and-prerequisites`).
 pub const DUAL_WRITE_DV_TO_FNO_APP: &str = "6f7d0213-62b1-43a8-b7f4-ff2bb8b7b452";
+/// The dual-write app (Dataverse to F&O and F&O's own use).
 pub const DUAL_WRITE_APP: &str = "2e49aa60-1bd3-43b6-8ab6-03ada3d9f08b";
+/// The dual-write runtime app, whose application user writes in Dataverse.
 pub const DUAL_WRITE_RUNTIME_APP: &str = "00000015-0000-0000-c000-000000000000";
 
 /// Lifetime of an access token, as Entra reports `expires_in`.
@@ -17,42 +19,65 @@ pub const TOKEN_LIFETIME_SECONDS: i64 = 3599;
 /// What a token is for: its audience, resolved from the `scope` or `resource` requested.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Audience {
+    /// A Dataverse organization.
     Dataverse(String),
+    /// An F&O environment.
     Fno(String),
+    /// Lifecycle Services.
     Lcs,
+    /// The Power Platform admin API.
     PowerPlatform,
 }
 
+/// An app registration of the tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppRegistration {
+    /// The application (client) id.
     pub client_id: String,
+    /// Its display name.
     pub display_name: String,
+    /// Its one client secret.
     pub secret: String,
 }
 
+/// A user of the tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
+    /// The sign-in name.
     pub upn: String,
+    /// The user's object id.
     pub object_id: String,
+    /// The display name.
     pub display_name: String,
+    /// The password the password grant checks.
     pub password: String,
 }
 
+/// An issued access token, as the resource servers check it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Token {
+    /// What it is for.
     pub audience: Audience,
+    /// The tenant that issued it.
     pub tenant_id: String,
+    /// The app it was issued to.
     pub client_id: String,
     /// The signed-in user for delegated tokens (LCS), none for app-only tokens.
     pub user: Option<String>,
+    /// When it stops being accepted.
     pub expires_at: Instant,
 }
 
+/// The one Entra tenant of a world.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tenant {
+    /// The tenant id.
     pub id: String,
+    /// The tenant's domain.
     pub domain: String,
+    /// App registrations by client id.
     pub apps: BTreeMap<String, AppRegistration>,
+    /// Users by sign-in name (lower case).
     pub users: BTreeMap<String, User>,
     /// Issued access tokens by their text.
     pub tokens: BTreeMap<String, Token>,
@@ -61,9 +86,13 @@ pub struct Tenant {
 /// An Entra error: the OAuth `error` value, the AADSTS code and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntraError {
+    /// The HTTP status Entra answers with.
     pub status: u16,
+    /// The OAuth `error` value.
     pub error: &'static str,
+    /// The AADSTS number.
     pub code: u32,
+    /// The AADSTS text.
     pub description: String,
 }
 
@@ -79,6 +108,7 @@ impl EntraError {
 }
 
 impl Tenant {
+    /// Whether a tenant name in a URL is this tenant (id, domain, `common`, `organizations`).
     pub fn knows(&self, tenant: &str) -> bool {
         tenant.eq_ignore_ascii_case(&self.id)
             || tenant.eq_ignore_ascii_case(&self.domain)
@@ -86,6 +116,7 @@ impl Tenant {
             || tenant == "organizations"
     }
 
+    /// An app registration, or AADSTS700016 for an unknown client.
     pub fn app(&self, client_id: &str) -> Result<&AppRegistration, EntraError> {
         self.apps.get(client_id).ok_or_else(|| {
             EntraError::new(
@@ -129,6 +160,7 @@ impl Tenant {
         }
     }
 
+    /// Records an issued token under its text and answers the text.
     pub fn issue(&mut self, text: String, token: Token) -> String {
         self.tokens.insert(text.clone(), token);
         text
@@ -160,6 +192,7 @@ impl Tenant {
     }
 }
 
+/// AADSTS90002: the tenant does not exist.
 pub fn unknown_tenant(tenant: &str) -> EntraError {
     EntraError::new(
         400,
@@ -169,6 +202,7 @@ pub fn unknown_tenant(tenant: &str) -> EntraError {
     )
 }
 
+/// AADSTS900144: a required parameter is missing.
 pub fn missing_parameter(name: &str) -> EntraError {
     EntraError::new(
         400,
@@ -178,6 +212,7 @@ pub fn missing_parameter(name: &str) -> EntraError {
     )
 }
 
+/// AADSTS70003: a grant type Entra does not support here.
 pub fn unsupported_grant(grant: &str) -> EntraError {
     EntraError::new(
         400,
@@ -187,6 +222,7 @@ pub fn unsupported_grant(grant: &str) -> EntraError {
     )
 }
 
+/// AADSTS500011: no resource of that name in the tenant.
 pub fn resource_not_found(resource: &str, domain: &str) -> EntraError {
     EntraError::new(
         400,
@@ -196,6 +232,7 @@ pub fn resource_not_found(resource: &str, domain: &str) -> EntraError {
     )
 }
 
+/// AADSTS70011: the scope is not valid.
 pub fn invalid_scope(scope: &str) -> EntraError {
     EntraError::new(
         400,
@@ -205,6 +242,7 @@ pub fn invalid_scope(scope: &str) -> EntraError {
     )
 }
 
+/// AADSTS901002: the v2 endpoint takes `scope`, not `resource`.
 pub fn resource_on_v2() -> EntraError {
     EntraError::new(
         400,

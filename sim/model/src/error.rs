@@ -30,16 +30,20 @@ pub enum ErrorKind {
     NotImplemented,
 }
 
+/// What failed, in the product's own words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct SimError {
+    /// The kind, which picks the status per product.
     pub kind: ErrorKind,
     /// The product's error code (Dataverse hex code, Entra `error`, DIPV code, ...), or "".
     pub code: String,
+    /// The product's message.
     pub message: String,
 }
 
 impl SimError {
+    /// An error of this kind with the product's code and message.
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
         SimError {
             kind,
@@ -47,22 +51,28 @@ impl SimError {
             message: message.into(),
         }
     }
+    /// A 400 without a product code.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, "", message)
     }
+    /// A 404 without a product code.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, "", message)
     }
+    /// Not allowed in the current state, without a product code.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Conflict, "", message)
     }
+    /// A 403 without a product code.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, "", message)
     }
+    /// The same error with the product's code.
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = code.into();
         self
     }
 }
 
+/// What every model operation answers.
 pub type SimResult<T> = Result<T, SimError>;

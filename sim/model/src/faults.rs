@@ -33,6 +33,7 @@ impl FaultKind {
     }
 }
 
+/// One planned fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// The side whose dual-write writes fail.
@@ -44,6 +45,7 @@ pub struct Fault {
     pub table: Option<String>,
     /// Writes left to fail; the fault leaves the plan when it reaches 0.
     pub count: u32,
+    /// The error it raises.
     pub kind: FaultKind,
     /// The error message; None gives the product's usual text for `kind`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,12 +79,20 @@ impl Fault {
 /// A fault plan that cannot be taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultPlanError {
+    /// A fault with a count of 0 would never fire.
     #[error("fault {index}: count must be at least 1")]
-    NeverFires { index: usize },
+    NeverFires {
+        /// The fault's place in the plan.
+        index: usize,
+    },
+    /// A fault raising one product's error on the other product.
     #[error("fault {index}: {kind:?} is not an error of side {side:?}")]
     WrongSide {
+        /// The fault's place in the plan.
         index: usize,
+        /// The error it would raise.
         kind: FaultKind,
+        /// The side it was planned for.
         side: Side,
     },
 }
@@ -90,6 +100,7 @@ pub enum FaultPlanError {
 /// The faults still to fire, in the order they were planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultPlan {
+    /// The faults, in the order they fire.
     #[serde(default)]
     pub faults: Vec<Fault>,
 }

@@ -13,14 +13,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
+/// The legal entities (companies) data entity.
 pub const LEGAL_ENTITIES: &str = "LegalEntities";
 
+/// One F&O environment and everything stored in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FnoEnv {
+    /// The environment name, also the first host label of its real URL.
     pub name: String,
+    /// The Entra tenant the environment signs in with.
     pub tenant_id: String,
     /// Platform update number (dual-write needs 33 or later).
     pub platform_update: u32,
+    /// The application version (10.0.x).
     pub application_version: String,
     /// The company OData reads default to (the user's default company).
     pub default_company: String,
@@ -28,7 +33,9 @@ pub struct FnoEnv {
     pub entra_apps: BTreeSet<String>,
     /// The Dataverse organization linked through the Power Platform integration.
     pub power_platform_dataverse: Option<String>,
+    /// The last RecId given out; each insert takes the next.
     pub next_recid: i64,
+    /// Entity rows by entity set, keyed by their lower-cased key.
     pub store: Store,
 }
 
@@ -54,6 +61,7 @@ pub fn row_id(entity: &FnoEntity, row: &Row) -> String {
         .join("|")
 }
 
+/// A value as text: strings as they are, numbers and booleans as JSON, null as "".
 pub fn value_text(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
@@ -63,6 +71,7 @@ pub fn value_text(v: Option<&Value>) -> String {
 }
 
 impl FnoEnv {
+    /// A new environment with the standard platform and no companies yet.
     pub fn new(name: &str, tenant_id: &str) -> FnoEnv {
         FnoEnv {
             name: name.to_string(),
@@ -77,6 +86,7 @@ impl FnoEnv {
         }
     }
 
+    /// Whether a legal entity with this id (any letter case) exists.
     pub fn has_company(&self, code: &str) -> bool {
         self.store
             .get(LEGAL_ENTITIES, &code.to_lowercase())
@@ -92,6 +102,7 @@ impl FnoEnv {
             .collect()
     }
 
+    /// A row by its store id (the lower-cased key, `usmf|10`).
     pub fn get(&self, entity_set: &str, id: &str) -> Option<&Row> {
         self.store.get(entity_set, id)
     }
@@ -182,6 +193,7 @@ impl FnoEnv {
         Ok(row)
     }
 
+    /// Deletes a row (validateDelete, delete), answering it as it was.
     pub fn delete(&mut self, entity: &FnoEntity, id: &str) -> SimResult<Row> {
         self.store
             .remove(&entity.entity_set, id)
@@ -318,6 +330,7 @@ fn type_error(entity: &FnoEntity, field: &str, edm: &str, v: &Value) -> SimError
     ))
 }
 
+/// F&O's answer for a key that finds no row.
 pub fn not_found(entity: &FnoEntity) -> SimError {
     SimError::new(
         ErrorKind::NotFound,

@@ -4,12 +4,14 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+/// The world's one id stream.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
     rng: ChaCha8Rng,
 }
 
 impl Ids {
+    /// The stream of a seed.
     pub fn new(seed: u64) -> Self {
         Ids {
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -40,6 +42,7 @@ impl Ids {
         hex(&b)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
     }

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 /// Power Platform integration, "30 minutes or less" for dual-write setup and "less than 5
 /// minutes" for the link; a deployment takes a few hours.
 pub const DEPLOY_MINUTES: i64 = 180;
+/// Minutes the Power Platform integration setup takes ("60–90 minutes").
 pub const POWER_PLATFORM_MINUTES: i64 = 75;
+/// Minutes the dual-write application setup takes ("30 minutes or less").
 pub const DUAL_WRITE_SETUP_MINUTES: i64 = 30;
+/// Minutes the link takes ("less than 5 minutes").
 pub const DUAL_WRITE_LINK_MINUTES: i64 = 5;
 
 /// The Power Platform integration templates LCS offers.
@@ -25,16 +28,19 @@ pub enum Template {
     Standard,
     /// Dynamics 365 Standard with dual-write (installs the map solutions).
     StandardWithDualWrite,
+    /// Project Operations.
     ProjectOperations,
 }
 
 impl Template {
+    /// Every template, in the order LCS lists them.
     pub const ALL: [Template; 3] = [
         Template::Standard,
         Template::StandardWithDualWrite,
         Template::ProjectOperations,
     ];
 
+    /// The template's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Template::Standard => "standard",
@@ -58,9 +64,12 @@ impl Template {
     }
 }
 
+/// The one LCS project of a world.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lcs {
+    /// The project id.
     pub project_id: i64,
+    /// The project name.
     pub project_name: String,
     /// Environments by LCS environment id (32 hex digits).
     pub environments: BTreeMap<String, LcsEnvironment>,
@@ -83,12 +92,16 @@ pub const REQUIRED_CAPACITY_MB: i64 = 1024;
 /// The deployment state of an LCS environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeploymentState {
+    /// The deployment is running.
     Deploying,
+    /// Deployed and usable.
     Deployed,
+    /// The deployment failed.
     Failed,
 }
 
 impl DeploymentState {
+    /// The state as LCS shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             DeploymentState::Deploying => "Deploying",
@@ -101,13 +114,18 @@ impl DeploymentState {
 /// Where the dual-write application setup of an environment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DualWriteApplication {
+    /// Not set up yet.
     NotConfigured,
+    /// Setup is running.
     Configuring,
+    /// Set up: the environment can be linked.
     Configured,
+    /// Setup failed.
     Failed,
 }
 
 impl DualWriteApplication {
+    /// The state as LCS shows it.
     pub fn as_str(self) -> &'static str {
         match self {
             DualWriteApplication::NotConfigured => "NotConfigured",
@@ -123,12 +141,16 @@ impl DualWriteApplication {
 /// reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OperationStatus {
+    /// Still running.
     InProgress,
+    /// Finished successfully.
     Completed,
+    /// Finished with an error.
     Failed,
 }
 
 impl OperationStatus {
+    /// The status as fetchstatus answers it.
     pub fn as_str(self) -> &'static str {
         match self {
             OperationStatus::InProgress => "InProgress",
@@ -141,57 +163,90 @@ impl OperationStatus {
 /// What an environment history item records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HistoryKind {
+    /// The deployment of the environment.
     Deployment,
+    /// A servicing operation started later.
     Servicing,
 }
 
+/// An F&O environment of the LCS project.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LcsEnvironment {
+    /// The LCS environment id (32 hex digits).
     pub id: String,
+    /// The environment name.
     pub name: String,
     /// Key of the F&O environment in the world (same as `name`).
     pub fno_env: String,
+    /// Where the deployment stands.
     pub state: DeploymentState,
+    /// Whether it was deployed with demo data.
     pub demo_data: bool,
+    /// When the deployment finished.
     pub deployed_on: Option<Instant>,
+    /// Its Power Platform integration, once started.
     pub power_platform: Option<PowerPlatformIntegration>,
+    /// Where the dual-write application setup stands.
     pub dual_write_application: DualWriteApplication,
+    /// Whether "Link to Power Platform environment" has completed.
     pub dual_write_linked: bool,
+    /// Its operations, oldest first.
     pub history: Vec<HistoryItem>,
 }
 
+/// The Power Platform integration of an LCS environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowerPlatformIntegration {
+    /// The template it was set up with.
     pub template: Template,
+    /// The Dataverse organization it links to (new or existing).
     pub dataverse_org: String,
+    /// Where the setup stands.
     pub status: OperationStatus,
+    /// Whether the setup creates the Dataverse environment.
     pub new_environment: bool,
 }
 
+/// One entry of an environment's history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryItem {
+    /// What was done.
     pub name: String,
+    /// Deployment or servicing.
     pub kind: HistoryKind,
+    /// The operation's activity id.
     pub activity_id: String,
+    /// When it started.
     pub started: Instant,
+    /// When it ended, once it has.
     pub ended: Option<Instant>,
+    /// How it stands or ended.
     pub status: OperationStatus,
 }
 
+/// What a long-running LCS operation does when it completes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LcsOperationKind {
+    /// Deploys the F&O environment.
     Deploy {
+        /// With the demo companies and their data.
         demo_data: bool,
     },
+    /// Sets up the Power Platform integration.
     PowerPlatformIntegration {
+        /// The template asked for.
         template: Template,
+        /// The existing organization to link, or none for a new one.
         existing_org: Option<String>,
     },
+    /// Sets up the dual-write application.
     DualWriteSetup,
+    /// Links dual-write to the Power Platform environment.
     DualWriteLink,
 }
 
 impl LcsOperationKind {
+    /// The name the environment history gives the operation.
     pub fn history_name(&self) -> &'static str {
         match self {
             LcsOperationKind::Deploy { .. } => "Deploy environment",
@@ -202,14 +257,22 @@ impl LcsOperationKind {
     }
 }
 
+/// A long-running LCS operation, polled through fetchstatus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LcsOperation {
+    /// The activity id.
     pub id: String,
+    /// The LCS environment it runs on.
     pub environment_id: String,
+    /// What it does.
     pub kind: LcsOperationKind,
+    /// When it started.
     pub started: Instant,
+    /// When it completes on the virtual clock.
     pub completes: Instant,
+    /// How it stands or ended.
     pub status: OperationStatus,
+    /// Why it failed, if it did.
     pub error: Option<String>,
 }
 
@@ -233,12 +296,14 @@ impl Lcs {
         None
     }
 
+    /// The LCS environment of an F&O environment.
     pub fn environment_by_fno(&self, fno_env: &str) -> Option<&LcsEnvironment> {
         self.environments.values().find(|e| e.fno_env == fno_env)
     }
 }
 
 impl Lcs {
+    /// An environment by LCS id, or LCS's error for an unknown one.
     pub fn environment(&self, environment_id: &str) -> SimResult<&LcsEnvironment> {
         self.environments.get(environment_id).ok_or_else(|| {
             SimError::not_found(format!(
@@ -443,6 +508,7 @@ impl Lcs {
         ))
     }
 
+    /// An operation of an environment by activity id.
     pub fn operation(&self, environment_id: &str, activity_id: &str) -> SimResult<&LcsOperation> {
         self.operations
             .get(activity_id)
@@ -512,7 +578,9 @@ impl Lcs {
 /// An existing Dataverse environment offered to the Power Platform integration, with what
 /// LCS checks of it.
 pub struct ExistingDataverse<'a> {
+    /// The organization name given.
     pub org: &'a str,
+    /// The organization, if it exists.
     pub env: Option<&'a DvEnv>,
     /// The tenant of the LCS project.
     pub tenant_id: &'a str,

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceProtection {
+    /// Whether the limits apply at all.
     pub enabled: bool,
     /// Length of the sliding window in seconds.
     pub window_seconds: i64,
@@ -52,7 +53,9 @@ pub struct Charge(pub Instant, pub i64);
 /// What is left in the caller's window after an admitted request, for the debug headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remaining {
+    /// Requests left in the window.
     pub requests: u64,
+    /// Execution time left in the window, in milliseconds.
     pub execution_ms: i64,
 }
 

@@ -10,49 +10,72 @@ use std::collections::BTreeMap;
 /// Minutes a new environment with a database takes on the virtual clock.
 pub const PROVISION_MINUTES: i64 = 20;
 
+/// The environments created through the Power Platform admin API, and their operations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PowerPlatform {
+    /// Environments by id.
     pub environments: BTreeMap<String, PpEnvironment>,
+    /// Lifecycle operations by id.
     pub operations: BTreeMap<String, PpOperation>,
 }
 
 /// `properties.provisioningState` of a Power Platform environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProvisioningState {
+    /// The database is being created.
     LinkedDatabaseProvisioning,
+    /// The environment and its database exist.
     Succeeded,
+    /// Creating the database failed.
     Failed,
 }
 
 /// `state.id` of a lifecycle operation; `Succeeded` and `Failed` are terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LifecycleState {
+    /// Still running.
     Running,
+    /// Finished successfully.
     Succeeded,
+    /// Finished with an error.
     Failed,
 }
 
+/// An environment created through the admin API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PpEnvironment {
+    /// The environment id.
     pub id: String,
+    /// Its display name.
     pub display_name: String,
+    /// The domain name, which becomes the Dataverse organization name.
     pub domain_name: String,
+    /// The region it was created in.
     pub location: String,
+    /// The SKU asked for (`Sandbox`, `Production`, …).
     pub sku: String,
     /// `Succeeded` once the database exists.
     pub provisioning_state: ProvisioningState,
+    /// When it was created.
     pub created: Instant,
 }
 
+/// A lifecycle operation, polled through its Location URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PpOperation {
+    /// The operation id.
     pub id: String,
+    /// The environment it creates.
     pub environment_id: String,
+    /// When it started.
     pub started: Instant,
+    /// When it completes on the virtual clock.
     pub completes: Instant,
+    /// How it stands or ended.
     pub state: LifecycleState,
     /// Templates and post-provisioning packages asked for.
     pub templates: Vec<String>,
+    /// The post-provisioning packages asked for.
     pub packages: Vec<String>,
 }
 
@@ -65,12 +88,17 @@ const DUAL_WRITE_PACKAGES: [&str; 2] = [
 /// What a client asks for when it creates an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentRequest {
+    /// The display name (under 20 characters).
     pub display_name: String,
+    /// The domain name (lower-case letters and digits).
     pub domain_name: String,
+    /// The region.
     pub location: String,
+    /// The SKU.
     pub sku: String,
     /// Templates and post-provisioning packages asked for.
     pub templates: Vec<String>,
+    /// The post-provisioning packages (the dual-write ones install its solutions).
     pub packages: Vec<String>,
 }
 

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 /// The two products a table map joins: where a write starts, which side is master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
+    /// Finance and Operations.
     #[serde(rename = "FinanceAndOperations")]
     Fno,
+    /// Dataverse.
     Dataverse,
 }
 
@@ -18,26 +20,40 @@ pub enum Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DvType {
+    /// Single line of text.
     String,
+    /// Multiple lines of text.
     Memo,
+    /// Whole number.
     Integer,
+    /// Decimal number.
     Decimal,
+    /// Currency.
     Money,
+    /// Two options (yes/no).
     Boolean,
+    /// Choice.
     Picklist,
+    /// Lookup to another table.
     Lookup,
+    /// A GUID that is not a lookup.
     Uniqueidentifier,
+    /// Date and time.
     Datetime,
 }
 
+/// A column of a Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DvColumn {
     /// Logical name. For a lookup this is the navigation property; the row holds `_<name>_value`.
     pub name: String,
+    /// Its type.
     #[serde(rename = "type")]
     pub kind: DvType,
+    /// Most characters a text column holds.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// System-required: a create must give it and nothing may clear it.
     #[serde(default)]
     pub required: bool,
     /// Target table (logical name) of a lookup.
@@ -62,18 +78,25 @@ impl DvColumn {
     }
 }
 
+/// An alternate key of a Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DvKey {
+    /// The key's name, as duplicate-key errors name it.
     pub name: String,
     /// Row attribute names (`_x_value` for lookups) that make up the key.
     pub columns: Vec<String>,
 }
 
+/// A Dataverse table definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DvTable {
+    /// The logical name (`account`).
     pub logical_name: String,
+    /// The entity set the Web API serves it under (`accounts`).
     pub entity_set: String,
+    /// The primary id column (`accountid`).
     pub primary_id: String,
+    /// The primary name column, which lookups are shown by.
     #[serde(default)]
     pub primary_name: Option<String>,
     /// The cdm_company lookup that stripes this table by company, if it is company-specific.
@@ -82,12 +105,15 @@ pub struct DvTable {
     /// User- or team-owned tables carry ownerid and owningbusinessunit.
     #[serde(default)]
     pub owned: bool,
+    /// The columns.
     pub columns: Vec<DvColumn>,
+    /// The alternate keys.
     #[serde(default)]
     pub alternate_keys: Vec<DvKey>,
 }
 
 impl DvTable {
+    /// A column by logical name (the navigation property for a lookup).
     pub fn column(&self, name: &str) -> Option<&DvColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -95,6 +121,7 @@ impl DvTable {
     pub fn column_by_attribute(&self, attribute: &str) -> Option<&DvColumn> {
         self.columns.iter().find(|c| c.attribute() == attribute)
     }
+    /// The row attribute of the company lookup (`_msdyn_company_value`), if striped.
     pub fn company_attribute(&self) -> Option<String> {
         self.company_lookup.as_ref().map(|c| format!("_{c}_value"))
     }
@@ -104,27 +131,38 @@ impl DvTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FnoType {
+    /// Text.
     String,
+    /// Whole number.
     Int,
+    /// Real number.
     Real,
+    /// Enum value (serialised as its name).
     Enum,
+    /// Date.
     Date,
 }
 
+/// A field of an F&O data entity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FnoField {
+    /// The OData property name (`CustomerGroupId`).
     pub name: String,
     /// The label F&O uses in Infolog messages ("Customer group").
     pub label: String,
+    /// Its type.
     #[serde(rename = "type")]
     pub kind: FnoType,
+    /// Most characters a text field holds.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// Mandatory: a write without a value fails.
     #[serde(default)]
     pub mandatory: bool,
     /// Enum type name (in namespace Microsoft.Dynamics.DataEntities) and its values.
     #[serde(default)]
     pub enum_name: Option<String>,
+    /// The enum's values.
     #[serde(default)]
     pub values: Vec<String>,
     /// Value written when a create leaves the field out.
@@ -135,32 +173,42 @@ pub struct FnoField {
 /// A foreign key the entity's validateWrite checks ("not found in the related table").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FnoRelation {
+    /// The field holding the foreign key.
     pub field: String,
+    /// The related entity set.
     pub entity_set: String,
+    /// The field of the related entity it must match.
     pub target_field: String,
 }
 
+/// An F&O data entity definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FnoEntity {
     /// Entity type name (`CustomerV3`), read through the entity set (`CustomersV3`).
     pub name: String,
+    /// The entity set, as in URLs (case-sensitive).
     pub entity_set: String,
     /// Label used by dual-write ("Customers V3").
     pub label: String,
     /// Backing table and its label, as Infolog names them ("Customer groups (CustGroup)").
     pub table_name: String,
+    /// The backing table's label.
     pub table_label: String,
     /// The X++ entity class, as write errors name it (`CustCustomerGroupEntity`).
     pub entity_class: String,
+    /// Whether rows belong to a company (`dataAreaId`).
     pub company_specific: bool,
     /// Key fields, `dataAreaId` first for company-specific entities.
     pub keys: Vec<String>,
+    /// The fields.
     pub fields: Vec<FnoField>,
+    /// The foreign keys validateWrite checks.
     #[serde(default)]
     pub relations: Vec<FnoRelation>,
 }
 
 impl FnoEntity {
+    /// A field by name.
     pub fn field(&self, name: &str) -> Option<&FnoField> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -169,21 +217,28 @@ impl FnoEntity {
 /// Dual-write map field directions, as the mapping page writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
+    /// `=`: both ways.
     #[serde(rename = "=")]
     Both,
+    /// `><`: both ways through a value map.
     #[serde(rename = "><")]
     BothTransformed,
+    /// `>`: F&O to Dataverse only.
     #[serde(rename = ">")]
     ToDataverse,
+    /// `<`: Dataverse to F&O only.
     #[serde(rename = "<")]
     ToFno,
+    /// `>>`: a default written to Dataverse on create.
     #[serde(rename = ">>")]
     DefaultToDataverse,
+    /// `<<`: a default written to F&O on create.
     #[serde(rename = "<<")]
     DefaultToFno,
 }
 
 impl Direction {
+    /// Whether values flow from F&O to Dataverse.
     pub fn flows_to_dataverse(self) -> bool {
         matches!(
             self,
@@ -193,6 +248,7 @@ impl Direction {
                 | Direction::DefaultToDataverse
         )
     }
+    /// Whether values flow from Dataverse to F&O.
     pub fn flows_to_fno(self) -> bool {
         matches!(
             self,
@@ -207,10 +263,13 @@ impl Direction {
 /// One field mapping. `dv` may be a lookup path `nav.keyfield`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldMap {
+    /// The F&O field, or none for a default into Dataverse.
     #[serde(default)]
     pub fno: Option<String>,
+    /// The Dataverse column, or none for a default into F&O.
     #[serde(default)]
     pub dv: Option<String>,
+    /// Which way values flow.
     pub dir: Direction,
     /// Pairs of (F&O value, Dataverse value).
     #[serde(default)]
@@ -230,7 +289,9 @@ impl FieldMap {
 /// An equality filter on one side of a map (the simulator's form of a source filter).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FieldEquals {
+    /// The field or column the filter reads.
     pub field: String,
+    /// `==`: the value it must have.
     #[serde(default)]
     pub equals: Option<Value>,
     /// `!=`, as in the currencies map's `CURRENCYCODE != "999"`.
@@ -238,12 +299,14 @@ pub struct FieldEquals {
     pub not_equals: Option<Value>,
 }
 
+/// A dual-write table map between one F&O entity and one Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableMap {
     /// Stable id used by the services and scenario files (`customersv3-accounts`).
     pub id: String,
     /// Display name as the dual-write workspace lists it.
     pub name: String,
+    /// The map's version.
     pub version: String,
     /// F&O entity set.
     pub fno_entity: String,
@@ -251,14 +314,19 @@ pub struct TableMap {
     pub dv_table: String,
     /// F&O fields whose mapped Dataverse columns, with the company, form the integration key.
     pub key: Vec<String>,
+    /// The F&O source filter, as equality tests.
     #[serde(default)]
     pub fno_filter: Vec<FieldEquals>,
+    /// The F&O source filter as the designer shows it.
     #[serde(default)]
     pub fno_filter_text: String,
+    /// The Dataverse-side filter, as equality tests.
     #[serde(default)]
     pub dv_filter: Vec<FieldEquals>,
+    /// The Dataverse-side filter as the designer shows it.
     #[serde(default)]
     pub dv_filter_text: String,
+    /// The field mappings.
     pub fields: Vec<FieldMap>,
     /// Ids of maps this one needs running first (lookups into their tables).
     #[serde(default)]
@@ -269,6 +337,7 @@ pub struct TableMap {
 }
 
 impl TableMap {
+    /// The mapping of an F&O field.
     pub fn field_for_fno(&self, fno: &str) -> Option<&FieldMap> {
         self.fields.iter().find(|f| f.fno.as_deref() == Some(fno))
     }
@@ -289,8 +358,12 @@ pub enum SolutionGroup {
 /// A Dataverse solution as listed in `solutions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SolutionDef {
+    /// The solution's unique name.
     pub uniquename: String,
+    /// Its display name.
     pub friendlyname: String,
+    /// Its version.
     pub version: String,
+    /// Which install brings it.
     pub group: SolutionGroup,
 }

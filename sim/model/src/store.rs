@@ -40,6 +40,7 @@ pub struct Store {
 pub struct Savepoint(usize);
 
 impl Store {
+    /// A row by table and id.
     pub fn get(&self, table: &str, id: &str) -> Option<&Row> {
         self.tables.get(table).and_then(|t| t.get(id))
     }
@@ -49,14 +50,17 @@ impl Store {
         self.tables.get(table).into_iter().flat_map(|t| t.iter())
     }
 
+    /// How many rows a table has.
     pub fn count(&self, table: &str) -> usize {
         self.tables.get(table).map_or(0, |t| t.len())
     }
 
+    /// The tables that have (or had) rows, in name order.
     pub fn table_names(&self) -> impl Iterator<Item = &String> {
         self.tables.keys()
     }
 
+    /// Inserts or replaces a row (logged when a transaction is open).
     pub fn put(&mut self, table: &str, id: &str, row: Row) {
         let previous = self
             .tables
@@ -66,6 +70,7 @@ impl Store {
         self.log(table, id, previous);
     }
 
+    /// Removes a row, answering it (logged when a transaction is open).
     pub fn remove(&mut self, table: &str, id: &str) -> Option<Row> {
         let previous = self.tables.get_mut(table).and_then(|t| t.remove(id));
         if previous.is_some() {

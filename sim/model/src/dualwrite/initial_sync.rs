@@ -20,13 +20,16 @@ pub const SHOWN_ERRORS: usize = 5;
 /// The direction of a leg, in the words of the initial-sync log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LegDirection {
+    /// F&O rows exported to Dataverse.
     #[serde(rename = "FinanceAndOperations to Dataverse")]
     ToDataverse,
+    /// Dataverse rows exported to F&O.
     #[serde(rename = "Dataverse to FinanceAndOperations")]
     ToFno,
 }
 
 impl LegDirection {
+    /// The direction as the log writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             LegDirection::ToDataverse => "FinanceAndOperations to Dataverse",
@@ -38,11 +41,14 @@ impl LegDirection {
 /// How an initial-sync execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExecutionStatus {
+    /// Every leg ran without a failed row.
     Completed,
+    /// At least one row (or a whole leg) failed.
     Error,
 }
 
 impl ExecutionStatus {
+    /// The status as the initial-sync details show it.
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutionStatus::Completed => "Completed",
@@ -54,28 +60,43 @@ impl ExecutionStatus {
 /// One direction for one company, with the counts the initial-sync log reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leg {
+    /// Which way the rows went.
     pub direction: LegDirection,
+    /// The company code, or `global` for a table without companies.
     pub company: String,
+    /// Rows the source exported (those with an integration key).
     pub exported: usize,
+    /// Counterparts created.
     pub inserted: usize,
+    /// Counterparts changed.
     pub updated: usize,
+    /// Rows that failed.
     pub errors: usize,
 }
 
+/// One initial-sync run of one map: its legs, errors and log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Execution {
+    /// The execution id.
     pub id: String,
+    /// The map it ran.
     pub map: String,
+    /// The side whose values won conflicts.
     pub master: Side,
+    /// How it ended.
     pub status: ExecutionStatus,
+    /// Each direction for each company, in the order they ran.
     pub legs: Vec<Leg>,
     /// The first errors (at most five).
     pub errors: Vec<String>,
+    /// All errors, of which `errors` shows the first.
     pub error_count: usize,
     /// Integration keys of the rows that failed, for "Rerun execution without errors".
     #[serde(default)]
     pub error_keys: Vec<String>,
+    /// The text of the initial-sync log.
     pub log: String,
+    /// When it ran.
     pub at: Instant,
 }
 

@@ -18,10 +18,13 @@ use serde_json::Value;
 /// A change recorded while its map was paused, replayed in order on resume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedChange {
+    /// The map the change was recorded for.
     pub map: String,
+    /// The side the change was made on.
     pub origin: Side,
     /// Store id of the origin row (F&O key or Dataverse GUID).
     pub row: String,
+    /// The company code of the row, or `global`.
     pub company: String,
     /// When it was queued (for the retention limits).
     #[serde(default)]

@@ -41,18 +41,27 @@ pub const LIVE_SYNC_LEGAL_ENTITY_LIMIT: usize = 250;
 /// The states of a table map (`enable-entity-map`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MapState {
+    /// Published but not syncing.
     #[serde(rename = "Not running")]
     NotRunning,
+    /// Running its initial sync.
     Initializing,
+    /// Live: every write is dual-written.
     Running,
+    /// Writes are queued until the map resumes.
     Paused,
+    /// Replaying the queue before it runs again.
     Resuming,
 }
 
+/// A table map as one connection runs it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MapRuntime {
+    /// Where the map stands.
     pub state: MapState,
+    /// The side that wins initial-sync conflicts, chosen when the map was run.
     pub master: Side,
+    /// Whether the map last ran with initial sync.
     pub initial_sync: bool,
     /// Chronological activity log: (time, text).
     pub activity: Vec<(Instant, String)>,
@@ -70,25 +79,37 @@ pub struct MapRuntime {
 /// One map to run, as the Run dialog lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapRun {
+    /// The map's id.
     pub map: String,
+    /// Copy existing rows first (initial sync) or only go live.
     pub initial_sync: bool,
+    /// The side that wins conflicts in initial sync.
     pub master: Side,
 }
 
+/// One prerequisite the link wizard checks, with its result text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// The check's name (`CoreSolution`, `SameTenant`, …).
     pub name: String,
+    /// Whether it passed.
     pub passed: bool,
+    /// The documented text of its result.
     pub message: String,
 }
 
+/// The dual-write link of one F&O environment to one Dataverse environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {
+    /// The linked Dataverse organization.
     pub dataverse: String,
     /// Legal entities in the connection, in the order they were added (upper case).
     pub legal_entities: Vec<String>,
+    /// The published maps by id, with their runtime state.
     pub maps: BTreeMap<String, MapRuntime>,
+    /// The health check the link passed.
     pub health_check: Vec<HealthCheck>,
+    /// Every initial-sync execution, oldest first.
     pub executions: Vec<Execution>,
     /// Changes recorded while their map was paused, in order.
     pub queue: Vec<live_sync::QueuedChange>,
@@ -100,12 +121,15 @@ pub struct Connection {
     /// Alert rules; a map takes them when it next starts.
     #[serde(default)]
     pub alert_rules: Vec<runtime::AlertRule>,
+    /// Notifications the alert rules sent.
     #[serde(default)]
     pub notifications: Vec<runtime::Notification>,
+    /// When the link was made.
     pub linked_at: Instant,
 }
 
 impl Connection {
+    /// Whether a legal entity (any letter case) is in the connection.
     pub fn is_connected(&self, company: &str) -> bool {
         self.legal_entities
             .iter()
@@ -118,7 +142,9 @@ impl Connection {
 /// and the virtual time the outermost dual-write transaction has taken.
 #[derive(Debug, Clone, Default)]
 pub struct InFlight {
+    /// Records an F&O change set has dual-written so far, while one is open.
     pub records: Option<usize>,
+    /// Virtual milliseconds the outermost dual-write transaction has taken so far.
     pub timer_ms: Option<i64>,
 }
 
@@ -149,6 +175,7 @@ impl DualWrite<'_> {
     }
 }
 
+/// A map state as the dual-write workspace shows it.
 pub fn state_text(state: MapState) -> &'static str {
     match state {
         MapState::NotRunning => "Not running",

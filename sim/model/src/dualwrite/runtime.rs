@@ -21,6 +21,7 @@ pub enum QueueRetention {
     Day,
 }
 
+/// The live-sync limits, the documented ones by default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LiveSyncSettings {
@@ -35,7 +36,9 @@ pub struct LiveSyncSettings {
     pub record_cost_ms: i64,
     /// Virtual time custom plug-ins add per write, by Dataverse table.
     pub plugin_delay_ms: BTreeMap<String, i64>,
+    /// Which of the documented retention rules the pause queue follows.
     pub queue_retention: QueueRetention,
+    /// Bytes a paused map may queue under the 7-day rule (1 GB).
     pub queue_bytes_limit: u64,
 }
 
@@ -53,10 +56,14 @@ impl Default for LiveSyncSettings {
     }
 }
 
+/// What an alert rule does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertAction {
+    /// Only notify the recipients.
     Notify,
+    /// Notify and pause the map.
     Pause,
+    /// Notify and stop the map.
     Stop,
 }
 
@@ -70,6 +77,7 @@ pub enum LiveSyncErrorType {
 }
 
 impl LiveSyncErrorType {
+    /// The error type as alert rules and notifications name it.
     pub fn as_str(self) -> &'static str {
         match self {
             LiveSyncErrorType::ApplicationError => "ApplicationError",
@@ -82,19 +90,29 @@ impl LiveSyncErrorType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRule {
+    /// The kind of error the rule counts.
     pub error_type: LiveSyncErrorType,
+    /// How many within the window fire it.
     pub count: usize,
+    /// The window, in minutes.
     pub window_minutes: i64,
+    /// Who is notified (free text, as the workspace takes it).
     #[serde(default)]
     pub recipients: String,
+    /// What the rule does besides notifying.
     pub action: AlertAction,
 }
 
+/// A notification an alert rule sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
+    /// When it was sent.
     pub at: Instant,
+    /// The map whose errors fired it.
     pub map: String,
+    /// Who it went to.
     pub recipients: String,
+    /// What it said.
     pub message: String,
 }
 

@@ -12,12 +12,24 @@ use serde_json::Value;
 /// connected legal entities for the legal entity map itself, or a global table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Partition {
-    Company { code: String, dv_company_id: String },
-    LegalEntities { codes: Vec<String> },
+    /// One company.
+    Company {
+        /// The legal entity id, upper case.
+        code: String,
+        /// Its cdm_company row in Dataverse.
+        dv_company_id: String,
+    },
+    /// The legal-entity map's rows: the connected companies themselves.
+    LegalEntities {
+        /// The connected legal entity ids.
+        codes: Vec<String>,
+    },
+    /// A table without companies (currencies).
     Global,
 }
 
 impl Partition {
+    /// The company code, or `global`, as legs and the queue name the partition.
     pub fn label(&self) -> String {
         match self {
             Partition::Company { code, .. } => code.clone(),
@@ -33,9 +45,11 @@ pub struct LookupFailure {
     pub entity_set: String,
     /// The map field (`msdyn_customergroupid.msdyn_groupid`).
     pub field: String,
+    /// The value that found nothing.
     pub value: String,
 }
 
+/// Whether the map's Dataverse table is striped by company.
 pub fn is_company_specific(catalogue: &Catalogue, map: &TableMap) -> bool {
     catalogue
         .dv_tables
@@ -54,10 +68,12 @@ fn passes(filter: &[crate::schema::FieldEquals], row: &Row) -> bool {
     })
 }
 
+/// Whether an F&O row passes the map's source filter.
 pub fn passes_fno_filter(map: &TableMap, row: &Row) -> bool {
     passes(&map.fno_filter, row)
 }
 
+/// Whether a Dataverse row passes the map's Dataverse-side filter.
 pub fn passes_dv_filter(map: &TableMap, row: &Row) -> bool {
     passes(&map.dv_filter, row)
 }
@@ -299,6 +315,7 @@ pub fn fno_rows_where(
         .collect()
 }
 
+/// Whether an F&O row belongs to the partition.
 pub fn in_fno_partition(map: &TableMap, row: &Row, partition: &Partition) -> bool {
     match partition {
         Partition::Company { code, .. } => {
@@ -340,6 +357,7 @@ pub fn dv_rows_where(
         .collect()
 }
 
+/// Whether a Dataverse row belongs to the partition.
 pub fn in_dv_partition(
     catalogue: &Catalogue,
     map: &TableMap,

@@ -184,6 +184,7 @@ impl World {
         Ok(())
     }
 
+    /// Adds legal entities to the connection (see `DualWrite::add_legal_entities`).
     pub fn dw_add_legal_entities(
         &mut self,
         fno_env: &str,
@@ -194,22 +195,27 @@ impl World {
             .add_legal_entities(codes, skip_initial_writes)
     }
 
+    /// Takes a legal entity out of the connection.
     pub fn dw_remove_legal_entity(&mut self, fno_env: &str, code: &str) -> SimResult<()> {
         self.linked(fno_env)?.remove_legal_entity(code)
     }
 
+    /// Runs maps, upstream first (see `DualWrite::run`).
     pub fn dw_run(&mut self, fno_env: &str, runs: &[MapRun]) -> SimResult<Vec<Execution>> {
         self.linked(fno_env)?.run(runs)
     }
 
+    /// Pauses a running map.
     pub fn dw_pause(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
         self.linked(fno_env)?.pause(map)
     }
 
+    /// Resumes a paused map, replaying its queue.
     pub fn dw_resume(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
         self.linked(fno_env)?.resume(map)
     }
 
+    /// Stops a map.
     pub fn dw_stop(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
         self.linked(fno_env)?.stop(map)
     }
@@ -226,6 +232,7 @@ impl World {
             .initial_sync(map_id, master, companies, &BTreeSet::new())
     }
 
+    /// Reruns a map's latest initial-sync execution, with or without its failed rows.
     pub fn dw_rerun_execution(
         &mut self,
         fno_env: &str,

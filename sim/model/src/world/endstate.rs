@@ -12,67 +12,101 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// The end state of a world, as the scenario snapshots hold it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EndState {
+    /// The world's seed.
     pub seed: u64,
+    /// The virtual clock at the end.
     pub clock: String,
+    /// LCS environments by name.
     pub lcs: Vec<LcsView>,
+    /// F&O environments by name.
     pub fno: BTreeMap<String, FnoView>,
+    /// Dataverse environments by organization.
     pub dataverse: BTreeMap<String, DvView>,
 }
 
+/// An LCS environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LcsView {
+    /// Its name.
     pub name: String,
+    /// Its deployment state.
     pub state: String,
+    /// Whether it was deployed with demo data.
     pub demo_data: bool,
+    /// "template with new|existing Dataverse org: status".
     pub power_platform: Option<String>,
+    /// The dual-write application setup state.
     pub dual_write_application: String,
+    /// Whether dual-write is linked.
     pub dual_write_linked: bool,
     /// "operation: status (started → ended)".
     pub history: Vec<String>,
 }
 
+/// An F&O environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FnoView {
+    /// Its legal entities.
     pub companies: Vec<String>,
+    /// The Dataverse organization of its Power Platform integration.
     pub power_platform_dataverse: Option<String>,
     /// Rows per entity set, in key order, without RecId/RecVersion noise.
     pub rows: BTreeMap<String, Vec<Row>>,
+    /// Its dual-write connection.
     pub dual_write: Option<ConnectionView>,
 }
 
+/// A dual-write connection.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectionView {
+    /// The linked organization.
     pub dataverse: String,
+    /// The connected legal entities, in the order they were added.
     pub legal_entities: Vec<String>,
+    /// The health check the link passed.
     pub health_check: Vec<HealthCheck>,
     /// Map id → "State (master …, initial sync on|off)".
     pub maps: BTreeMap<String, String>,
+    /// Every initial-sync execution.
     pub executions: Vec<ExecutionView>,
+    /// Changes queued for paused maps.
     pub queued: usize,
+    /// Queued changes that failed to replay.
     pub catch_up_errors: usize,
     /// Each map's activity log ("time: event"), from Not running to its state now.
     pub activity: BTreeMap<String, Vec<String>>,
+    /// "time: message (recipients)" of each alert notification.
     pub notifications: Vec<String>,
 }
 
+/// An initial-sync execution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionView {
+    /// The map.
     pub map: String,
+    /// How it ended.
     pub status: String,
     /// "direction company: exported N, inserted N, updated N, errors N".
     pub legs: Vec<String>,
+    /// Its first errors.
     pub errors: Vec<String>,
 }
 
+/// A Dataverse environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DvView {
+    /// "uniquename version" of each installed solution.
     pub solutions: Vec<String>,
+    /// The F&O environment of its Power Platform integration.
     pub fno_integration: Option<String>,
+    /// Business unit names.
     pub business_units: Vec<String>,
     /// "team (business unit)".
     pub teams: Vec<String>,
+    /// "name (application id)" of each application user.
     pub application_users: Vec<String>,
     /// Business rows with lookups shown as `table:name` instead of GUIDs.
     pub rows: BTreeMap<String, Vec<BTreeMap<String, Value>>>,
@@ -98,6 +132,7 @@ const DV_HIDDEN: [&str; 4] = [
 ];
 
 impl World {
+    /// The end state of this world.
     pub fn end_state(&self) -> EndState {
         let mut lcs: Vec<LcsView> = self.lcs.environments.values().map(lcs_view).collect();
         lcs.sort_by(|a, b| a.name.cmp(&b.name));

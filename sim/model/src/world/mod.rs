@@ -33,48 +33,73 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Start {
+    /// Created by a step of the scenario.
     New,
+    /// There before the scenario starts, with its data.
     Existing,
 }
 
 /// What a world starts from: the seed, the shape, and the data set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorldSpec {
+    /// The seed of the id stream.
     pub seed: u64,
+    /// Whether F&O exists at the start.
     pub fno: Start,
+    /// Whether Dataverse exists at the start.
     pub dataverse: Start,
+    /// The rows existing environments (and demo deployments) start with.
     pub data: SeedData,
 }
 
 /// Names of the environments an existing world starts with.
 pub const EXISTING_FNO: &str = "contosoprod";
+/// The Dataverse organization an existing world starts with.
 pub const EXISTING_DATAVERSE: &str = "contosocrm";
 pub use crate::dataverse::GEOGRAPHY;
 
 /// The credentials the harness (and a partner using `dwsim serve`) signs in with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Harness {
+    /// The tenant id.
     pub tenant_id: String,
+    /// The tenant's domain (`contoso.onmicrosoft.com`).
     pub tenant_domain: String,
+    /// The harness app registration's client id.
     pub client_id: String,
+    /// Its client secret.
     pub client_secret: String,
+    /// The admin user the password grant signs in.
     pub username: String,
+    /// The admin user's password.
     pub password: String,
+    /// The LCS project the user owns.
     pub lcs_project_id: i64,
 }
 
+/// Every simulated product and the dual-write runtime between them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct World {
+    /// What the world was built from (reset builds it again).
     pub spec: WorldSpec,
+    /// The product definitions, shared; a world's customized maps replace entries in its copy.
     #[serde(skip, default = "default_catalogue")]
     pub catalogue: Arc<Catalogue>,
+    /// The virtual clock.
     pub clock: Clock,
+    /// The seeded id stream.
     pub ids: Ids,
+    /// The credentials the harness signs in with.
     pub harness: Harness,
+    /// The Entra tenant: app registrations, users, issued tokens.
     pub tenant: Tenant,
+    /// The LCS project and its environments and operations.
     pub lcs: Lcs,
+    /// Environments created through the Power Platform admin API.
     pub power_platform: PowerPlatform,
+    /// F&O environments by name.
     pub fno: BTreeMap<String, FnoEnv>,
+    /// Dataverse environments by organization name.
     pub dataverse: BTreeMap<String, DvEnv>,
     /// The settings the world runs under (limits, dual-write settings, fault plan).
     #[serde(default)]
@@ -104,6 +129,7 @@ impl World {
         World::with_catalogue(spec, Arc::new(Catalogue::builtin()?))
     }
 
+    /// Builds the starting world of `spec` with these definitions.
     pub fn with_catalogue(spec: WorldSpec, catalogue: Arc<Catalogue>) -> SimResult<World> {
         let mut ids = Ids::new(spec.seed);
         let tenant_id = ids.guid();

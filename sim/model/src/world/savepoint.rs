@@ -28,6 +28,7 @@ impl World {
         }
     }
 
+    /// Keeps everything since the savepoint.
     pub fn commit_all(&mut self, sp: WorldSavepoint) {
         for (n, s) in sp.fno {
             if let Some(e) = self.fno.get_mut(&n) {
@@ -41,6 +42,7 @@ impl World {
         }
     }
 
+    /// Undoes everything since the savepoint.
     pub fn rollback_all(&mut self, sp: WorldSavepoint) {
         for (n, s) in sp.fno {
             if let Some(e) = self.fno.get_mut(&n) {

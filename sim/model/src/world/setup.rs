@@ -46,6 +46,7 @@ impl World {
             .start_power_platform(cx, environment_id, template, existing)
     }
 
+    /// Starts the dual-write application setup of an LCS environment.
     pub fn lcs_dual_write_setup(&mut self, environment_id: &str) -> SimResult<String> {
         let cx = &mut Cx {
             now: self.clock.now(),
@@ -54,6 +55,7 @@ impl World {
         self.lcs.start_dual_write_setup(cx, environment_id)
     }
 
+    /// Starts "Link to Power Platform environment".
     pub fn lcs_dual_write_link(&mut self, environment_id: &str) -> SimResult<String> {
         let cx = &mut Cx {
             now: self.clock.now(),
@@ -62,6 +64,7 @@ impl World {
         self.lcs.start_dual_write_link(cx, environment_id)
     }
 
+    /// An LCS operation of an environment, by activity id.
     pub fn lcs_operation(
         &self,
         environment_id: &str,
