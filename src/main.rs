@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use dwsim::report::{self, Row};
-use dwsim::runner::{self, Options, TransportKind};
+use dwsim_harness::runner::{self, Options, TransportKind};
 use dwsim_http::{Ports, Servers};
 use dwsim_model::{Catalogue, WorldSpec};
 use dwsim_protocol::Sim;
@@ -104,11 +104,11 @@ fn main() {
             scenarios_dir,
         } => serve(&scenario, seed, port_base, scenarios_dir),
         Command::Bench { iterations, seed } => bench(iterations, seed),
-        Command::Replay { bundle, transport } => dwsim::replay::run(
+        Command::Replay { bundle, transport } => dwsim_harness::replay::run(
             &bundle,
             transport.map(|t| match t {
-                ReplayTransport::Http => dwsim::model_based::Carrier::Http,
-                ReplayTransport::InProcess => dwsim::model_based::Carrier::InProcess,
+                ReplayTransport::Http => dwsim_harness::model_based::Carrier::Http,
+                ReplayTransport::InProcess => dwsim_harness::model_based::Carrier::InProcess,
             }),
         ),
     };
@@ -130,7 +130,7 @@ fn run(
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
 ) -> Result<bool> {
-    let mut scenarios = dwsim::load_scenarios(dir.as_deref())?;
+    let mut scenarios = dwsim_harness::load_scenarios(dir.as_deref())?;
     if !only.is_empty() {
         for id in &only {
             if !scenarios.iter().any(|s| &s.id == id) {
@@ -176,7 +176,7 @@ fn run(
             )
             .with_context(|| format!("scenario {} in-process", sc.id))?;
             (
-                Some(dwsim::same_end_state(&main, &other)),
+                Some(dwsim_harness::same_end_state(&main, &other)),
                 Some(other.elapsed.as_secs_f64() * 1000.0),
             )
         } else {
@@ -208,7 +208,7 @@ fn run(
 }
 
 fn serve(id: &str, seed: u64, port_base: Option<u16>, dir: Option<PathBuf>) -> Result<bool> {
-    let scenarios = dwsim::load_scenarios(dir.as_deref())?;
+    let scenarios = dwsim_harness::load_scenarios(dir.as_deref())?;
     let sc = scenarios
         .iter()
         .find(|s| s.id == id)
@@ -261,7 +261,7 @@ fn serve(id: &str, seed: u64, port_base: Option<u16>, dir: Option<PathBuf>) -> R
 }
 
 fn bench(iterations: usize, seed: u64) -> Result<bool> {
-    let scenarios = dwsim::load_scenarios(None)?;
+    let scenarios = dwsim_harness::load_scenarios(None)?;
     let data = Catalogue::builtin()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .demo;

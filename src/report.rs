@@ -1,7 +1,7 @@
 //! The table `dwsim run` prints: scenario × invariant with pass/fail and timing, and the
 //! JSON report for CI.
 
-use crate::runner::{ScenarioRun, INVARIANTS};
+use dwsim_harness::runner::{ScenarioRun, INVARIANTS};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -52,8 +52,8 @@ pub fn table(rows: &[Row]) -> String {
         };
         let ms = r.run.elapsed.as_secs_f64() * 1000.0;
         let (http, inproc) = match r.run.transport {
-            crate::runner::TransportKind::Http => (Some(ms), r.other_ms),
-            crate::runner::TransportKind::InProcess => (r.other_ms, Some(ms)),
+            dwsim_harness::runner::TransportKind::Http => (Some(ms), r.other_ms),
+            dwsim_harness::runner::TransportKind::InProcess => (r.other_ms, Some(ms)),
         };
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let _ = write!(line, " {:>11} {:>9} {:>9}", det, show(http), show(inproc));

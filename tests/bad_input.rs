@@ -4,8 +4,8 @@
 
 mod common;
 
-use dwsim::client::Client;
-use dwsim::transport::{Http, Reply, Transport};
+use dwsim_harness::client::Client;
+use dwsim_harness::transport::{Http, Reply, Transport};
 use dwsim_model::Start;
 use serde_json::{json, Value};
 

@@ -2,8 +2,8 @@
 //! failed change set, `odata.continue-on-error`, the 1000-request limit, and malformed bodies.
 //! The world's org `contosocrm` is not dual-write linked, so writes stay in Dataverse.
 
-use dwsim::client::Client;
-use dwsim::transport::{Http, InProcess, Reply, Transport};
+use dwsim_harness::client::Client;
+use dwsim_harness::transport::{Http, InProcess, Reply, Transport};
 use dwsim_http::Ports;
 use dwsim_model::{Catalogue, Start, WorldSpec};
 use dwsim_protocol::batch::{self, BatchResponsePart, ResponsePart};

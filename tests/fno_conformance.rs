@@ -2,8 +2,8 @@
 //! HTTP: one test per numbered item of the F&O/LCS fidelity issue, each documented failure
 //! with its exact text.
 
-use dwsim::client::Client;
-use dwsim::transport::{Http, Reply};
+use dwsim_harness::client::Client;
+use dwsim_harness::transport::{Http, Reply};
 use dwsim_http::Ports;
 use dwsim_model::world::{obj, EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
 use dwsim_model::{Catalogue, Start, World, WorldSpec};

@@ -5,8 +5,8 @@
 
 mod common;
 
-use dwsim::client::Client;
-use dwsim::transport::Http;
+use dwsim_harness::client::Client;
+use dwsim_harness::transport::Http;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
 use serde_json::{json, Value};
 
@@ -177,7 +177,7 @@ fn rows_per_legal_entity_limit_fails_the_run() {
 fn lookups_and_the_24_hour_window_limit_syncs_from_dataverse() {
     let h = linked();
     let c = Client::connect(&h).expect("client");
-    dwsim::runner::bootstrap(&c, ORG, "USMF").expect("bootstrap");
+    dwsim_harness::runner::bootstrap(&c, ORG, "USMF").expect("bootstrap");
     run(
         &c,
         &[

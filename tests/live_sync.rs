@@ -4,8 +4,8 @@
 
 mod common;
 
-use dwsim::client::Client;
-use dwsim::transport::{Http, Reply};
+use dwsim_harness::client::Client;
+use dwsim_harness::transport::{Http, Reply};
 use dwsim_model::dualwrite::Side;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
 use serde_json::{json, Value};

@@ -1,13 +1,13 @@
 //! Model-based test of live sync: proptest-state-machine generates sequences of writes on
 //! both sides, map actions (pause, resume, stop, run), injected faults and clock steps; each
-//! runs against the servers through `dwsim::model_based::run_case`, which compares every
+//! runs against the servers through `dwsim_harness::model_based::run_case`, which compares every
 //! step with the reference model and checks the invariants. A failure is shrunk, written as
 //! a replay bundle (`dwsim replay`) and named in the panic message.
 //!
 //! `PROPTEST_CASES` sets the case count (default 8, up to 20 steps each);
 //! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
 
-use dwsim::model_based::{run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS};
+use dwsim_harness::model_based::{run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS};
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::FaultKind;
 use proptest::prelude::*;
@@ -301,7 +301,7 @@ fn a_bundle_replays_identically() {
         path.display()
     );
     assert!(bundle.transcript.iter().any(|x| x.status == 500));
-    let replay = dwsim::replay::replay(&path, None).expect("replay runs");
+    let replay = dwsim_harness::replay::replay(&path, None).expect("replay runs");
     assert!(
         replay.same_transcript(),
         "the replay of {} differs from its transcript",
@@ -332,7 +332,7 @@ fn finds_and_shrinks_the_broken_rollback() {
         "a rollback bug needs a failing counterpart write: {steps:?}"
     );
     assert!(bundle.failure.is_some(), "the shrunk case no longer fails");
-    let replay = dwsim::replay::replay(&path, None).expect("replay runs");
+    let replay = dwsim_harness::replay::replay(&path, None).expect("replay runs");
     assert!(
         replay.same_transcript(),
         "the replay differs from {}",

@@ -3,8 +3,8 @@
 //! three end states must be identical. proptest shrinks a failure to the smallest data set.
 //! `PROPTEST_CASES` sets the case count (default 6 per scenario).
 
-use dwsim::runner::{self, Options, TransportKind};
-use dwsim::scenario::Scenario;
+use dwsim_harness::runner::{self, Options, TransportKind};
+use dwsim_harness::scenario::Scenario;
 use dwsim_model::seed::{
     CompanySeed, CurrencySeed, CustomerSeed, DvAccountSeed, DvContactSeed, DvSeed, FnoSeed,
     GroupSeed, SeedData, VendorSeed,
@@ -296,7 +296,7 @@ fn check_scenario(id: &str) {
             "same seed twice differs"
         );
         let http = run(TransportKind::Http)?;
-        prop_assert_eq!(dwsim::same_end_state(&http, &first), Ok(()));
+        prop_assert_eq!(dwsim_harness::same_end_state(&http, &first), Ok(()));
         Ok(())
     });
     if let Err(e) = result {

@@ -2,8 +2,8 @@
 //! two transports and two runs with the same seed give identical end states, and the end
 //! state is the committed snapshot `snapshots/scenario__<id>.snap`.
 
-use dwsim::runner::{self, Options, ScenarioRun, TransportKind};
-use dwsim::scenario::Scenario;
+use dwsim_harness::runner::{self, Options, ScenarioRun, TransportKind};
+use dwsim_harness::scenario::Scenario;
 use dwsim_model::Catalogue;
 use rstest::rstest;
 use serde_json::json;
@@ -43,7 +43,7 @@ fn scenario_end_state_is_green_deterministic_and_snapshotted(
         );
     }
     assert_eq!(
-        dwsim::same_end_state(&http, &in_process),
+        dwsim_harness::same_end_state(&http, &in_process),
         Ok(()),
         "HTTP and in-process differ"
     );
@@ -70,8 +70,8 @@ fn scenario_end_state_is_green_deterministic_and_snapshotted(
 #[test]
 fn the_six_guidance_scenarios_are_all_there() {
     let found =
-        dwsim::scenario::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")))
+        dwsim_harness::scenario::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")))
             .expect("scenarios load");
     let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, dwsim::scenario::SCENARIO_IDS);
+    assert_eq!(ids, dwsim_harness::scenario::SCENARIO_IDS);
 }

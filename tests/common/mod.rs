@@ -2,7 +2,7 @@
 //! served on free loopback ports.
 #![allow(dead_code)]
 
-use dwsim::transport::Http;
+use dwsim_harness::transport::Http;
 use dwsim_http::Ports;
 use dwsim_model::dualwrite::{MapRun, Side};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};

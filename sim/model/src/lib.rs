@@ -14,7 +14,7 @@
 //! ```text
 //!                                world
 //!        ┌──────────┬─────────────┼──────────────┬───────────────┐
-//!     config       lcs     power_platform      entra        invariants
+//!     config       lcs     power_platform      entra
 //!        │          │             │                              │
 //!        ├──────────┼─────────────┴─── dualwrite ────────────────┘
 //!        │          │              ┌──────┼──────────┐
@@ -36,7 +36,6 @@ pub mod error;
 pub mod faults;
 pub mod fno;
 pub mod ids;
-pub mod invariants;
 pub mod lcs;
 pub mod limits;
 pub mod power_platform;

@@ -17,7 +17,8 @@ use dwsim_http::Ports;
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::{Fault, FaultKind, FaultPlan};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
-use dwsim_model::{invariants, Catalogue, Start, WorldSpec};
+use crate::invariants;
+use dwsim_model::{Catalogue, Start, WorldSpec};
 use dwsim_protocol::{Endpoints, Sim};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -1286,10 +1287,12 @@ impl Bundle {
     }
 }
 
-/// `$CARGO_TARGET_DIR/dwsim-bundles`, else `target/dwsim-bundles` of this workspace.
+/// `$CARGO_TARGET_DIR/dwsim-bundles`, else `target/dwsim-bundles` below the current
+/// directory (cargo runs tests from the package root, so that is the workspace's target).
+/// Nothing about the build machine is baked into the binary.
 pub fn bundle_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|| PathBuf::from("target"))
         .join("dwsim-bundles")
 }

@@ -2,19 +2,19 @@
 //! integrity and the master rule. Each answers the first violation found, with what and
 //! where, so a failing scenario or property names the row.
 
-use crate::dualwrite::transform::{self, Partition};
-use crate::dualwrite::{MapState, Side};
-use crate::fno::value_text;
-use crate::schema::{Direction, TableMap};
-use crate::store::Row;
-use crate::world::World;
+use dwsim_model::dualwrite::transform::{self, Partition};
+use dwsim_model::dualwrite::{MapState, Side};
+use dwsim_model::fno::value_text;
+use dwsim_model::schema::{Direction, TableMap};
+use dwsim_model::store::Row;
+use dwsim_model::world::World;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 type Check = Result<(), String>;
 
 /// Fields compared for convergence: every mapping that has both a source and a destination.
-fn compared(map: &TableMap) -> impl Iterator<Item = &crate::schema::FieldMap> {
+fn compared(map: &TableMap) -> impl Iterator<Item = &dwsim_model::schema::FieldMap> {
     map.fields.iter().filter(|f| {
         f.fno.is_some()
             && f.dv.is_some()
