@@ -7,7 +7,9 @@
 //! `PROPTEST_CASES` sets the case count (default 8, up to 20 steps each);
 //! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
 
-use dwsim_harness::model_based::{run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS};
+use dwsim_harness::model_based::{
+    run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS,
+};
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::FaultKind;
 use proptest::prelude::*;

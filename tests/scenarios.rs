@@ -69,9 +69,11 @@ fn scenario_end_state_is_green_deterministic_and_snapshotted(
 
 #[test]
 fn the_six_guidance_scenarios_are_all_there() {
-    let found =
-        dwsim_harness::scenario::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")))
-            .expect("scenarios load");
+    let found = dwsim_harness::scenario::load_dir(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios"
+    )))
+    .expect("scenarios load");
     let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, dwsim_harness::scenario::SCENARIO_IDS);
 }

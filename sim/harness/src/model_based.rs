@@ -11,13 +11,13 @@
 //! never from the runtime's code.
 
 use crate::client::Client;
+use crate::invariants;
 use crate::transport::{Http, InProcess, Reply, Transport};
 use anyhow::{anyhow, bail, Context, Result};
 use dwsim_http::Ports;
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::{Fault, FaultKind, FaultPlan};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
-use crate::invariants;
 use dwsim_model::{Catalogue, Start, WorldSpec};
 use dwsim_protocol::{Endpoints, Sim};
 use serde::{Deserialize, Serialize};

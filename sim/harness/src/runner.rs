@@ -3,12 +3,12 @@
 //! reads state through the admin export, as any client could.
 
 use crate::client::{enc, Client};
+use crate::invariants;
 use crate::scenario::{Action, Expect, LegalEntities, Master, Scenario};
 use crate::transport::{Http, InProcess, Transport};
 use anyhow::{anyhow, bail, Context, Result};
 use dwsim_http::Ports;
 use dwsim_model::dualwrite::Side;
-use crate::invariants;
 use dwsim_model::{SeedData, World, WorldSpec};
 use dwsim_protocol::Sim;
 use serde::Serialize;
@@ -246,222 +246,290 @@ fn lcs_env(ctx: &Ctx) -> Result<String> {
 }
 
 fn execute(ctx: &mut Ctx, action: &Action) -> Result<String> {
-    let c = &ctx.client;
-    let project = c.project();
     match action {
         Action::LcsDeploy {
             environment,
             demo_data,
-        } => {
-            let started = c.lcs("POST", &format!("/environment/v1/deploy/project/{project}?environmentName={}&demoData={demo_data}", enc(environment)))?;
-            let env_id = started["EnvironmentId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let activity = started["OperationActivityId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            c.lcs_wait(&env_id, &activity)?;
-            ctx.fno_env = Some(environment.clone());
-            ctx.lcs_env = Some(env_id.clone());
-            let world = ctx.client.export()?;
-            ctx.baselines.push(world);
-            Ok(format!("environment {environment} ({env_id}) deployed"))
-        }
+        } => lcs_deploy(ctx, environment, demo_data),
         Action::LcsPowerPlatform {
             template,
             dataverse: which,
-        } => {
-            let env = lcs_env(ctx)?;
-            let existing = match which.as_str() {
-                "new" => String::new(),
-                "existing" => format!("&dataverseEnvironment={}", enc(&dataverse(ctx)?)),
-                other => bail!("dataverse must be \"new\" or \"existing\", not {other:?}"),
-            };
-            let started = c.lcs("POST", &format!("/environment/v1/powerplatform/project/{project}/environment/{env}?template={}{existing}", enc(template)))?;
-            c.lcs_wait(
-                &env,
-                started["OperationActivityId"].as_str().unwrap_or_default(),
-            )?;
-            let meta = c.lcs(
-                "GET",
-                &format!("/environmentinfo/v1/detail/project/{project}/?environmentId={env}"),
-            )?;
-            let org = meta["Data"][0]["PowerPlatformIntegration"]["EnvironmentName"]
-                .as_str()
-                .ok_or_else(|| anyhow!("no Power Platform environment in the metadata"))?;
-            ctx.dataverse = Some(org.to_string());
-            Ok(format!("linked to Dataverse {org}"))
-        }
-        Action::LcsDualWriteSetup {} | Action::LcsDualWriteLink {} => {
-            let env = lcs_env(ctx)?;
-            let verb = if matches!(action, Action::LcsDualWriteSetup {}) {
-                "setup"
-            } else {
-                "link"
-            };
-            let started = c.lcs(
-                "POST",
-                &format!("/environment/v1/dualwrite/{verb}/project/{project}/environment/{env}"),
-            )?;
-            c.lcs_wait(
-                &env,
-                started["OperationActivityId"].as_str().unwrap_or_default(),
-            )?;
-            Ok(format!("dual-write {verb} completed"))
-        }
+        } => lcs_power_platform(ctx, template, which),
+        Action::LcsDualWriteSetup {} | Action::LcsDualWriteLink {} => lcs_dual_write(ctx, action),
         Action::BapCreateEnvironment {
             domain,
             display_name,
             dual_write_packages,
-        } => {
-            let packages: Vec<Value> = if *dual_write_packages {
-                vec![
-                    json!({"applicationUniqueName": "msdyn_DualWriteAppCoreAnchor"}),
-                    json!({"applicationUniqueName": "msdyn_Dynamics365FinanceExtendedAnchor"}),
-                ]
-            } else {
-                Vec::new()
-            };
-            let body = json!({
-                "location": "unitedstates",
-                "properties": {
-                    "displayName": display_name, "environmentSku": "Sandbox", "databaseType": "CommonDataService",
-                    "linkedEnvironmentMetadata": {
-                        "domainName": domain, "baseLanguage": 1033, "currency": {"code": "USD"},
-                        "templates": ["D365_Sales"], "templateMetadata": {"PostProvisioningPackages": packages},
-                    },
-                },
-            });
-            c.bap_create(&body)?;
-            ctx.dataverse = Some(domain.clone());
-            Ok(format!("Dataverse {domain} created"))
-        }
-        Action::DataverseCreateAppUsers {} => {
-            let created = create_app_users(c, &dataverse(ctx)?)?;
-            Ok(format!("{created} application users created"))
-        }
-        Action::FnoCreateCompany { company, name } => {
-            let r = c.fno(
-                "POST",
-                &fno_env(ctx)?,
-                "LegalEntities",
-                Some(&json!({"LegalEntityId": company, "Name": name})),
-            )?;
-            if r.status != 201 {
-                bail!("creating company {company}: HTTP {} {}", r.status, r.text());
-            }
-            Ok(format!("company {company} created"))
-        }
-        Action::HealthCheck {} => {
-            let r = c.dual_write(
-                &fno_env(ctx)?,
-                "DualWriteConnectionService",
-                "getHealthCheck",
-                json!({"dataverseEnvironment": dataverse(ctx)?}),
-            )?;
-            let passed = r["passed"].as_bool().unwrap_or(false);
-            ctx.health_passed = Some(passed);
-            let failed: Vec<String> = r["checks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| c["passed"] != json!(true))
-                .map(|c| c["message"].as_str().unwrap_or("").to_string())
-                .collect();
-            Ok(if passed {
-                "every check passed".into()
-            } else {
-                format!("failed: {}", failed.join("; "))
-            })
-        }
-        Action::Link { legal_entities } => {
-            let env = fno_env(ctx)?;
-            let les: Vec<String> = match legal_entities {
-                LegalEntities::All(s) if s == "all" => c.dual_write(
-                    &env,
-                    "DualWriteLegalEntityService",
-                    "getLegalEntities",
-                    json!({}),
-                )?["companies"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                LegalEntities::All(other) => {
-                    bail!("legal_entities must be \"all\" or a list, not {other:?}")
-                }
-                LegalEntities::List(l) => l.clone(),
-            };
-            c.dual_write(
-                &env,
-                "DualWriteConnectionService",
-                "link",
-                json!({"dataverseEnvironment": dataverse(ctx)?, "legalEntities": les}),
-            )?;
-            Ok(format!("linked with {}", les.join(", ")))
-        }
+        } => bap_create_environment(ctx, domain, display_name, dual_write_packages),
+        Action::DataverseCreateAppUsers {} => create_app_users_step(ctx),
+        Action::FnoCreateCompany { company, name } => fno_create_company(ctx, company, name),
+        Action::HealthCheck {} => health_check(ctx),
+        Action::Link { legal_entities } => link(ctx, legal_entities),
         Action::AddLegalEntities {
             companies,
             skip_initial_writes,
-        } => {
-            let r = c.dual_write(
-                &fno_env(ctx)?,
-                "DualWriteLegalEntityService",
-                "addLegalEntities",
-                json!({"legalEntities": companies, "skipInitialWrites": skip_initial_writes}),
-            )?;
-            ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
-            Ok(format!(
-                "{} added, {} initial writes",
-                companies.join(", "),
-                ctx.executions.len()
-            ))
-        }
-        Action::Bootstrap { company } => {
-            let n = bootstrap(&ctx.client, &dataverse(ctx)?, company)?;
-            ctx.bootstrapped.push(company.clone());
-            Ok(format!("{n} rows given company {company}"))
-        }
-        Action::StopMaps { maps } => {
-            let env = fno_env(ctx)?;
-            for m in maps {
-                c.dual_write(&env, "DualWriteMapService", "stopMap", json!({"map": m}))?;
-            }
-            Ok(format!("stopped {}", maps.join(", ")))
-        }
+        } => add_legal_entities(ctx, companies, skip_initial_writes),
+        Action::Bootstrap { company } => bootstrap_step(ctx, company),
+        Action::StopMaps { maps } => stop_maps(ctx, maps),
         Action::RunMaps {
             maps,
             initial_sync,
             master,
-        } => {
-            let env = fno_env(ctx)?;
-            let runs = run_maps(&ctx.client, &env, maps, *initial_sync, *master)?;
-            let before = ctx.client.export()?;
-            let r = c.dual_write(&env, "DualWriteMapService", "runMaps", json!({"maps": runs.iter().map(|(m, _)| json!({"map": m, "initialSync": initial_sync, "master": master.wire()})).collect::<Vec<_>>()}))?;
-            ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
-            if *initial_sync {
-                let side = if *master == Master::Fno {
-                    Side::Fno
-                } else {
-                    Side::Dataverse
-                };
-                ctx.master_checks.push((
-                    before,
-                    runs.iter().map(|(m, _)| (m.clone(), side)).collect(),
-                ));
-            }
-            Ok(format!(
-                "ran {}",
-                runs.iter()
-                    .map(|(m, _)| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
+        } => run_maps_step(ctx, maps, initial_sync, master),
     }
+}
+
+/// `lcs.deploy`: Deploy an F&O environment from LCS and wait for it.
+fn lcs_deploy(ctx: &mut Ctx, environment: &str, demo_data: &bool) -> Result<String> {
+    let c = &ctx.client;
+    let project = c.project();
+    let started = c.lcs(
+        "POST",
+        &format!(
+            "/environment/v1/deploy/project/{project}?environmentName={}&demoData={demo_data}",
+            enc(environment)
+        ),
+    )?;
+    let env_id = started["EnvironmentId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let activity = started["OperationActivityId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    c.lcs_wait(&env_id, &activity)?;
+    ctx.fno_env = Some(environment.to_string());
+    ctx.lcs_env = Some(env_id.clone());
+    let world = ctx.client.export()?;
+    ctx.baselines.push(world);
+    Ok(format!("environment {environment} ({env_id}) deployed"))
+}
+
+/// `lcs.power-platform`: Set up the Power Platform integration with a new or the current Dataverse.
+fn lcs_power_platform(ctx: &mut Ctx, template: &str, which: &str) -> Result<String> {
+    let c = &ctx.client;
+    let project = c.project();
+    let env = lcs_env(ctx)?;
+    let existing = match which {
+        "new" => String::new(),
+        "existing" => format!("&dataverseEnvironment={}", enc(&dataverse(ctx)?)),
+        other => bail!("dataverse must be \"new\" or \"existing\", not {other:?}"),
+    };
+    let started = c.lcs("POST", &format!("/environment/v1/powerplatform/project/{project}/environment/{env}?template={}{existing}", enc(template)))?;
+    c.lcs_wait(
+        &env,
+        started["OperationActivityId"].as_str().unwrap_or_default(),
+    )?;
+    let meta = c.lcs(
+        "GET",
+        &format!("/environmentinfo/v1/detail/project/{project}/?environmentId={env}"),
+    )?;
+    let org = meta["Data"][0]["PowerPlatformIntegration"]["EnvironmentName"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no Power Platform environment in the metadata"))?;
+    ctx.dataverse = Some(org.to_string());
+    Ok(format!("linked to Dataverse {org}"))
+}
+
+/// `lcs.dual-write-setup and lcs.dual-write-link`: The dual-write application setup or link, from LCS.
+fn lcs_dual_write(ctx: &mut Ctx, action: &Action) -> Result<String> {
+    let c = &ctx.client;
+    let project = c.project();
+    let env = lcs_env(ctx)?;
+    let verb = if matches!(action, Action::LcsDualWriteSetup {}) {
+        "setup"
+    } else {
+        "link"
+    };
+    let started = c.lcs(
+        "POST",
+        &format!("/environment/v1/dualwrite/{verb}/project/{project}/environment/{env}"),
+    )?;
+    c.lcs_wait(
+        &env,
+        started["OperationActivityId"].as_str().unwrap_or_default(),
+    )?;
+    Ok(format!("dual-write {verb} completed"))
+}
+
+/// `bap.create-environment`: Create a Dataverse environment through the Power Platform admin API.
+fn bap_create_environment(
+    ctx: &mut Ctx,
+    domain: &str,
+    display_name: &str,
+    dual_write_packages: &bool,
+) -> Result<String> {
+    let c = &ctx.client;
+    let packages: Vec<Value> = if *dual_write_packages {
+        vec![
+            json!({"applicationUniqueName": "msdyn_DualWriteAppCoreAnchor"}),
+            json!({"applicationUniqueName": "msdyn_Dynamics365FinanceExtendedAnchor"}),
+        ]
+    } else {
+        Vec::new()
+    };
+    let body = json!({
+        "location": "unitedstates",
+        "properties": {
+            "displayName": display_name, "environmentSku": "Sandbox", "databaseType": "CommonDataService",
+            "linkedEnvironmentMetadata": {
+                "domainName": domain, "baseLanguage": 1033, "currency": {"code": "USD"},
+                "templates": ["D365_Sales"], "templateMetadata": {"PostProvisioningPackages": packages},
+            },
+        },
+    });
+    c.bap_create(&body)?;
+    ctx.dataverse = Some(domain.to_string());
+    Ok(format!("Dataverse {domain} created"))
+}
+
+/// `dataverse.create-app-users`: The dual-write application users in Dataverse.
+fn create_app_users_step(ctx: &mut Ctx) -> Result<String> {
+    let c = &ctx.client;
+    let created = create_app_users(c, &dataverse(ctx)?)?;
+    Ok(format!("{created} application users created"))
+}
+
+/// `fno.create-company`: Create a legal entity in F&O.
+fn fno_create_company(ctx: &mut Ctx, company: &str, name: &str) -> Result<String> {
+    let c = &ctx.client;
+    let r = c.fno(
+        "POST",
+        &fno_env(ctx)?,
+        "LegalEntities",
+        Some(&json!({"LegalEntityId": company, "Name": name})),
+    )?;
+    if r.status != 201 {
+        bail!("creating company {company}: HTTP {} {}", r.status, r.text());
+    }
+    Ok(format!("company {company} created"))
+}
+
+/// `dual-write.health-check`: Run the dual-write health check.
+fn health_check(ctx: &mut Ctx) -> Result<String> {
+    let c = &ctx.client;
+    let r = c.dual_write(
+        &fno_env(ctx)?,
+        "DualWriteConnectionService",
+        "getHealthCheck",
+        json!({"dataverseEnvironment": dataverse(ctx)?}),
+    )?;
+    let passed = r["passed"].as_bool().unwrap_or(false);
+    ctx.health_passed = Some(passed);
+    let failed: Vec<String> = r["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["passed"] != json!(true))
+        .map(|c| c["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    Ok(if passed {
+        "every check passed".into()
+    } else {
+        format!("failed: {}", failed.join("; "))
+    })
+}
+
+/// `dual-write.link`: Link dual-write with these legal entities.
+fn link(ctx: &mut Ctx, legal_entities: &LegalEntities) -> Result<String> {
+    let c = &ctx.client;
+    let env = fno_env(ctx)?;
+    let les: Vec<String> = match legal_entities {
+        LegalEntities::All(s) if s == "all" => c.dual_write(
+            &env,
+            "DualWriteLegalEntityService",
+            "getLegalEntities",
+            json!({}),
+        )?["companies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        LegalEntities::All(other) => {
+            bail!("legal_entities must be \"all\" or a list, not {other:?}")
+        }
+        LegalEntities::List(l) => l.clone(),
+    };
+    c.dual_write(
+        &env,
+        "DualWriteConnectionService",
+        "link",
+        json!({"dataverseEnvironment": dataverse(ctx)?, "legalEntities": les}),
+    )?;
+    Ok(format!("linked with {}", les.join(", ")))
+}
+
+/// `dual-write.add-legal-entities`: Add legal entities to the connection.
+fn add_legal_entities(
+    ctx: &mut Ctx,
+    companies: &[String],
+    skip_initial_writes: &bool,
+) -> Result<String> {
+    let c = &ctx.client;
+    let r = c.dual_write(
+        &fno_env(ctx)?,
+        "DualWriteLegalEntityService",
+        "addLegalEntities",
+        json!({"legalEntities": companies, "skipInitialWrites": skip_initial_writes}),
+    )?;
+    ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
+    Ok(format!(
+        "{} added, {} initial writes",
+        companies.join(", "),
+        ctx.executions.len()
+    ))
+}
+
+/// `dataverse.bootstrap`: Give company-less Dataverse rows a company (the bootstrap sample).
+fn bootstrap_step(ctx: &mut Ctx, company: &str) -> Result<String> {
+    let n = bootstrap(&ctx.client, &dataverse(ctx)?, company)?;
+    ctx.bootstrapped.push(company.to_string());
+    Ok(format!("{n} rows given company {company}"))
+}
+
+/// `dual-write.stop-maps`: Stop maps.
+fn stop_maps(ctx: &mut Ctx, maps: &[String]) -> Result<String> {
+    let c = &ctx.client;
+    let env = fno_env(ctx)?;
+    for m in maps {
+        c.dual_write(&env, "DualWriteMapService", "stopMap", json!({"map": m}))?;
+    }
+    Ok(format!("stopped {}", maps.join(", ")))
+}
+
+/// `dual-write.run-maps`: Run maps with their related maps, upstream first.
+fn run_maps_step(
+    ctx: &mut Ctx,
+    maps: &[String],
+    initial_sync: &bool,
+    master: &Master,
+) -> Result<String> {
+    let c = &ctx.client;
+    let env = fno_env(ctx)?;
+    let runs = run_maps(&ctx.client, &env, maps, *initial_sync, *master)?;
+    let before = ctx.client.export()?;
+    let r = c.dual_write(&env, "DualWriteMapService", "runMaps", json!({"maps": runs.iter().map(|(m, _)| json!({"map": m, "initialSync": initial_sync, "master": master.wire()})).collect::<Vec<_>>()}))?;
+    ctx.executions = r["executions"].as_array().cloned().unwrap_or_default();
+    if *initial_sync {
+        let side = if *master == Master::Fno {
+            Side::Fno
+        } else {
+            Side::Dataverse
+        };
+        ctx.master_checks.push((
+            before,
+            runs.iter().map(|(m, _)| (m.clone(), side)).collect(),
+        ));
+    }
+    Ok(format!(
+        "ran {}",
+        runs.iter()
+            .map(|(m, _)| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// The maps to run: each requested map's related maps, upstream first, that are not
