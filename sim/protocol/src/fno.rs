@@ -3,12 +3,12 @@
 //! Infolog errors in an `innererror`), and the dual-write administration as JSON custom
 //! services under `{env}/api/services/DualWriteServices/…`.
 
+use crate::dualwrite_services::{self, GROUP, SERVICES};
 use crate::odata::filter::Dialect;
 use crate::odata::{self, KeySpec};
 use crate::request::{Request, Response};
 use crate::Endpoints;
 use base64::Engine;
-use dwsim_model::dualwrite::{state_text, MapRun, Side};
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
 use dwsim_model::fno::{row_id, value_text};
@@ -560,36 +560,6 @@ fn list(
 // Dual-write administration as custom services.
 // ---------------------------------------------------------------------------------------
 
-const GROUP: &str = "DualWriteServices";
-const SERVICES: [(&str, &[&str]); 3] = [
-    (
-        "DualWriteConnectionService",
-        &["getHealthCheck", "link", "getConnection", "resetLink"],
-    ),
-    (
-        "DualWriteLegalEntityService",
-        &["getLegalEntities", "addLegalEntities", "removeLegalEntity"],
-    ),
-    (
-        "DualWriteMapService",
-        &[
-            "getMaps",
-            "getRelatedMaps",
-            "runMaps",
-            "pauseMap",
-            "resumeMap",
-            "stopMap",
-            "getInitialSyncDetails",
-            "getQueuedRecords",
-            "updateMapFields",
-            "rerunExecution",
-            "retryCatchUpErrors",
-            "setAlertRules",
-            "getAlerts",
-        ],
-    ),
-];
-
 fn services(world: &mut World, env: &str, req: &Request, rest: &[String]) -> SimResult<Response> {
     let names: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (req.method.as_str(), names.as_slice()) {
@@ -609,263 +579,11 @@ fn services(world: &mut World, env: &str, req: &Request, rest: &[String]) -> Sim
                 _ if req.body.iter().all(u8::is_ascii_whitespace) => Map::new(),
                 _ => return Err(SimError::bad_request("The request body is not a valid JSON object.")),
             };
-            let value = operation(world, env, op, &args)?;
+            let value = dualwrite_services::call(world, env, s, op, args)
+                .unwrap_or_else(|| Err(SimError::not_found(format!("Operation {op} was not found."))))?;
             Ok(Response::json(200, &value).with_header("content-type", "application/json; charset=utf-8"))
         }
         (_, [g, ..]) if *g != GROUP => Err(SimError::not_found(format!("Service group {g} was not found."))),
         (m, _) => Err(SimError::new(ErrorKind::MethodNotAllowed, "", format!("The HTTP method '{m}' is not supported here; service operations are called with POST."))),
     }
-}
-
-fn arg_str(args: &Map<String, Value>, name: &str) -> SimResult<String> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            SimError::bad_request(format!(
-                "The parameter '{name}' is required and must be a string."
-            ))
-        })
-}
-
-fn arg_list(args: &Map<String, Value>, name: &str) -> SimResult<Vec<String>> {
-    args.get(name)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .ok_or_else(|| {
-            SimError::bad_request(format!(
-                "The parameter '{name}' is required and must be a list of strings."
-            ))
-        })
-}
-
-fn side(v: Option<&Value>) -> SimResult<Side> {
-    match v.and_then(Value::as_str) {
-        None | Some("Dataverse") => Ok(Side::Dataverse),
-        Some("FinanceAndOperations") => Ok(Side::Fno),
-        Some(other) => Err(SimError::bad_request(format!(
-            "'{other}' is not a valid master; use Dataverse or FinanceAndOperations."
-        ))),
-    }
-}
-
-fn connection_json(world: &World, env: &str) -> Value {
-    match world.connection_of(env) {
-        None => json!({"linked": false}),
-        Some(c) => json!({
-            "linked": true,
-            "dataverseEnvironment": c.dataverse,
-            "legalEntities": c.legal_entities,
-            "healthCheck": c.health_check,
-            "linkedAt": c.linked_at.iso(),
-        }),
-    }
-}
-
-fn maps_json(world: &World, env: &str) -> Value {
-    let Some(c) = world.connection_of(env) else {
-        return json!([]);
-    };
-    let maps: Vec<Value> = world
-        .catalogue
-        .maps
-        .iter()
-        .filter_map(|m| {
-            c.maps.get(&m.id).map(|r| {
-                json!({
-                    "map": m.id, "name": m.name, "version": m.version,
-                    "financeAndOperationsEntity": m.fno_entity, "dataverseTable": m.dv_table,
-                    "status": state_text(r.state), "master": r.master, "initialSync": r.initial_sync,
-                    "dependsOn": m.depends_on,
-                })
-            })
-        })
-        .collect();
-    Value::Array(maps)
-}
-
-fn operation(
-    world: &mut World,
-    env: &str,
-    op: &str,
-    args: &Map<String, Value>,
-) -> SimResult<Value> {
-    Ok(match op {
-        "getHealthCheck" => {
-            let org = arg_str(args, "dataverseEnvironment")?;
-            let checks = world.dw_health_check(env, &org)?;
-            json!({"passed": checks.iter().all(|c| c.passed), "checks": checks})
-        }
-        "link" => {
-            let org = arg_str(args, "dataverseEnvironment")?;
-            let les = arg_list(args, "legalEntities")?;
-            world.dw_link(env, &org, &les)?;
-            connection_json(world, env)
-        }
-        "getConnection" => connection_json(world, env),
-        "resetLink" => {
-            world.dw_reset(
-                env,
-                args.get("force").and_then(Value::as_bool).unwrap_or(false),
-            )?;
-            connection_json(world, env)
-        }
-        "getLegalEntities" => {
-            let connected = world
-                .connection_of(env)
-                .map(|c| c.legal_entities.clone())
-                .unwrap_or_default();
-            json!({"companies": world.fno[env].companies(), "connected": connected})
-        }
-        "addLegalEntities" => {
-            let les = arg_list(args, "legalEntities")?;
-            let skip = args
-                .get("skipInitialWrites")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let executions = world.dw_add_legal_entities(env, &les, skip)?;
-            json!({"connection": connection_json(world, env), "executions": executions})
-        }
-        "removeLegalEntity" => {
-            world.dw_remove_legal_entity(env, &arg_str(args, "legalEntity")?)?;
-            connection_json(world, env)
-        }
-        "getMaps" => maps_json(world, env),
-        "getRelatedMaps" => {
-            let map = arg_str(args, "map")?;
-            if world.catalogue.map(&map).is_none() {
-                return Err(SimError::not_found(format!(
-                    "Table map {map} does not exist."
-                )));
-            }
-            json!(world.catalogue.related_maps(&map))
-        }
-        "runMaps" => {
-            let items = args.get("maps").and_then(Value::as_array).ok_or_else(|| {
-                SimError::bad_request("The parameter 'maps' is required and must be a list.")
-            })?;
-            let mut runs = Vec::new();
-            for item in items {
-                let map = item
-                    .get("map")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| SimError::bad_request("Each entry of 'maps' needs a 'map'."))?;
-                runs.push(MapRun {
-                    map: map.to_string(),
-                    initial_sync: item
-                        .get("initialSync")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true),
-                    master: side(item.get("master"))?,
-                });
-            }
-            let executions = world.dw_run(env, &runs)?;
-            json!({"maps": maps_json(world, env), "executions": executions})
-        }
-        "pauseMap" => {
-            world.dw_pause(env, &arg_str(args, "map")?)?;
-            maps_json(world, env)
-        }
-        "resumeMap" => {
-            world.dw_resume(env, &arg_str(args, "map")?)?;
-            maps_json(world, env)
-        }
-        "stopMap" => {
-            world.dw_stop(env, &arg_str(args, "map")?)?;
-            maps_json(world, env)
-        }
-        "getInitialSyncDetails" => {
-            let map = arg_str(args, "map")?;
-            let executions: Vec<Value> = world
-                .connection_of(env)
-                .map(|c| {
-                    c.executions
-                        .iter()
-                        .filter(|e| e.map == map)
-                        .map(|e| json!(e))
-                        .collect()
-                })
-                .unwrap_or_default();
-            json!(executions)
-        }
-        "retryCatchUpErrors" => {
-            let map = arg_str(args, "map")?;
-            let rows = args.get("rows").and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            });
-            let (retried, failing) = world.dw_retry_catch_up(env, &map, rows.as_deref())?;
-            json!({"retried": retried, "stillFailing": failing, "retryStatus": if failing == 0 { "Completed" } else { "Failed" }})
-        }
-        "setAlertRules" => {
-            let rules: Vec<dwsim_model::dualwrite::runtime::AlertRule> = serde_json::from_value(args.get("rules").cloned().unwrap_or(Value::Null))
-                .map_err(|e| SimError::bad_request(format!("The parameter 'rules' must be a list of {{errorType, count, windowMinutes, recipients, action}}: {e}")))?;
-            world.dw_set_alert_rules(env, rules)?;
-            json!({"rules": world.connection_of(env).map(|c| c.alert_rules.clone())})
-        }
-        "getAlerts" => {
-            let c = world.connection_of(env);
-            json!({"rules": c.map(|c| c.alert_rules.clone()), "notifications": c.map(|c| c.notifications.clone())})
-        }
-        "rerunExecution" => {
-            let map = arg_str(args, "map")?;
-            let without_errors = args
-                .get("withoutErrors")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            json!(world.dw_rerun_execution(env, &map, without_errors)?)
-        }
-        "updateMapFields" => {
-            let map = arg_str(args, "map")?;
-            let fields: Vec<dwsim_model::schema::FieldMap> = serde_json::from_value(args.get("fields").cloned().unwrap_or(Value::Null))
-                .map_err(|e| SimError::bad_request(format!("The parameter 'fields' must be a list of field mappings ({{\"fno\", \"dv\", \"dir\", \"value_map\", \"default\"}}): {e}")))?;
-            let publisher = args
-                .get("publisher")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let version = args
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let saved = world.dw_update_map(env, &map, fields, &publisher, &version)?;
-            json!({"map": saved.id, "version": saved.version, "publisher": publisher, "fields": saved.fields})
-        }
-        "getQueuedRecords" => {
-            let map = arg_str(args, "map")?;
-            let c = world.connection_of(env);
-            let queued: Vec<Value> = c
-                .map(|c| {
-                    c.queue
-                        .iter()
-                        .filter(|q| q.map == map)
-                        .map(|q| json!(q))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let errors: Vec<Value> = c
-                .map(|c| {
-                    c.catch_up_errors
-                        .iter()
-                        .filter(|q| q.map == map)
-                        .map(|q| json!(q))
-                        .collect()
-                })
-                .unwrap_or_default();
-            json!({"totalQueuedRecordCount": queued.len(), "queued": queued, "catchUpErrors": errors})
-        }
-        other => {
-            return Err(SimError::not_found(format!(
-                "Operation {other} was not found."
-            )))
-        }
-    })
 }

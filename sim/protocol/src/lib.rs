@@ -7,6 +7,7 @@ pub mod admin;
 pub mod batch;
 pub mod dataverse;
 pub mod dataverse_batch;
+mod dualwrite_services;
 pub mod entra;
 pub mod fno;
 pub mod fno_batch;
