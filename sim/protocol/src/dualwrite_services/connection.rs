@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 /// `getHealthCheck`: the prerequisite checks against a Dataverse environment.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct GetHealthCheck {
     dataverse_environment: String,
 }
@@ -22,7 +22,7 @@ impl Operation for GetHealthCheck {
 
 /// `link`: links to a Dataverse environment with these legal entities.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct Link {
     dataverse_environment: String,
     legal_entities: Vec<String>,
@@ -37,6 +37,7 @@ impl Operation for Link {
 
 /// `getConnection`: the connection, or `linked: false`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct GetConnection {}
 
 impl Operation for GetConnection {
@@ -47,7 +48,7 @@ impl Operation for GetConnection {
 
 /// `resetLink`: clears the connection; every map must be stopped unless `force`.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct ResetLink {
     #[serde(default)]
     force: bool,

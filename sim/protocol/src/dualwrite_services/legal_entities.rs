@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 /// `getLegalEntities`: every company, and those in the connection.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct GetLegalEntities {}
 
 impl Operation for GetLegalEntities {
@@ -24,7 +25,7 @@ impl Operation for GetLegalEntities {
 /// `addLegalEntities`: adds companies; running maps do initial writes for them unless
 /// `skipInitialWrites`.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct AddLegalEntities {
     legal_entities: Vec<String>,
     #[serde(default)]
@@ -41,7 +42,7 @@ impl Operation for AddLegalEntities {
 
 /// `removeLegalEntity`: takes one company out of the connection.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RemoveLegalEntity {
     legal_entity: String,
 }

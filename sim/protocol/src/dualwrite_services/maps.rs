@@ -34,15 +34,9 @@ fn maps_json(world: &World, env: &str) -> Value {
     Value::Array(maps)
 }
 
-/// The operations that name one map and nothing else.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct OneMap {
-    map: String,
-}
-
 /// `getMaps`: every published map.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct GetMaps {}
 
 impl Operation for GetMaps {
@@ -53,12 +47,14 @@ impl Operation for GetMaps {
 
 /// `getRelatedMaps`: a map and the maps it needs, upstream first (the Run dialog's list).
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct GetRelatedMaps(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct GetRelatedMaps {
+    map: String,
+}
 
 impl Operation for GetRelatedMaps {
     fn apply(self, world: &mut World, _env: &str) -> SimResult<Value> {
-        let map = self.0.map;
+        let map = self.map;
         if world.catalogue.map(&map).is_none() {
             return Err(SimError::not_found(format!(
                 "Table map {map} does not exist."
@@ -70,7 +66,7 @@ impl Operation for GetRelatedMaps {
 
 /// One entry of `runMaps`.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RunItem {
     map: String,
     #[serde(default = "yes")]
@@ -90,7 +86,7 @@ fn dataverse() -> Side {
 /// `runMaps`: runs maps in the order given, each with or without initial sync and with
 /// its master.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RunMaps {
     maps: Vec<RunItem>,
 }
@@ -113,48 +109,56 @@ impl Operation for RunMaps {
 
 /// `pauseMap`: Running → Paused.
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct PauseMap(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct PauseMap {
+    map: String,
+}
 
 impl Operation for PauseMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_pause(env, &self.0.map)?;
+        world.dw_pause(env, &self.map)?;
         Ok(maps_json(world, env))
     }
 }
 
 /// `resumeMap`: Paused → Running, replaying what was queued.
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct ResumeMap(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct ResumeMap {
+    map: String,
+}
 
 impl Operation for ResumeMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_resume(env, &self.0.map)?;
+        world.dw_resume(env, &self.map)?;
         Ok(maps_json(world, env))
     }
 }
 
 /// `stopMap`: Running or Paused → Not running.
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct StopMap(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct StopMap {
+    map: String,
+}
 
 impl Operation for StopMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_stop(env, &self.0.map)?;
+        world.dw_stop(env, &self.map)?;
         Ok(maps_json(world, env))
     }
 }
 
 /// `getInitialSyncDetails`: every initial-sync execution of a map.
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct GetInitialSyncDetails(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct GetInitialSyncDetails {
+    map: String,
+}
 
 impl Operation for GetInitialSyncDetails {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        let map = self.0.map;
+        let map = self.map;
         let executions: Vec<Value> = world
             .connection_of(env)
             .map(|c| {
@@ -171,12 +175,14 @@ impl Operation for GetInitialSyncDetails {
 
 /// `getQueuedRecords`: what a paused map has queued, and its catch-up errors.
 #[derive(Deserialize)]
-#[serde(transparent)]
-pub(super) struct GetQueuedRecords(OneMap);
+#[serde(deny_unknown_fields)]
+pub(super) struct GetQueuedRecords {
+    map: String,
+}
 
 impl Operation for GetQueuedRecords {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        let map = self.0.map;
+        let map = self.map;
         let c = world.connection_of(env);
         let of_map =
             |list: Option<&Vec<dwsim_model::dualwrite::live_sync::QueuedChange>>| -> Vec<Value> {
@@ -198,7 +204,7 @@ impl Operation for GetQueuedRecords {
 
 /// `retryCatchUpErrors`: replays a map's catch-up errors again, all or the named rows.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RetryCatchUpErrors {
     map: String,
     #[serde(default)]
@@ -216,7 +222,7 @@ impl Operation for RetryCatchUpErrors {
 
 /// `setAlertRules`: the connection's alert rules, taken by each map when it next runs.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct SetAlertRules {
     rules: Vec<AlertRule>,
 }
@@ -230,6 +236,7 @@ impl Operation for SetAlertRules {
 
 /// `getAlerts`: the alert rules and the notifications they sent.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct GetAlerts {}
 
 impl Operation for GetAlerts {
@@ -243,7 +250,7 @@ impl Operation for GetAlerts {
 
 /// `rerunExecution`: reruns a map's latest initial sync, with or without its failed rows.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RerunExecution {
     map: String,
     #[serde(default)]
@@ -262,7 +269,7 @@ impl Operation for RerunExecution {
 
 /// `updateMapFields`: saves a stopped map's field mappings under a publisher and version.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct UpdateMapFields {
     map: String,
     fields: Vec<FieldMap>,

@@ -1,6 +1,9 @@
 //! The dual-write administration as F&O JSON custom services,
 //! `{env}/api/services/DualWriteServices/{Service}/{operation}`: one typed argument struct
 //! per operation, each with its own `apply` (as mini-redis does one file per command).
+//! Arguments are read strictly: a field the operation does not take is refused with 400
+//! and named, so a misspelt `initalSync` cannot silently mean the default.
+//!
 //! [`SERVICES`] lists what `GET` on the group and on a service answer, and [`call`]
 //! dispatches a `POST`; both come from the one table in `services!`, so they cannot drift.
 
