@@ -5,9 +5,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use dwsim::report::{self, Row};
 use dwsim_harness::runner::{self, Options, TransportKind};
+use dwsim_harness::scenario::Scenario;
 use dwsim_http::{Ports, Servers};
 use dwsim_model::{Catalogue, WorldSpec};
 use dwsim_protocol::Sim;
+use std::io::Write;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -15,7 +18,8 @@ use std::time::Instant;
 #[command(
     name = "dwsim",
     version,
-    about = "Dynamics 365 dual-write simulator: LCS, F&O, Dataverse and Entra on localhost"
+    about = "Dynamics 365 dual-write simulator: LCS, F&O, Dataverse and Entra on localhost",
+    after_help = "Exit codes: 0 every scenario and check passed; 1 a scenario or check failed; 2 a usage or setup error (or a report that could not be written after a passing run)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,6 +32,15 @@ enum Transports {
     Both,
     Http,
     InProcess,
+}
+
+/// How `dwsim run` reports on stdout.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A line per scenario as it finishes, then a summary.
+    Human,
+    /// The JSON report, once every scenario has run.
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,12 +63,18 @@ enum Command {
         /// Folder of scenario files (default ./scenarios, else the built-in ones).
         #[arg(long)]
         scenarios_dir: Option<PathBuf>,
-        /// Also write a JSON report here.
+        /// Also write the JSON report to this file (`-`: stdout).
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Also write a JUnit XML report here.
+        /// Also write a JUnit XML report to this file (`-`: stdout).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// What stdout shows.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Print only failures and the summary.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Serve the four products with a scenario's starting world until interrupted.
     Serve {
@@ -96,7 +115,18 @@ fn main() {
             scenarios_dir,
             json,
             junit,
-        } => run(scenarios, seed, transport, scenarios_dir, json, junit),
+            format,
+            quiet,
+        } => run(RunArgs {
+            only: scenarios,
+            seed,
+            transport,
+            dir: scenarios_dir,
+            json,
+            junit,
+            format,
+            quiet,
+        }),
         Command::Serve {
             scenario,
             seed,
@@ -122,97 +152,164 @@ fn main() {
     }
 }
 
-fn run(
+/// What `dwsim run` was asked for.
+struct RunArgs {
     only: Vec<String>,
     seed: u64,
     transport: Transports,
     dir: Option<PathBuf>,
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
-) -> Result<bool> {
-    let mut scenarios = dwsim_harness::load_scenarios(dir.as_deref())?;
-    if !only.is_empty() {
-        for id in &only {
-            if !scenarios.iter().any(|s| &s.id == id) {
-                bail!(
-                    "no scenario {id}; known: {}",
-                    scenarios
-                        .iter()
-                        .map(|s| s.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
+    format: Format,
+    quiet: bool,
+}
+
+/// The scenarios of `dir` (or the built-in ones), only those named in `only` if any; an
+/// unknown name is a usage error that lists the known ones.
+fn select_scenarios(dir: Option<&Path>, only: &[String]) -> Result<Vec<Scenario>> {
+    let mut scenarios = dwsim_harness::load_scenarios(dir)?;
+    for id in only {
+        if !scenarios.iter().any(|s| &s.id == id) {
+            bail!(
+                "no scenario {id}; known: {}",
+                scenarios
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
+    }
+    if !only.is_empty() {
         scenarios.retain(|s| only.contains(&s.id));
     }
+    Ok(scenarios)
+}
+
+/// A scenario that ran: the main run, and with `both` the in-process run's verdict on
+/// determinism and its time.
+struct Ran {
+    run: runner::ScenarioRun,
+    determinism: Option<Result<(), String>>,
+    other_ms: Option<f64>,
+}
+
+impl Ran {
+    fn row(&self) -> Row<'_> {
+        Row {
+            run: &self.run,
+            determinism: self.determinism.clone(),
+            other_ms: self.other_ms,
+        }
+    }
+}
+
+/// One scenario on the asked-for transports.
+fn run_scenario(
+    sc: &Scenario,
+    seed: u64,
+    transport: Transports,
+    data: &dwsim_model::SeedData,
+) -> Result<Ran> {
+    let main_kind = if transport == Transports::InProcess {
+        TransportKind::InProcess
+    } else {
+        TransportKind::Http
+    };
+    let options = |transport| Options {
+        seed,
+        data: data.clone(),
+        transport,
+    };
+    let main =
+        runner::run(sc, &options(main_kind)).with_context(|| format!("scenario {}", sc.id))?;
+    if transport != Transports::Both {
+        return Ok(Ran {
+            run: main,
+            determinism: None,
+            other_ms: None,
+        });
+    }
+    let other = runner::run(sc, &options(TransportKind::InProcess))
+        .with_context(|| format!("scenario {} in-process", sc.id))?;
+    Ok(Ran {
+        determinism: Some(dwsim_harness::same_end_state(&main, &other)),
+        other_ms: Some(other.elapsed.as_secs_f64() * 1000.0),
+        run: main,
+    })
+}
+
+fn run(args: RunArgs) -> Result<bool> {
+    let scenarios = select_scenarios(args.dir.as_deref(), &args.only)?;
     let data = Catalogue::builtin()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .demo;
+    // Human lines go to stderr when a report takes stdout, so the two never mix.
+    let stdout_taken = args.format == Format::Json
+        || [&args.json, &args.junit]
+            .iter()
+            .any(|p| p.as_deref() == Some(Path::new("-")));
+    let mut human: Box<dyn Write> = if stdout_taken {
+        Box::new(anstream::stderr())
+    } else {
+        Box::new(anstream::stdout())
+    };
+    let started = Instant::now();
     let mut runs = Vec::new();
     for sc in &scenarios {
-        let main_kind = if transport == Transports::InProcess {
-            TransportKind::InProcess
-        } else {
-            TransportKind::Http
-        };
-        let main = runner::run(
-            sc,
-            &Options {
-                seed,
-                data: data.clone(),
-                transport: main_kind,
-            },
-        )
-        .with_context(|| format!("scenario {}", sc.id))?;
-        let (determinism, other_ms) = if transport == Transports::Both {
-            let other = runner::run(
-                sc,
-                &Options {
-                    seed,
-                    data: data.clone(),
-                    transport: TransportKind::InProcess,
-                },
-            )
-            .with_context(|| format!("scenario {} in-process", sc.id))?;
-            (
-                Some(dwsim_harness::same_end_state(&main, &other)),
-                Some(other.elapsed.as_secs_f64() * 1000.0),
-            )
-        } else {
-            (None, None)
-        };
-        runs.push((main, determinism, other_ms));
+        let ran = run_scenario(sc, args.seed, args.transport, &data)?;
+        let row = ran.row();
+        if args.format == Format::Human && !(args.quiet && report::passed(&row)) {
+            write!(human, "{}", report::scenario_line(&row))?;
+        }
+        runs.push(ran);
     }
-    let rows: Vec<Row> = runs
-        .iter()
-        .map(|(run, determinism, other_ms)| Row {
-            run,
-            determinism: determinism.clone(),
-            other_ms: *other_ms,
-        })
-        .collect();
-    print!("{}", report::table(&rows));
-    if let Some(path) = json {
-        std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(&report::json_report(&rows))?,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+    let rows: Vec<Row> = runs.iter().map(Ran::row).collect();
+    let passed = rows.iter().all(report::passed);
+    if args.format == Format::Human {
+        write!(
+            human,
+            "{}",
+            report::summary(&rows, started.elapsed().as_secs_f64())
+        )?;
     }
-    if let Some(path) = junit {
-        std::fs::write(&path, report::junit(&rows))
-            .with_context(|| format!("writing {}", path.display()))?;
+    let json = serde_json::to_vec_pretty(&report::json_report(&rows))?;
+    if args.format == Format::Json {
+        std::io::stdout().write_all(&json)?;
+        println!();
     }
-    Ok(rows.iter().all(report::passed))
+    let mut written = Ok(());
+    if let Some(path) = &args.json {
+        written = written.and(write_report(path, &json));
+    }
+    if let Some(path) = &args.junit {
+        let xml =
+            report::junit(&rows).map_err(|e| anyhow::anyhow!("building the JUnit report: {e}"));
+        written = written.and(xml.and_then(|x| write_report(path, x.as_bytes())));
+    }
+    if let Err(e) = written {
+        // The run's result stands; a passing run whose report is missing is a setup error.
+        if passed {
+            return Err(e);
+        }
+        eprintln!("dwsim: {e:#}");
+        return Ok(false);
+    }
+    Ok(passed)
+}
+
+/// Writes a report to a file, or to stdout for `-`.
+fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path == Path::new("-") {
+        std::io::stdout().write_all(bytes)?;
+        return Ok(());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 fn serve(id: &str, seed: u64, port_base: Option<u16>, dir: Option<PathBuf>) -> Result<bool> {
-    let scenarios = dwsim_harness::load_scenarios(dir.as_deref())?;
-    let sc = scenarios
-        .iter()
-        .find(|s| s.id == id)
-        .with_context(|| format!("no scenario {id}"))?;
+    let scenarios = select_scenarios(dir.as_deref(), &[id.to_string()])?;
+    let sc = &scenarios[0];
     let data = Catalogue::builtin()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .demo;

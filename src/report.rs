@@ -1,7 +1,7 @@
-//! The table `dwsim run` prints: scenario × invariant with pass/fail and timing, and the
-//! JSON report for CI.
+//! What `dwsim run` reports: a line per scenario as it finishes and a summary for people,
+//! and the JSON and JUnit reports for CI.
 
-use dwsim_harness::runner::{ScenarioRun, INVARIANTS};
+use dwsim_harness::runner::ScenarioRun;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -13,73 +13,62 @@ pub struct Row<'a> {
     pub other_ms: Option<f64>,
 }
 
-fn mark(passed: bool) -> &'static str {
-    if passed {
-        "pass"
+/// The line `dwsim run` prints as a scenario finishes, as cargo-nextest prints a test:
+/// `    PASS [   0.112s] new-new`, and under a failure the checks that failed. The word is
+/// styled; print it through `anstream`, which drops the style where the terminal has none.
+pub fn scenario_line(r: &Row) -> String {
+    let ok = passed(r);
+    let (style, word) = if ok {
+        (anstyle::AnsiColor::Green.on_default().bold(), "PASS")
     } else {
-        "FAIL"
+        (anstyle::AnsiColor::Red.on_default().bold(), "FAIL")
+    };
+    let secs = r.run.elapsed.as_secs_f64() + r.other_ms.unwrap_or(0.0) / 1000.0;
+    let mut out = format!(
+        "    {style}{word}{style:#} [{secs:>8.3}s] {}\n",
+        r.run.scenario
+    );
+    for f in failures(r) {
+        let _ = writeln!(out, "         {f}");
     }
+    out
 }
 
-pub fn table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    let mut header = format!("{:<19}", "scenario");
-    for name in INVARIANTS {
-        let _ = write!(
-            header,
-            " {:>name_width$}",
-            name,
-            name_width = name.len().max(4)
-        );
-    }
-    let _ = write!(
-        header,
-        " {:>11} {:>9} {:>9}",
-        "determinism", "http ms", "inproc ms"
-    );
-    out.push_str(&header);
-    out.push('\n');
-    for r in rows {
-        let mut line = format!("{:<19}", r.run.scenario);
-        for name in INVARIANTS {
-            let passed = r.run.outcome(name).is_some_and(|o| o.passed);
-            let _ = write!(line, " {:>w$}", mark(passed), w = name.len().max(4));
-        }
-        let det = match &r.determinism {
-            None => "-",
-            Some(Ok(())) => "pass",
-            Some(Err(_)) => "FAIL",
-        };
-        let ms = r.run.elapsed.as_secs_f64() * 1000.0;
-        let (http, inproc) = match r.run.transport {
-            dwsim_harness::runner::TransportKind::Http => (Some(ms), r.other_ms),
-            dwsim_harness::runner::TransportKind::InProcess => (r.other_ms, Some(ms)),
-        };
-        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let _ = write!(line, " {:>11} {:>9} {:>9}", det, show(http), show(inproc));
-        out.push_str(&line);
-        out.push('\n');
-    }
-    let failures: Vec<String> = rows
+/// What failed in a scenario: each failed check with its detail.
+fn failures(r: &Row) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .run
+        .invariants
         .iter()
-        .flat_map(|r| {
-            let mut v: Vec<String> = r
-                .run
-                .invariants
-                .iter()
-                .filter(|o| !o.passed)
-                .map(|o| format!("{} {}: {}", r.run.scenario, o.name, o.detail))
-                .collect();
-            if let Some(Err(e)) = &r.determinism {
-                v.push(format!("{} determinism: {e}", r.run.scenario));
-            }
-            v
-        })
+        .filter(|o| !o.passed)
+        .map(|o| format!("{}: {}", o.name, o.detail))
         .collect();
-    let passed = rows.iter().filter(|r| passed(r)).count();
-    let _ = writeln!(out, "\n{passed}/{} scenarios passed", rows.len());
-    for f in failures {
-        let _ = writeln!(out, "  {f}");
+    if let Some(Err(e)) = &r.determinism {
+        v.push(format!("determinism: {e}"));
+    }
+    v
+}
+
+/// The closing summary: how many scenarios passed and failed, and which failed.
+pub fn summary(rows: &[Row], elapsed_secs: f64) -> String {
+    let passed_count = rows.iter().filter(|r| passed(r)).count();
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !passed(r))
+        .map(|r| r.run.scenario.as_str())
+        .collect();
+    let noun = if rows.len() == 1 {
+        "scenario"
+    } else {
+        "scenarios"
+    };
+    let mut out = format!(
+        "{} {noun} run in {elapsed_secs:.3}s: {passed_count} passed, {} failed\n",
+        rows.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        let _ = writeln!(out, "failed: {}", failed.join(", "));
     }
     out
 }
@@ -103,61 +92,45 @@ pub fn json_report(rows: &[Row]) -> Value {
         .collect::<Vec<_>>())
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// JUnit XML: one test suite per scenario, one test case per invariant (and determinism).
-pub fn junit(rows: &[Row]) -> String {
-    let mut out =
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"dwsim\">\n");
+/// JUnit XML (through quick-junit): one test suite per scenario, one test case per check
+/// (and determinism, when both transports ran).
+pub fn junit(rows: &[Row]) -> Result<String, quick_junit::SerializeError> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    use std::time::Duration;
+    let mut report = Report::new("dwsim");
     for r in rows {
-        let mut cases: Vec<(String, f64, Option<String>)> = r
+        let mut suite = TestSuite::new(r.run.scenario.as_str());
+        suite.set_time(r.run.elapsed);
+        let mut cases: Vec<(String, Duration, Option<String>)> = r
             .run
             .invariants
             .iter()
             .map(|o| {
                 (
                     o.name.clone(),
-                    o.elapsed.as_secs_f64(),
+                    o.elapsed,
                     (!o.passed).then(|| o.detail.clone()),
                 )
             })
             .collect();
         if let Some(d) = &r.determinism {
-            cases.push(("determinism".into(), 0.0, d.clone().err()));
+            cases.push(("determinism".into(), Duration::ZERO, d.clone().err()));
         }
-        let failures = cases.iter().filter(|c| c.2.is_some()).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-            xml_escape(&r.run.scenario),
-            cases.len(),
-            r.run.elapsed.as_secs_f64()
-        );
         for (name, time, failure) in cases {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
-                xml_escape(&r.run.scenario),
-                xml_escape(&name)
-            );
-            match failure {
-                Some(f) => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
-                        xml_escape(&f)
-                    );
+            let status = match failure {
+                None => TestCaseStatus::success(),
+                Some(message) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(message);
+                    status
                 }
-                None => out.push_str("/>\n"),
-            }
+            };
+            let mut case = TestCase::new(name, status);
+            case.set_classname(r.run.scenario.as_str());
+            case.set_time(time);
+            suite.add_test_case(case);
         }
-        out.push_str("  </testsuite>\n");
+        report.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    report.to_string()
 }

@@ -1,0 +1,108 @@
+//! The `dwsim` command as a user meets it: its help, the lines `run` prints, and its error
+//! cases with their exit codes, snapshotted (timings masked) so a change shows as a diff.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dwsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dwsim"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("dwsim runs")
+}
+
+/// Stdout, stderr and the exit code, with every `[  0.123s]` and `in 0.123s` masked.
+fn transcript(out: &Output) -> String {
+    let text = format!(
+        "exit code: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mask_seconds(&text)
+}
+
+/// Replaces each number directly followed by `s` (a duration) with `N.NNN`.
+fn mask_seconds(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+            i += 1;
+        }
+        if i > start {
+            let number: String = chars[start..i].iter().collect();
+            let is_duration = number.contains('.') && chars.get(i) == Some(&'s');
+            out.push_str(if is_duration { "N.NNN" } else { &number });
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn snapshot(name: &str, value: String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    insta::with_settings!({ snapshot_path => dir, prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(format!("cli__{name}"), value);
+    });
+}
+
+#[test]
+fn help_lists_the_commands_and_exit_codes() {
+    snapshot("help", transcript(&dwsim(&["--help"])));
+    snapshot("run_help", transcript(&dwsim(&["run", "--help"])));
+}
+
+#[test]
+fn run_prints_a_line_per_scenario_and_a_summary() {
+    let out = dwsim(&["run", "--scenario", "new-new", "--transport", "in-process"]);
+    assert_eq!(out.status.code(), Some(0));
+    snapshot("run_new_new", transcript(&out));
+}
+
+#[test]
+fn an_unknown_scenario_is_a_usage_error_that_lists_the_known_ones() {
+    let out = dwsim(&["run", "--scenario", "neww-new"]);
+    assert_eq!(out.status.code(), Some(2));
+    snapshot("run_unknown_scenario", transcript(&out));
+    let out = dwsim(&["serve", "--scenario", "neww-new"]);
+    assert_eq!(out.status.code(), Some(2));
+    snapshot("serve_unknown_scenario", transcript(&out));
+}
+
+#[test]
+fn a_report_that_cannot_be_written_does_not_hide_the_result() {
+    let out = dwsim(&[
+        "run",
+        "--scenario",
+        "new-new",
+        "--transport",
+        "in-process",
+        "--json",
+        "/nonexistent/dwsim/report.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    snapshot("run_unwritable_report", transcript(&out));
+}
+
+#[test]
+fn json_format_puts_the_report_on_stdout() {
+    let out = dwsim(&[
+        "run",
+        "--scenario",
+        "new-new",
+        "--transport",
+        "in-process",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report[0]["scenario"], "new-new");
+    assert_eq!(report[0]["passed"], true);
+}
