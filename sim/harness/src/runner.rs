@@ -179,6 +179,22 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
             .unwrap_or_default(),
         elapsed: Duration::ZERO,
     }];
+    outcomes.extend(check_invariants(&ctx)?);
+    outcomes.sort_by_key(|o| INVARIANTS.iter().position(|n| *n == o.name));
+    Ok(ScenarioRun {
+        scenario: scenario.id.clone(),
+        transport: options.transport,
+        seed: options.seed,
+        steps,
+        invariants: outcomes,
+        end_state,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Every cross-system invariant on the world the steps left, each timed.
+fn check_invariants(ctx: &Ctx) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
     let end = ctx.client.export()?;
     let mut check_one = |name: &str, f: &mut dyn FnMut() -> Result<()>| {
         let t = Instant::now();
@@ -212,19 +228,10 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
         }
         Ok(())
     });
-    check_one("idempotence", &mut || idempotence(&ctx));
-    check_one("atomic-live-sync", &mut || atomic_live_sync(&ctx));
-    check_one("live-round-trip", &mut || live_round_trip(&ctx));
-    outcomes.sort_by_key(|o| INVARIANTS.iter().position(|n| *n == o.name));
-    Ok(ScenarioRun {
-        scenario: scenario.id.clone(),
-        transport: options.transport,
-        seed: options.seed,
-        steps,
-        invariants: outcomes,
-        end_state,
-        elapsed: started.elapsed(),
-    })
+    check_one("idempotence", &mut || idempotence(ctx));
+    check_one("atomic-live-sync", &mut || atomic_live_sync(ctx));
+    check_one("live-round-trip", &mut || live_round_trip(ctx));
+    Ok(outcomes)
 }
 
 fn fno_env(ctx: &Ctx) -> Result<String> {
