@@ -627,21 +627,21 @@ pub fn run_changeset(
         &ContentIds,
     ) -> (ResponsePart, Option<String>),
 ) -> Result<BatchResponsePart, ResponsePart> {
-    let savepoint = world.begin_all();
-    let mut ids = ContentIds::new();
-    let mut responses = Vec::new();
-    for r in reqs {
-        let (resp, url) = run(world, r, &ids);
-        if resp.status >= 400 {
-            world.rollback_all(savepoint);
-            return Err(resp);
+    let responses = world.atomically(|world| {
+        let mut ids = ContentIds::new();
+        let mut responses = Vec::new();
+        for r in reqs {
+            let (resp, url) = run(world, r, &ids);
+            if resp.status >= 400 {
+                return Err(resp);
+            }
+            if let (Some(id), Some(url)) = (&r.content_id, url) {
+                ids.insert(id.clone(), url);
+            }
+            responses.push(resp);
         }
-        if let (Some(id), Some(url)) = (&r.content_id, url) {
-            ids.insert(id.clone(), url);
-        }
-        responses.push(resp);
-    }
-    world.commit_all(savepoint);
+        Ok(responses)
+    })?;
     Ok(BatchResponsePart::ChangeSet {
         boundary: format!("changesetresponse_{}", world.ids.guid()),
         responses,

@@ -917,21 +917,12 @@ fn create(world: &mut World, call: &Call, table: &DvTable) -> SimResult<Response
         return written(world, call, table, &id, true);
     }
     // Deep insert: the related records and the record commit together or not at all.
-    let sp = world.begin_all();
-    let result = insert_related(world, call, table, body).and_then(|body| {
+    let (id, _) = world.atomically(|world| {
+        let body = insert_related(world, call, table, body)?;
         let attrs = attributes(world, call, table, body)?;
         world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)
-    });
-    match result {
-        Ok((id, _)) => {
-            world.commit_all(sp);
-            written(world, call, table, &id, true)
-        }
-        Err(e) => {
-            world.rollback_all(sp);
-            Err(e)
-        }
-    }
+    })?;
+    written(world, call, table, &id, true)
 }
 
 /// Creates the records nested under single-valued navigation properties (one level deep)

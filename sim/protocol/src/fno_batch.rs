@@ -93,14 +93,13 @@ fn run_changeset(
     ctx: &Ctx,
     reqs: &[RequestPart],
 ) -> Result<BatchResponsePart, ResponsePart> {
-    world.in_flight.records = Some(0);
-    let result = batch::run_changeset(world, reqs, |world, r, ids| {
-        let resp = run_one(world, ctx, r, ids, true);
-        let url = resp.header("location").map(str::to_string);
-        (resp, url)
-    });
-    world.in_flight.records = None;
-    result
+    world.fno_change_set(|world| {
+        batch::run_changeset(world, reqs, |world, r, ids| {
+            let resp = run_one(world, ctx, r, ids, true);
+            let url = resp.header("location").map(str::to_string);
+            (resp, url)
+        })
+    })
 }
 
 fn run_one(

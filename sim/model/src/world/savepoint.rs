@@ -13,7 +13,7 @@ pub struct WorldSavepoint {
 impl World {
     /// Opens a transaction on every store. Nested dual-write transactions inside it commit
     /// into it; [`World::rollback_all`] undoes all of them.
-    pub fn begin_all(&mut self) -> WorldSavepoint {
+    pub(crate) fn begin_all(&mut self) -> WorldSavepoint {
         WorldSavepoint {
             fno: self
                 .fno
@@ -29,7 +29,7 @@ impl World {
     }
 
     /// Keeps everything since the savepoint.
-    pub fn commit_all(&mut self, sp: WorldSavepoint) {
+    pub(crate) fn commit_all(&mut self, sp: WorldSavepoint) {
         for (n, s) in sp.fno {
             if let Some(e) = self.fno.get_mut(&n) {
                 e.store.commit(s);
@@ -43,7 +43,7 @@ impl World {
     }
 
     /// Undoes everything since the savepoint.
-    pub fn rollback_all(&mut self, sp: WorldSavepoint) {
+    pub(crate) fn rollback_all(&mut self, sp: WorldSavepoint) {
         for (n, s) in sp.fno {
             if let Some(e) = self.fno.get_mut(&n) {
                 e.store.rollback(s);
@@ -71,14 +71,15 @@ impl World {
         result
     }
 
-    /// An F&O `$batch` change set: [`World::atomically`], and the records it dual-writes
-    /// count together against the per-transaction limit, as one F&O transaction's do.
+    /// An F&O `$batch` change set: the records `f` dual-writes count together against the
+    /// per-transaction limit, as one F&O transaction's do. `f` runs the change set itself,
+    /// [`World::atomically`].
     pub fn fno_change_set<T, E>(
         &mut self,
         f: impl FnOnce(&mut World) -> Result<T, E>,
     ) -> Result<T, E> {
         self.in_flight.records = Some(0);
-        let result = self.atomically(f);
+        let result = f(self);
         self.in_flight.records = None;
         result
     }
