@@ -7,14 +7,34 @@ use crate::request::split_outside_quotes;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A batch body that cannot be read. The message is what the caller puts in its envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchError(pub String);
-
-impl std::fmt::Display for BatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A batch body that cannot be read, saying what failed; its text is what the caller puts
+/// in its envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("The content type '{0}' is not valid for a batch payload; a batch must be sent as 'multipart/mixed' with a 'boundary' parameter.")]
+    NotMultipart(String),
+    #[error("The content type '{0}' specifies a batch payload; however, the payload either does not include a batch boundary or includes more than one boundary. In OData, batch payload content types must specify exactly one batch boundary in the 'boundary' parameter of the content type.")]
+    BoundaryCount(String),
+    #[error("The batch payload has no delimiter '--{0}'.")]
+    NoDelimiter(String),
+    #[error("The batch payload ends without the closing delimiter '--{0}--'.")]
+    NotClosed(String),
+    #[error("The header line '{0}' is not valid.")]
+    HeaderLine(String),
+    #[error("A batch part holds no HTTP message: the request line is missing.")]
+    NoRequestLine,
+    #[error(
+        "A batch part must have Content-Type 'application/http' or 'multipart/mixed', not '{0}'."
+    )]
+    PartContentType(String),
+    #[error(
+        "The request line '{0}' in a batch part is not valid; it must be 'METHOD URL HTTP/1.1'."
+    )]
+    RequestLine(String),
+    #[error("A change set can't contain another change set or batch.")]
+    NestedChangeSet,
+    #[error("The status line '{0}' is not valid.")]
+    StatusLine(String),
 }
 
 /// Header names in lower case, values trimmed.
@@ -102,9 +122,7 @@ pub fn is_multipart(content_type: &str) -> bool {
 /// The `boundary` parameter of a `multipart/mixed` content type, quoted or not.
 pub fn boundary(content_type: &str) -> Result<String, BatchError> {
     if !is_multipart(content_type) {
-        return Err(BatchError(format!(
-            "The content type '{content_type}' is not valid for a batch payload; a batch must be sent as 'multipart/mixed' with a 'boundary' parameter."
-        )));
+        return Err(BatchError::NotMultipart(content_type.to_string()));
     }
     let found: Vec<String> = split_outside_quotes(content_type, ';')
         .into_iter()
@@ -124,9 +142,7 @@ pub fn boundary(content_type: &str) -> Result<String, BatchError> {
     match found.as_slice() {
         [b] if !b.is_empty() => Ok(b.clone()),
         // Microsoft.OData.Core's MediaTypeUtils_BoundaryMustBeSpecifiedForBatchPayloads.
-        _ => Err(BatchError(format!(
-            "The content type '{content_type}' specifies a batch payload; however, the payload either does not include a batch boundary or includes more than one boundary. In OData, batch payload content types must specify exactly one batch boundary in the 'boundary' parameter of the content type."
-        ))),
+        _ => Err(BatchError::BoundaryCount(content_type.to_string())),
     }
 }
 
@@ -171,14 +187,10 @@ pub fn split(body: &[u8], boundary: &str) -> Result<Vec<MimePart>, BatchError> {
         line_start = line_end + 1;
     }
     if start.is_none() && !closed {
-        return Err(BatchError(format!(
-            "The batch payload has no delimiter '--{boundary}'."
-        )));
+        return Err(BatchError::NoDelimiter(boundary.to_string()));
     }
     if !closed {
-        return Err(BatchError(format!(
-            "The batch payload ends without the closing delimiter '--{boundary}--'."
-        )));
+        return Err(BatchError::NotClosed(boundary.to_string()));
     }
     Ok(parts)
 }
@@ -214,7 +226,7 @@ fn parse_headers(lines: &[String]) -> Result<Headers, BatchError> {
         let (k, v) = line
             .split_once(':')
             .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| BatchError(format!("The header line '{line}' is not valid.")))?;
+            .ok_or_else(|| BatchError::HeaderLine(line.to_string()))?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
     }
     Ok(headers)
@@ -241,9 +253,7 @@ fn http_message(content: &[u8]) -> Result<(String, Headers, Vec<u8>), BatchError
     }
     let (lines, body) = head_and_body(&content[from..]);
     let Some((start, header_lines)) = lines.split_first() else {
-        return Err(BatchError(
-            "A batch part holds no HTTP message: the request line is missing.".into(),
-        ));
+        return Err(BatchError::NoRequestLine);
     };
     let mut end = body.len();
     while end > 0 && (body[end - 1] == b'\n' || body[end - 1] == b'\r') {
@@ -259,9 +269,7 @@ fn http_message(content: &[u8]) -> Result<(String, Headers, Vec<u8>), BatchError
 fn check_application_http(part: &MimePart) -> Result<(), BatchError> {
     let ct = header(&part.headers, "content-type").unwrap_or_default();
     if media_type(ct) != "application/http" {
-        return Err(BatchError(format!(
-            "A batch part must have Content-Type 'application/http' or 'multipart/mixed', not '{ct}'."
-        )));
+        return Err(BatchError::PartContentType(ct.to_string()));
     }
     Ok(())
 }
@@ -290,9 +298,7 @@ fn request_part(part: MimePart) -> Result<RequestPart, BatchError> {
 }
 
 fn bad_request_line(line: &str) -> BatchError {
-    BatchError(format!(
-        "The request line '{line}' in a batch part is not valid; it must be 'METHOD URL HTTP/1.1'."
-    ))
+    BatchError::RequestLine(line.to_string())
 }
 
 /// Reads a batch request body sent with `content_type`.
@@ -310,9 +316,7 @@ pub fn parse_request(content_type: &str, body: &[u8]) -> Result<Vec<BatchPart>, 
                 .into_iter()
                 .map(|p| {
                     if is_multipart(header(&p.headers, "content-type").unwrap_or_default()) {
-                        return Err(BatchError(
-                            "A change set can't contain another change set or batch.".into(),
-                        ));
+                        return Err(BatchError::NestedChangeSet);
                     }
                     request_part(p)
                 })
@@ -331,7 +335,7 @@ fn response_part(part: MimePart) -> Result<ResponsePart, BatchError> {
         .filter(|v| v.starts_with("HTTP/"))
         .and(words.next())
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| BatchError(format!("The status line '{line}' is not valid.")))?;
+        .ok_or_else(|| BatchError::StatusLine(line.to_string()))?;
     Ok(ResponsePart {
         content_id: header(&part.headers, "content-id").map(str::to_string),
         status,

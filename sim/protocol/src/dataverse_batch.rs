@@ -59,7 +59,7 @@ pub fn handle(
     }
     let content_type = req.header("content-type").unwrap_or_default();
     let parts = batch::parse_request(content_type, &req.body)
-        .map_err(|e| SimError::new(ErrorKind::BadRequest, PAYLOAD_ERROR, e.0))?;
+        .map_err(|e| SimError::new(ErrorKind::BadRequest, PAYLOAD_ERROR, e.to_string()))?;
     let count = batch::request_count(&parts);
     if count > MAX_REQUESTS {
         return Err(SimError::new(

@@ -36,8 +36,8 @@ pub fn handle(
         ));
     }
     let content_type = req.header("content-type").unwrap_or_default();
-    let parts =
-        batch::parse_request(content_type, &req.body).map_err(|e| SimError::bad_request(e.0))?;
+    let parts = batch::parse_request(content_type, &req.body)
+        .map_err(|e| SimError::bad_request(e.to_string()))?;
     let count = batch::request_count(&parts);
     if count > MAX_OPERATIONS {
         return Err(SimError::bad_request(format!(
