@@ -446,25 +446,26 @@ pub fn reference(s: &str) -> Option<(&str, &str)> {
     (!name.is_empty() && !SYSTEM_RESOURCES.contains(&name)).then(|| (&s[..len + 1], &after[len..]))
 }
 
-/// The exact text Dataverse documents for a reference to an undeclared Content-ID.
-pub fn reference_message(reference: &str) -> String {
-    format!("Content-ID Reference: '{reference}' does not exist in the batch context.")
-}
+/// A `$name` reference to a Content-ID no earlier part of the change set declared; its text
+/// is the one Dataverse documents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Content-ID Reference: '{0}' does not exist in the batch context.")]
+pub struct UnknownReference(pub String);
 
-/// Replaces a leading `$n` by its entity URL. `Err` carries the unknown reference.
-pub fn resolve_url(target: &str, ids: &ContentIds) -> Result<String, String> {
+/// Replaces a leading `$n` by its entity URL.
+pub fn resolve_url(target: &str, ids: &ContentIds) -> Result<String, UnknownReference> {
     match reference(target) {
         None => Ok(target.to_string()),
         Some((r, rest)) => ids
             .get(&r[1..])
             .map(|url| format!("{url}{rest}"))
-            .ok_or_else(|| r.to_string()),
+            .ok_or_else(|| UnknownReference(r.to_string())),
     }
 }
 
 /// Resolves `$n` in `…@odata.bind` and `@odata.id` values of a JSON body, at any depth (deep
 /// inserts). `Ok(None)` when nothing changed or the body is not JSON.
-pub fn resolve_body(body: &[u8], ids: &ContentIds) -> Result<Option<Vec<u8>>, String> {
+pub fn resolve_body(body: &[u8], ids: &ContentIds) -> Result<Option<Vec<u8>>, UnknownReference> {
     let Ok(mut json) = serde_json::from_slice::<Value>(body) else {
         return Ok(None);
     };
@@ -473,8 +474,12 @@ pub fn resolve_body(body: &[u8], ids: &ContentIds) -> Result<Option<Vec<u8>>, St
     Ok(changed.then(|| serde_json::to_vec(&json).unwrap_or_else(|_| body.to_vec())))
 }
 
-fn resolve_value(v: &mut Value, ids: &ContentIds, changed: &mut bool) -> Result<(), String> {
-    let link = |s: &mut String, changed: &mut bool| -> Result<(), String> {
+fn resolve_value(
+    v: &mut Value,
+    ids: &ContentIds,
+    changed: &mut bool,
+) -> Result<(), UnknownReference> {
+    let link = |s: &mut String, changed: &mut bool| -> Result<(), UnknownReference> {
         if reference(s).is_some() {
             *s = resolve_url(s, ids)?;
             *changed = true;
@@ -601,7 +606,7 @@ mod tests {
             resolve_url("$1/name", &ids),
             Ok("http://h/o/api/data/v9.2/a(1)/name".into())
         );
-        assert_eq!(resolve_url("$2", &ids), Err("$2".into()));
+        assert_eq!(resolve_url("$2", &ids), Err(UnknownReference("$2".into())));
         assert_eq!(resolve_url("$metadata", &ids), Ok("$metadata".into()));
         let body = br#"{"x@odata.bind":"$1","n":"$1"}"#;
         let out = resolve_body(body, &ids)
@@ -612,7 +617,7 @@ mod tests {
         assert_eq!(v["n"], "$1");
         assert_eq!(
             resolve_body(br#"{"x@odata.bind":"$9"}"#, &ids),
-            Err("$9".into())
+            Err(UnknownReference("$9".into()))
         );
         assert!(targets_batch("/org/api/data/v9.2/$batch"));
         assert!(!targets_batch("accounts"));

@@ -157,7 +157,7 @@ fn run_one(
     }
     let target = match batch::resolve_url(&part.target, ids) {
         Ok(t) => t,
-        Err(r) => return fail(world, batch::reference_message(&r)),
+        Err(r) => return fail(world, r.to_string()),
     };
     if batch::targets_batch(&target) {
         return fail(
@@ -167,7 +167,7 @@ fn run_one(
     }
     let body = match batch::resolve_body(&part.body, ids) {
         Ok(resolved) => resolved.unwrap_or_else(|| part.body.clone()),
-        Err(r) => return fail(world, batch::reference_message(&r)),
+        Err(r) => return fail(world, r.to_string()),
     };
     let path = batch::inner_path(&target, b.org, &format!("api/data/{}", b.version));
     let mut inner = Request::new(&part.method, &path).with_body(body);

@@ -123,14 +123,14 @@ fn run_one(
     }
     let target = match batch::resolve_url(&part.target, ids) {
         Ok(t) => t,
-        Err(r) => return fail(batch::reference_message(&r)),
+        Err(r) => return fail(r.to_string()),
     };
     if batch::targets_batch(&target) {
         return fail("A batch can't contain another $batch request.".into());
     }
     let body = match batch::resolve_body(&part.body, ids) {
         Ok(resolved) => resolved.unwrap_or_else(|| part.body.clone()),
-        Err(r) => return fail(batch::reference_message(&r)),
+        Err(r) => return fail(r.to_string()),
     };
     let path = batch::inner_path(&target, ctx.env, "data");
     let mut inner = Request::new(&part.method, &path).with_body(body);
