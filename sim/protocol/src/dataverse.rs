@@ -117,7 +117,7 @@ fn route(
             integration_details(world, &call)
         }
         [seg, more @ ..] => {
-            let (set, key) = odata::parse_segment(seg).map_err(SimError::bad_request)?;
+            let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
             let table = world
                 .catalogue
                 .dv_table_by_set(&set)
@@ -180,6 +180,13 @@ fn with_ratelimit_headers(
 fn is_function(segment: &str) -> bool {
     let name = segment.split('(').next().unwrap_or(segment);
     name == "WhoAmI" || name == "RetrieveFinanceAndOperationsIntegrationDetails"
+}
+
+/// An unreadable key, literal or query option, as Dataverse refuses it: errors in the path
+/// carry no code, errors in a system query option carry 0x80060888.
+fn query_refused(e: odata::QueryError) -> SimError {
+    let code = if e.in_path() { "" } else { "0x80060888" };
+    SimError::new(ErrorKind::BadRequest, code, e.to_string())
 }
 
 fn not_found_segment(seg: &str) -> SimError {
@@ -521,8 +528,7 @@ fn is_system(name: &str) -> bool {
 
 fn options(call: &Call) -> SimResult<QueryOptions> {
     let params = call.req.params();
-    let o = odata::parse_options(&params, Dialect::Dataverse)
-        .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+    let o = odata::parse_options(&params, Dialect::Dataverse).map_err(query_refused)?;
     if o.skip.is_some() {
         return Err(SimError::new(
             ErrorKind::BadRequest,
@@ -550,8 +556,7 @@ fn expand(
     out: &mut Map<String, Value>,
 ) -> SimResult<()> {
     for item in items {
-        let parsed = odata::parse_expand_item(item)
-            .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+        let parsed = odata::parse_expand_item(item).map_err(query_refused)?;
         let (nav, select) = (parsed.nav.as_str(), parsed.select);
         let col = table
             .column(nav)
@@ -599,8 +604,7 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
         .rows(&table.logical_name)
         .map(|(_, r)| r.clone())
         .collect();
-    let rows = odata::filter_and_sort(rows, &o, Dialect::Dataverse)
-        .map_err(|m| SimError::new(ErrorKind::BadRequest, "0x80060888", m))?;
+    let rows = odata::filter_and_sort(rows, &o, Dialect::Dataverse).map_err(query_refused)?;
     let total = rows.len();
     let window = Page::of(call, &o, total)?;
     let mut value = Vec::new();
@@ -853,7 +857,7 @@ fn bind_target(world: &World, call: &Call, uri: &str) -> SimResult<(String, Stri
             .map_or("", |(_, p)| p),
         None => uri.trim_start_matches('/'),
     };
-    let (set, key) = odata::parse_segment(path).map_err(SimError::bad_request)?;
+    let (set, key) = odata::parse_segment(path).map_err(query_refused)?;
     let table = world
         .catalogue
         .dv_table_by_set(&set)

@@ -115,6 +115,12 @@ pub fn odata_error(e: &SimError) -> Response {
 }
 
 /// Custom services answer errors as `{"Message","ExceptionType","ActivityId"}`.
+/// An unreadable key, literal or query option, as F&O refuses it (a 400 whose text lands
+/// in the innererror envelope).
+fn query_refused(e: odata::QueryError) -> SimError {
+    SimError::bad_request(e.to_string())
+}
+
 fn service_error(world: &mut World, e: &SimError) -> Response {
     let status = status_of(e.kind);
     let mut r = Response::json(
@@ -161,7 +167,7 @@ fn data(
         [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
         [b] if b == "$batch" => crate::fno_batch::handle(world, endpoints, req, env),
         [seg, more @ ..] => {
-            let (set, key) = odata::parse_segment(seg).map_err(SimError::bad_request)?;
+            let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
             let entity = entity(world, &set)?.clone();
             match (key, more, method) {
                 (None, [], "GET") => list(world, env, base, req, &entity),
@@ -180,7 +186,7 @@ fn data(
                                 .ok_or_else(|| dwsim_model::fno::not_found(&entity))?;
                             let params = req.params();
                             let o = odata::parse_options(&params, Dialect::FinOps)
-                                .map_err(SimError::bad_request)?;
+                                .map_err(query_refused)?;
                             let mut body = render(&entity, &row, o.select.as_deref())?;
                             expand(world, env, &entity, &o.expand, &row, &mut body)?;
                             body.insert(
@@ -349,7 +355,7 @@ fn expand(
     out: &mut Map<String, Value>,
 ) -> SimResult<()> {
     for item in items {
-        let parsed = odata::parse_expand_item(item).map_err(SimError::bad_request)?;
+        let parsed = odata::parse_expand_item(item).map_err(query_refused)?;
         let (nav, select) = (parsed.nav.as_str(), parsed.select);
         let (relation, target) = entity
             .relations
@@ -460,7 +466,7 @@ fn create(
 /// and sorted.
 fn query_rows(world: &World, env: &str, req: &Request, entity: &FnoEntity) -> SimResult<Vec<Row>> {
     let params = req.params();
-    let o = odata::parse_options(&params, Dialect::FinOps).map_err(SimError::bad_request)?;
+    let o = odata::parse_options(&params, Dialect::FinOps).map_err(query_refused)?;
     if let Some(u) = o.unknown.iter().find(|u| u.as_str() != "$format") {
         return Err(SimError::bad_request(format!(
             "The query parameter '{u}' is not supported."
@@ -487,7 +493,7 @@ fn query_rows(world: &World, env: &str, req: &Request, entity: &FnoEntity) -> Si
         })
         .map(|(_, r)| r.clone())
         .collect();
-    odata::filter_and_sort(rows, &o, Dialect::FinOps).map_err(SimError::bad_request)
+    odata::filter_and_sort(rows, &o, Dialect::FinOps).map_err(query_refused)
 }
 
 fn list(
@@ -499,7 +505,7 @@ fn list(
 ) -> SimResult<Response> {
     let rows = query_rows(world, env, req, entity)?;
     let params = req.params();
-    let o = odata::parse_options(&params, Dialect::FinOps).map_err(SimError::bad_request)?;
+    let o = odata::parse_options(&params, Dialect::FinOps).map_err(query_refused)?;
     let total = rows.len();
     let skip = o.skip.unwrap_or(0);
     let wanted = o.top.map_or(total.saturating_sub(skip), |t| {

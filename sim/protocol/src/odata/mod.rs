@@ -3,10 +3,45 @@
 
 pub mod filter;
 
-use filter::{Dialect, Expr};
+use filter::{Dialect, Expr, FilterError};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+
+/// Why a key segment, a literal or a system query option could not be read. The texts are
+/// the OData library's; each product turns them into its own envelope in one place.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("Bad Request - Error in query syntax. The key segment '{0}' is not closed.")]
+    UnclosedKey(String),
+    #[error("Bad Request - Error in query syntax. The key '{0}' is not valid.")]
+    KeyPart(String),
+    #[error("Bad Request - Error in query syntax. Unrecognized literal '{0}'.")]
+    Literal(String),
+    #[error("{0}")]
+    Filter(#[from] FilterError),
+    #[error("Syntax error: '{direction}' is not a valid sort direction in '$orderby={orderby}'.")]
+    SortDirection { direction: String, orderby: String },
+    #[error("Invalid value '{value}' for {option} query option found. The {option} query option requires a non-negative integer value.")]
+    NotANonNegativeInteger { option: &'static str, value: String },
+    #[error("'{0}' is not a valid count option.")]
+    Count(String),
+    #[error("The $expand option is supported one level deep only.")]
+    NestedExpand,
+    #[error("The option '{0}' is not supported inside $expand.")]
+    ExpandOption(String),
+}
+
+impl QueryError {
+    /// Whether the error is in the resource path (key segment or key literal) rather than
+    /// in a system query option.
+    pub fn in_path(&self) -> bool {
+        matches!(
+            self,
+            QueryError::UnclosedKey(_) | QueryError::KeyPart(_) | QueryError::Literal(_)
+        )
+    }
+}
 
 /// The key in parentheses after an entity set name.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,14 +53,12 @@ pub enum KeySpec {
 }
 
 /// Splits `name(key)` into the name and its key, if any.
-pub fn parse_segment(segment: &str) -> Result<(String, Option<KeySpec>), String> {
+pub fn parse_segment(segment: &str) -> Result<(String, Option<KeySpec>), QueryError> {
     let Some(open) = segment.find('(') else {
         return Ok((segment.to_string(), None));
     };
     if !segment.ends_with(')') {
-        return Err(format!(
-            "Bad Request - Error in query syntax. The key segment '{segment}' is not closed."
-        ));
+        return Err(QueryError::UnclosedKey(segment.to_string()));
     }
     let name = segment[..open].to_string();
     let inner = &segment[open + 1..segment.len() - 1];
@@ -42,16 +75,16 @@ pub fn parse_segment(segment: &str) -> Result<(String, Option<KeySpec>), String>
     }
     let mut out = Vec::new();
     for p in parts {
-        let (k, v) = p.split_once('=').ok_or_else(|| {
-            format!("Bad Request - Error in query syntax. The key '{inner}' is not valid.")
-        })?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| QueryError::KeyPart(inner.to_string()))?;
         out.push((k.trim().to_string(), literal(v.trim())?));
     }
     Ok((name, Some(KeySpec::Named(out))))
 }
 
 /// A key or function literal: quoted string (with `''` escapes), number, bool, null or GUID.
-pub fn literal(text: &str) -> Result<Value, String> {
+pub fn literal(text: &str) -> Result<Value, QueryError> {
     if let Some(inner) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
         return Ok(Value::from(inner.replace("''", "'")));
     }
@@ -70,9 +103,7 @@ pub fn literal(text: &str) -> Result<Value, String> {
     if is_guid(text) {
         return Ok(Value::from(text.to_lowercase()));
     }
-    Err(format!(
-        "Bad Request - Error in query syntax. Unrecognized literal '{text}'."
-    ))
+    Err(QueryError::Literal(text.to_string()))
 }
 
 pub fn is_guid(s: &str) -> bool {
@@ -105,7 +136,7 @@ pub struct QueryOptions {
 pub fn parse_options(
     params: &[(String, String)],
     dialect: Dialect,
-) -> Result<QueryOptions, String> {
+) -> Result<QueryOptions, QueryError> {
     let aliases: BTreeMap<String, String> = params
         .iter()
         .filter(|(k, _)| k.starts_with('@'))
@@ -115,32 +146,50 @@ pub fn parse_options(
     for (k, v) in params {
         match k.as_str() {
             "$select" => {
-                o.select = Some(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                o.select = Some(
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
             }
-            "$filter" => o.filter = Some(filter::parse(v, dialect, &aliases).map_err(|e| e.message)?),
+            "$filter" => o.filter = Some(filter::parse(v, dialect, &aliases)?),
             "$orderby" => {
                 for part in v.split(',') {
                     let mut words = part.split_whitespace();
-                    let Some(mut name) = words.next().map(str::to_string) else { continue };
+                    let Some(mut name) = words.next().map(str::to_string) else {
+                        continue;
+                    };
                     if let Some(alias) = aliases.get(&name) {
                         name = alias.clone();
                     }
                     let desc = match words.next() {
                         None | Some("asc") => false,
                         Some("desc") => true,
-                        Some(other) => return Err(format!("Syntax error: '{other}' is not a valid sort direction in '$orderby={v}'.")),
+                        Some(other) => {
+                            return Err(QueryError::SortDirection {
+                                direction: other.to_string(),
+                                orderby: v.clone(),
+                            })
+                        }
                     };
                     o.orderby.push((name, desc));
                 }
             }
-            "$top" => o.top = Some(v.parse().map_err(|_| format!("Invalid value '{v}' for $top query option found. The $top query option requires a non-negative integer value."))?),
-            "$skip" => o.skip = Some(v.parse().map_err(|_| format!("Invalid value '{v}' for $skip query option found. The $skip query option requires a non-negative integer value."))?),
+            "$top" => o.top = Some(non_negative("$top", v)?),
+            "$skip" => o.skip = Some(non_negative("$skip", v)?),
             "$count" => match v.as_str() {
                 "true" => o.count = true,
                 "false" => o.count = false,
-                _ => return Err(format!("'{v}' is not a valid count option.")),
+                _ => return Err(QueryError::Count(v.clone())),
             },
-            "$expand" => o.expand = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            "$expand" => {
+                o.expand = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
             "$skiptoken" => o.skiptoken = Some(v.clone()),
             "$format" | "$search" | "$apply" => o.unknown.push(k.clone()),
             other if other.starts_with('$') => o.unknown.push(other.to_string()),
@@ -150,6 +199,15 @@ pub fn parse_options(
     Ok(o)
 }
 
+fn non_negative(option: &'static str, value: &str) -> Result<usize, QueryError> {
+    value
+        .parse()
+        .map_err(|_| QueryError::NotANonNegativeInteger {
+            option,
+            value: value.to_string(),
+        })
+}
+
 /// One `$expand` item: `nav` or `nav($select=a,b)`. Both services expand one level only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpandItem {
@@ -157,7 +215,7 @@ pub struct ExpandItem {
     pub select: Option<Vec<String>>,
 }
 
-pub fn parse_expand_item(item: &str) -> Result<ExpandItem, String> {
+pub fn parse_expand_item(item: &str) -> Result<ExpandItem, QueryError> {
     let (nav, inner) = match item.split_once('(') {
         Some((n, rest)) => (n.trim(), rest.trim().strip_suffix(')').unwrap_or(rest)),
         None => (item.trim(), ""),
@@ -168,14 +226,8 @@ pub fn parse_expand_item(item: &str) -> Result<ExpandItem, String> {
             Some(("$select", list)) => {
                 select = Some(list.split(',').map(|x| x.trim().to_string()).collect())
             }
-            Some(("$expand", _)) => {
-                return Err("The $expand option is supported one level deep only.".into())
-            }
-            _ => {
-                return Err(format!(
-                    "The option '{option}' is not supported inside $expand."
-                ))
-            }
+            Some(("$expand", _)) => return Err(QueryError::NestedExpand),
+            _ => return Err(QueryError::ExpandOption(option.to_string())),
         }
     }
     Ok(ExpandItem {
@@ -204,11 +256,11 @@ pub fn filter_and_sort(
     rows: Vec<serde_json::Map<String, Value>>,
     options: &QueryOptions,
     dialect: Dialect,
-) -> Result<Vec<serde_json::Map<String, Value>>, String> {
+) -> Result<Vec<serde_json::Map<String, Value>>, QueryError> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let keep = match &options.filter {
-            Some(f) => filter::eval(f, &r, dialect).map_err(|e| e.message)?,
+            Some(f) => filter::eval(f, &r, dialect)?,
             None => true,
         };
         if keep {
