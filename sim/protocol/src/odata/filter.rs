@@ -60,7 +60,8 @@ pub enum Expr {
 }
 
 /// Why a filter could not be parsed or evaluated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
 pub struct FilterError {
     /// The message, in the style of the OData library.
     pub message: String,
@@ -73,14 +74,6 @@ impl FilterError {
         }
     }
 }
-
-impl std::fmt::Display for FilterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for FilterError {}
 
 /// Parses `text`. `aliases` maps parameter alias names WITH the leading '@' (e.g. "@p1") to their raw literal text (e.g. "'Contoso'" or "5"), as given in the query string; an alias used in the expression is replaced by its parsed literal. Unknown alias -> error.
 pub fn parse(
