@@ -325,7 +325,7 @@ impl DualWrite<'_> {
 }
 
 /// An alert rule needs a count and a window.
-pub fn validate_alert_rules(rules: &[AlertRule]) -> SimResult<()> {
+pub(crate) fn validate_alert_rules(rules: &[AlertRule]) -> SimResult<()> {
     for r in rules {
         if r.count == 0 || r.window_minutes <= 0 {
             return Err(SimError::bad_request(

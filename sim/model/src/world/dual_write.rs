@@ -8,7 +8,7 @@ use crate::dualwrite::customize;
 use crate::dualwrite::initial_sync;
 use crate::dualwrite::link::{self, check_companies, health_check_failed};
 use crate::dualwrite::live_sync::fno_entity;
-use crate::dualwrite::runtime::{validate_alert_rules, AlertRule};
+use crate::dualwrite::runtime::AlertRule;
 use crate::dualwrite::transform::Partition;
 use crate::dualwrite::{Connection, DualWrite, Execution, HealthCheck, MapRun, MapState, Side};
 use crate::error::{SimError, SimResult};
@@ -255,7 +255,6 @@ impl World {
 
     /// Replaces the connection's alert rules; they apply to a map from its next run.
     pub fn dw_set_alert_rules(&mut self, fno_env: &str, rules: Vec<AlertRule>) -> SimResult<()> {
-        validate_alert_rules(&rules)?;
         self.dual_write(fno_env)?.set_alert_rules(rules)
     }
 

@@ -8,8 +8,6 @@ mod provision;
 mod savepoint;
 mod setup;
 
-pub use savepoint::WorldSavepoint;
-
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
 use crate::config::Config;

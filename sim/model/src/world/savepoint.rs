@@ -5,7 +5,7 @@ use super::World;
 /// Savepoints on every store of a world, for work that must commit or roll back as one
 /// (an OData `$batch` changeset).
 #[derive(Debug, Clone)]
-pub struct WorldSavepoint {
+pub(crate) struct WorldSavepoint {
     fno: Vec<(String, crate::store::Savepoint)>,
     dataverse: Vec<(String, crate::store::Savepoint)>,
 }
