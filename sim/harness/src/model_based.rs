@@ -329,6 +329,29 @@ impl Model {
             Op::DvDelete { company, group } => {
                 self.dv_write((company.clone(), group.clone()), None)
             }
+            Op::Pause | Op::Stop | Op::Resume | Op::Run { .. } => self.apply_map_action(op),
+            Op::InjectFault {
+                side,
+                table,
+                count,
+                kind,
+            } => {
+                self.faults.push(Fault {
+                    side: *side,
+                    table: table.clone(),
+                    count: *count,
+                    kind: *kind,
+                    message: None,
+                });
+                200
+            }
+            Op::AdvanceClock { .. } => 200,
+        }
+    }
+
+    /// The map's life-cycle actions, as the dual-write service answers them in each state.
+    fn apply_map_action(&mut self, op: &Op) -> u16 {
+        match op {
             Op::Pause => self.transition(MapState::Running, MapState::Paused),
             Op::Stop => {
                 if self.map == MapState::NotRunning {
@@ -357,22 +380,7 @@ impl Model {
                     200
                 }
             },
-            Op::InjectFault {
-                side,
-                table,
-                count,
-                kind,
-            } => {
-                self.faults.push(Fault {
-                    side: *side,
-                    table: table.clone(),
-                    count: *count,
-                    kind: *kind,
-                    message: None,
-                });
-                200
-            }
-            Op::AdvanceClock { .. } => 200,
+            other => unreachable!("not a map action: {other:?}"),
         }
     }
 
@@ -1026,76 +1034,9 @@ fn dv_id(rig: &Rig, company: &str, group: &str) -> Result<Option<String>> {
 
 /// Runs one operation; answers the status of its last request.
 fn execute(rig: &Rig, op: &Op) -> Result<u16> {
-    let c = &rig.client;
-    let (env, org) = (&rig.env, &rig.org);
     let status = match op {
-        Op::FnoCreate {
-            company,
-            group,
-            description,
-        } => {
-            c.fno(
-                "POST",
-                env,
-                "CustomerGroups",
-                Some(&json!({"dataAreaId": company.to_lowercase(), "CustomerGroupId": group, "Description": description})),
-            )?
-            .status
-        }
-        Op::FnoUpdate {
-            company,
-            group,
-            description,
-        } => {
-            c.fno(
-                "PATCH",
-                env,
-                &fno_path(company, group),
-                Some(&json!({ "Description": description })),
-            )?
-            .status
-        }
-        Op::FnoDelete { company, group } => {
-            c.fno("DELETE", env, &fno_path(company, group), None)?.status
-        }
-        Op::DvCreate {
-            company,
-            group,
-            description,
-        } => {
-            c.dv(
-                "POST",
-                org,
-                "msdyn_customergroups",
-                Some(&json!({
-                    "msdyn_groupid": group,
-                    "msdyn_description": description,
-                    "msdyn_company@odata.bind": format!("/cdm_companies(cdm_companycode='{company}')"),
-                })),
-            )?
-            .status
-        }
-        Op::DvUpdate {
-            company,
-            group,
-            description,
-        } => {
-            let id = dv_id(rig, company, group)?
-                .ok_or_else(|| anyhow!("Dataverse has no group {group} in {company}"))?;
-            c.dv(
-                "PATCH",
-                org,
-                &format!("msdyn_customergroups({id})"),
-                Some(&json!({ "msdyn_description": description })),
-            )?
-            .status
-        }
-        Op::DvDelete { company, group } => {
-            let id = dv_id(rig, company, group)?
-                .ok_or_else(|| anyhow!("Dataverse has no group {group} in {company}"))?;
-            c.dv("DELETE", org, &format!("msdyn_customergroups({id})"), None)?
-                .status
-        }
+        Op::FnoCreate { .. } | Op::FnoUpdate { .. } | Op::FnoDelete { .. } => execute_fno(rig, op)?,
+        Op::DvCreate { .. } | Op::DvUpdate { .. } | Op::DvDelete { .. } => execute_dv(rig, op)?,
         Op::Pause => map_service(rig, "pauseMap", json!({ "map": MAP }))?.status,
         Op::Resume => map_service(rig, "resumeMap", json!({ "map": MAP }))?.status,
         Op::Stop => map_service(rig, "stopMap", json!({ "map": MAP }))?.status,
@@ -1112,30 +1053,103 @@ fn execute(rig: &Rig, op: &Op) -> Result<u16> {
             table,
             count,
             kind,
-        } => {
-            let current = admin(rig, "GET", "faults", &[])?;
-            let mut plan: FaultPlan = serde_json::from_slice(&current.body)
-                .with_context(|| format!("GET /_dwsim/faults: {}", current.text()))?;
-            plan.faults.push(Fault {
+        } => inject_fault(
+            rig,
+            Fault {
                 side: *side,
                 table: table.clone(),
                 count: *count,
                 kind: *kind,
                 message: None,
-            });
-            admin(rig, "PUT", "faults", json!(plan).to_string().as_bytes())?.status
-        }
+            },
+        )?,
         Op::AdvanceClock { minutes } => {
-            admin(
-                rig,
-                "POST",
-                &format!("clock?advanceMinutes={minutes}"),
-                &[],
-            )?
-            .status
+            admin(rig, "POST", &format!("clock?advanceMinutes={minutes}"), &[])?.status
         }
     };
     Ok(status)
+}
+
+/// An F&O write through OData, as a partner's integration sends it.
+fn execute_fno(rig: &Rig, op: &Op) -> Result<u16> {
+    let (c, env) = (&rig.client, &rig.env);
+    let reply = match op {
+        Op::FnoCreate {
+            company,
+            group,
+            description,
+        } => c.fno(
+            "POST",
+            env,
+            "CustomerGroups",
+            Some(&json!({"dataAreaId": company.to_lowercase(), "CustomerGroupId": group, "Description": description})),
+        )?,
+        Op::FnoUpdate {
+            company,
+            group,
+            description,
+        } => c.fno(
+            "PATCH",
+            env,
+            &fno_path(company, group),
+            Some(&json!({ "Description": description })),
+        )?,
+        Op::FnoDelete { company, group } => c.fno("DELETE", env, &fno_path(company, group), None)?,
+        other => unreachable!("not an F&O write: {other:?}"),
+    };
+    Ok(reply.status)
+}
+
+/// A Dataverse write through the Web API; updates and deletes find the row by its keys first.
+fn execute_dv(rig: &Rig, op: &Op) -> Result<u16> {
+    let (c, org) = (&rig.client, &rig.org);
+    let existing = |company: &str, group: &str| -> Result<String> {
+        dv_id(rig, company, group)?
+            .ok_or_else(|| anyhow!("Dataverse has no group {group} in {company}"))
+    };
+    let reply = match op {
+        Op::DvCreate {
+            company,
+            group,
+            description,
+        } => c.dv(
+            "POST",
+            org,
+            "msdyn_customergroups",
+            Some(&json!({
+                "msdyn_groupid": group,
+                "msdyn_description": description,
+                "msdyn_company@odata.bind": format!("/cdm_companies(cdm_companycode='{company}')"),
+            })),
+        )?,
+        Op::DvUpdate {
+            company,
+            group,
+            description,
+        } => c.dv(
+            "PATCH",
+            org,
+            &format!("msdyn_customergroups({})", existing(company, group)?),
+            Some(&json!({ "msdyn_description": description })),
+        )?,
+        Op::DvDelete { company, group } => c.dv(
+            "DELETE",
+            org,
+            &format!("msdyn_customergroups({})", existing(company, group)?),
+            None,
+        )?,
+        other => unreachable!("not a Dataverse write: {other:?}"),
+    };
+    Ok(reply.status)
+}
+
+/// Adds one fault to the plan the server holds (read, push, write back).
+fn inject_fault(rig: &Rig, fault: Fault) -> Result<u16> {
+    let current = admin(rig, "GET", "faults", &[])?;
+    let mut plan: FaultPlan = serde_json::from_slice(&current.body)
+        .with_context(|| format!("GET /_dwsim/faults: {}", current.text()))?;
+    plan.faults.push(fault);
+    Ok(admin(rig, "PUT", "faults", json!(plan).to_string().as_bytes())?.status)
 }
 
 /// All rows of an F&O query, following nextLinks.

@@ -114,71 +114,10 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
             &in_process
         }
     };
-    let client = Client::connect(transport)?;
-    let mut ctx = Ctx {
-        client,
-        fno_env: None,
-        lcs_env: None,
-        dataverse: None,
-        health_passed: None,
-        executions: Vec::new(),
-        baselines: Vec::new(),
-        master_checks: Vec::new(),
-        bootstrapped: Vec::new(),
-    };
-    let start = ctx.client.export()?;
-    if let Some(name) = start.fno.keys().next() {
-        ctx.fno_env = Some(name.clone());
-        ctx.lcs_env = start
-            .lcs
-            .environments
-            .values()
-            .find(|e| &e.fno_env == name)
-            .map(|e| e.id.clone());
-    }
-    ctx.dataverse = start.dataverse.keys().next().cloned();
-    ctx.baselines.push(start);
-
-    let mut steps = Vec::new();
-    let mut steps_ok = true;
-    for step in &scenario.steps {
-        ctx.executions.clear();
-        let result = execute(&mut ctx, &step.action)
-            .and_then(|detail| check(&ctx, &step.expect).map(|_| detail));
-        let (ok, detail) = match result {
-            Ok(d) => (true, d),
-            Err(e) => (false, format!("{e:#}")),
-        };
-        steps.push(StepOutcome {
-            line: step.line,
-            action: step.action.name().into(),
-            ok,
-            detail,
-        });
-        if !ok {
-            steps_ok = false;
-            break;
-        }
-    }
+    let mut ctx = Ctx::at_start(Client::connect(transport)?)?;
+    let steps = run_steps(&mut ctx, scenario);
     let end_state = ctx.client.end_state()?;
-    let mut outcomes = vec![Outcome {
-        name: "steps".into(),
-        passed: steps_ok,
-        detail: steps
-            .iter()
-            .find(|s| !s.ok)
-            .map(|s| {
-                format!(
-                    "{}:{} {}: {}",
-                    scenario.path.display(),
-                    s.line,
-                    s.action,
-                    s.detail
-                )
-            })
-            .unwrap_or_default(),
-        elapsed: Duration::ZERO,
-    }];
+    let mut outcomes = vec![steps_outcome(scenario, &steps)];
     outcomes.extend(check_invariants(&ctx)?);
     outcomes.sort_by_key(|o| INVARIANTS.iter().position(|n| *n == o.name));
     Ok(ScenarioRun {
@@ -190,6 +129,80 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
         end_state,
         elapsed: started.elapsed(),
     })
+}
+
+impl<'c> Ctx<'c> {
+    /// The context before the first step: the environments the starting world has, and
+    /// that world as the first baseline.
+    fn at_start(client: Client<'c>) -> Result<Self> {
+        let start = client.export()?;
+        let fno_env = start.fno.keys().next().cloned();
+        let lcs_env = fno_env.as_ref().and_then(|name| {
+            start
+                .lcs
+                .environments
+                .values()
+                .find(|e| &e.fno_env == name)
+                .map(|e| e.id.clone())
+        });
+        Ok(Ctx {
+            client,
+            fno_env,
+            lcs_env,
+            dataverse: start.dataverse.keys().next().cloned(),
+            health_passed: None,
+            executions: Vec::new(),
+            baselines: vec![start],
+            master_checks: Vec::new(),
+            bootstrapped: Vec::new(),
+        })
+    }
+}
+
+/// Runs the steps in order, each followed by its expectations, up to the first that fails.
+fn run_steps(ctx: &mut Ctx, scenario: &Scenario) -> Vec<StepOutcome> {
+    let mut steps = Vec::new();
+    for step in &scenario.steps {
+        ctx.executions.clear();
+        let result =
+            execute(ctx, &step.action).and_then(|detail| check(ctx, &step.expect).map(|_| detail));
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        steps.push(StepOutcome {
+            line: step.line,
+            action: step.action.name().into(),
+            ok,
+            detail,
+        });
+        if !ok {
+            break;
+        }
+    }
+    steps
+}
+
+/// The "steps" outcome: passed when every step did, else naming the first failure as
+/// file:line, the way sqllogictest reports a record.
+fn steps_outcome(scenario: &Scenario, steps: &[StepOutcome]) -> Outcome {
+    let failed = steps.iter().find(|s| !s.ok);
+    Outcome {
+        name: "steps".into(),
+        passed: failed.is_none(),
+        detail: failed
+            .map(|s| {
+                format!(
+                    "{}:{} {}: {}",
+                    scenario.path.display(),
+                    s.line,
+                    s.action,
+                    s.detail
+                )
+            })
+            .unwrap_or_default(),
+        elapsed: Duration::ZERO,
+    }
 }
 
 /// Every cross-system invariant on the world the steps left, each timed.
@@ -654,8 +667,8 @@ pub fn bootstrap(c: &Client, org: &str, company: &str) -> Result<usize> {
     Ok(changed)
 }
 
+/// Checks a step's expectations, each against what the servers answer now.
 fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
-    let c = &ctx.client;
     if let Some(want) = &expect.executions {
         for e in &ctx.executions {
             if e["status"].as_str() != Some(want) {
@@ -669,65 +682,13 @@ fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
         }
     }
     if let Some(want) = &expect.lcs_state {
-        let meta = c.lcs(
-            "GET",
-            &format!(
-                "/environmentinfo/v1/detail/project/{}/?environmentId={}",
-                c.project(),
-                lcs_env(ctx)?
-            ),
-        )?;
-        let got = meta["Data"][0]["DeploymentStatusDisplay"]
-            .as_str()
-            .unwrap_or_default();
-        if got != want {
-            bail!("expected LCS state {want}, found {got}");
-        }
+        check_lcs_state(ctx, want)?;
     }
     if expect.maps.is_some() || expect.all_maps.is_some() {
-        let maps = c.dual_write(&fno_env(ctx)?, "DualWriteMapService", "getMaps", json!({}))?;
-        let list = maps.as_array().cloned().unwrap_or_default();
-        if let Some(all) = &expect.all_maps {
-            if list.is_empty() {
-                bail!("expected every map {all}, but no maps are published");
-            }
-            for m in &list {
-                if m["status"].as_str() != Some(all) {
-                    bail!(
-                        "expected every map {all}, but {} is {}",
-                        m["map"],
-                        m["status"]
-                    );
-                }
-            }
-        }
-        for (id, want) in expect.maps.iter().flatten() {
-            let got = list
-                .iter()
-                .find(|m| m["map"] == json!(id))
-                .and_then(|m| m["status"].as_str())
-                .unwrap_or("missing");
-            if got != want {
-                bail!("expected map {id} {want}, found {got}");
-            }
-        }
+        check_maps(ctx, expect)?;
     }
     if let Some(want) = &expect.legal_entities {
-        let conn = c.dual_write(
-            &fno_env(ctx)?,
-            "DualWriteConnectionService",
-            "getConnection",
-            json!({}),
-        )?;
-        let got: Vec<String> = conn["legalEntities"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        if &got != want {
-            bail!("expected legal entities {want:?}, found {got:?}");
-        }
+        check_legal_entities(ctx, want)?;
     }
     if let Some(want) = expect.health_check {
         if ctx.health_passed != Some(want) {
@@ -743,18 +704,98 @@ fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
         }
     }
     if let Some(want) = &expect.solutions {
-        let got: Vec<String> = c
-            .dv_all(&dataverse(ctx)?, "solutions?$select=uniquename")?
-            .iter()
-            .filter_map(|s| s["uniquename"].as_str().map(str::to_string))
-            .collect();
-        for s in want {
-            if !got.contains(s) {
+        check_solutions(ctx, want)?;
+    }
+    Ok(())
+}
+
+/// The LCS deployment state, as the environment's detail page shows it.
+fn check_lcs_state(ctx: &Ctx, want: &str) -> Result<()> {
+    let c = &ctx.client;
+    let meta = c.lcs(
+        "GET",
+        &format!(
+            "/environmentinfo/v1/detail/project/{}/?environmentId={}",
+            c.project(),
+            lcs_env(ctx)?
+        ),
+    )?;
+    let got = meta["Data"][0]["DeploymentStatusDisplay"]
+        .as_str()
+        .unwrap_or_default();
+    if got != want {
+        bail!("expected LCS state {want}, found {got}");
+    }
+    Ok(())
+}
+
+/// Each named map's state, and (with `all_maps`) that every published map is in one state.
+fn check_maps(ctx: &Ctx, expect: &Expect) -> Result<()> {
+    let c = &ctx.client;
+    let maps = c.dual_write(&fno_env(ctx)?, "DualWriteMapService", "getMaps", json!({}))?;
+    let list = maps.as_array().cloned().unwrap_or_default();
+    if let Some(all) = &expect.all_maps {
+        if list.is_empty() {
+            bail!("expected every map {all}, but no maps are published");
+        }
+        for m in &list {
+            if m["status"].as_str() != Some(all) {
                 bail!(
-                    "expected solution {s} in {}, found {got:?}",
-                    dataverse(ctx)?
+                    "expected every map {all}, but {} is {}",
+                    m["map"],
+                    m["status"]
                 );
             }
+        }
+    }
+    for (id, want) in expect.maps.iter().flatten() {
+        let got = list
+            .iter()
+            .find(|m| m["map"] == json!(id))
+            .and_then(|m| m["status"].as_str())
+            .unwrap_or("missing");
+        if got != want {
+            bail!("expected map {id} {want}, found {got}");
+        }
+    }
+    Ok(())
+}
+
+/// The legal entities on the dual-write connection, in order.
+fn check_legal_entities(ctx: &Ctx, want: &[String]) -> Result<()> {
+    let c = &ctx.client;
+    let conn = c.dual_write(
+        &fno_env(ctx)?,
+        "DualWriteConnectionService",
+        "getConnection",
+        json!({}),
+    )?;
+    let got: Vec<String> = conn["legalEntities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if got != want {
+        bail!("expected legal entities {want:?}, found {got:?}");
+    }
+    Ok(())
+}
+
+/// Every named solution is installed in the Dataverse environment.
+fn check_solutions(ctx: &Ctx, want: &[String]) -> Result<()> {
+    let c = &ctx.client;
+    let got: Vec<String> = c
+        .dv_all(&dataverse(ctx)?, "solutions?$select=uniquename")?
+        .iter()
+        .filter_map(|s| s["uniquename"].as_str().map(str::to_string))
+        .collect();
+    for s in want {
+        if !got.contains(s) {
+            bail!(
+                "expected solution {s} in {}, found {got:?}",
+                dataverse(ctx)?
+            );
         }
     }
     Ok(())

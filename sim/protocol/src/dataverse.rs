@@ -6,9 +6,10 @@ use crate::odata::filter::Dialect;
 use crate::odata::{self, KeySpec, QueryOptions};
 use crate::request::{Request, Response};
 use crate::Endpoints;
+use dwsim_model::dataverse::DvEnv;
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
-use dwsim_model::schema::{DvTable, DvType};
+use dwsim_model::schema::{DvColumn, DvTable, DvType};
 use dwsim_model::store::Row;
 use dwsim_model::World;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -54,45 +55,7 @@ fn route(
     if api != "api" || data != "data" || !VERSIONS.contains(&version.as_str()) {
         return Err(not_found_segment(version));
     }
-    let org = org.to_ascii_lowercase();
-    if !world.dataverse.contains_key(&org) {
-        return Err(SimError::new(
-            ErrorKind::NotFound,
-            "0x80040217",
-            format!("The environment '{org}' does not exist."),
-        ));
-    }
-    let token = world.tenant.validate(
-        req.bearer(),
-        &Audience::Dataverse(org.clone()),
-        world.clock.now(),
-    )?;
-    let client_id = token.client_id.clone();
-    let caller = world.dataverse[&org]
-        .application_user(&client_id)
-        .ok_or_else(|| {
-            SimError::new(
-                ErrorKind::Forbidden,
-                "0x80072560",
-                "The user is not a member of the organization.",
-            )
-        })?;
-    // Service protection: per user and environment, on the virtual clock.
-    let now = world.clock.now();
-    world
-        .limits
-        .check(&world.config.service_protection, &org, &caller, now)?;
-    let call = Call {
-        base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
-        org,
-        caller,
-        req,
-        endpoints,
-        annotations: req
-            .prefer()
-            .iter()
-            .any(|p| p.starts_with("odata.include-annotations")),
-    };
+    let call = authorize(world, endpoints, req, org, version)?;
     let method = req.method.as_str();
     match rest {
         [] => match method {
@@ -116,44 +79,95 @@ fn route(
         [f] if f.starts_with("RetrieveFinanceAndOperationsIntegrationDetails") => {
             integration_details(world, &call)
         }
-        [seg, more @ ..] => {
-            let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
-            let table = world
-                .catalogue
-                .dv_table_by_set(&set)
-                .cloned()
-                .ok_or_else(|| not_found_segment(&set))?;
-            match (key, more) {
-                (None, []) => match method {
-                    "GET" => list(world, &call, &table),
-                    "POST" => create(world, &call, &table),
-                    _ => Err(method_not_allowed(
-                        method,
-                        &format!("the collection '{set}'"),
-                    )),
-                },
-                (None, [c]) if c == "$count" && method == "GET" => {
-                    let n = world.dataverse[&call.org]
-                        .store
-                        .count(&table.logical_name)
-                        .min(MAX_PAGE_SIZE);
-                    Ok(Response::text(200, "text/plain", n.to_string()))
-                }
-                (Some(key), []) => match method {
-                    "GET" => retrieve(world, &call, &table, &key),
-                    "PATCH" => upsert(world, &call, &table, &key),
-                    "DELETE" => delete(world, &call, &table, &key),
-                    _ => Err(method_not_allowed(
-                        method,
-                        &format!("a '{}' record", table.logical_name),
-                    )),
-                },
-                (Some(key), [prop]) => property(world, &call, &table, &key, prop),
-                _ => Err(not_found_segment(
-                    more.last().map_or(seg.as_str(), String::as_str),
-                )),
-            }
+        [seg, more @ ..] => route_table(world, &call, seg, more),
+    }
+}
+
+/// Who is calling which environment: the environment must exist, the bearer token must be
+/// for it, the caller must be one of its application users, and within its service
+/// protection budget (per user and environment, on the virtual clock).
+fn authorize<'r>(
+    world: &mut World,
+    endpoints: &'r Endpoints,
+    req: &'r Request,
+    org: &str,
+    version: &str,
+) -> SimResult<Call<'r>> {
+    let org = org.to_ascii_lowercase();
+    if !world.dataverse.contains_key(&org) {
+        return Err(SimError::new(
+            ErrorKind::NotFound,
+            "0x80040217",
+            format!("The environment '{org}' does not exist."),
+        ));
+    }
+    let token = world.tenant.validate(
+        req.bearer(),
+        &Audience::Dataverse(org.clone()),
+        world.clock.now(),
+    )?;
+    let caller = world.dataverse[&org]
+        .application_user(&token.client_id)
+        .ok_or_else(|| {
+            SimError::new(
+                ErrorKind::Forbidden,
+                "0x80072560",
+                "The user is not a member of the organization.",
+            )
+        })?;
+    let now = world.clock.now();
+    world
+        .limits
+        .check(&world.config.service_protection, &org, &caller, now)?;
+    Ok(Call {
+        base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
+        org,
+        caller,
+        req,
+        endpoints,
+        annotations: req
+            .prefer()
+            .iter()
+            .any(|p| p.starts_with("odata.include-annotations")),
+    })
+}
+
+/// A request under an entity set: the collection, `$count`, one row, or one row's property.
+fn route_table(world: &mut World, call: &Call, seg: &str, more: &[String]) -> SimResult<Response> {
+    let method = call.req.method.as_str();
+    let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
+    let table = world
+        .catalogue
+        .dv_table_by_set(&set)
+        .cloned()
+        .ok_or_else(|| not_found_segment(&set))?;
+    match (key, more) {
+        (None, []) => match method {
+            "GET" => list(world, call, &table),
+            "POST" => create(world, call, &table),
+            _ => Err(method_not_allowed(
+                method,
+                &format!("the collection '{set}'"),
+            )),
+        },
+        (None, [c]) if c == "$count" && method == "GET" => {
+            let n = world.dataverse[&call.org]
+                .store
+                .count(&table.logical_name)
+                .min(MAX_PAGE_SIZE);
+            Ok(Response::text(200, "text/plain", n.to_string()))
         }
+        (Some(key), []) => match method {
+            "GET" => retrieve(world, call, &table, &key),
+            "PATCH" => upsert(world, call, &table, &key),
+            "DELETE" => delete(world, call, &table, &key),
+            _ => Err(method_not_allowed(
+                method,
+                &format!("a '{}' record", table.logical_name),
+            )),
+        },
+        (Some(key), [prop]) => property(world, call, &table, &key, prop),
+        _ => Err(not_found_segment(more.last().map_or(seg, String::as_str))),
     }
 }
 
@@ -453,54 +467,7 @@ fn render(
         let v = row.get(&n).cloned().unwrap_or(Value::Null);
         if call.annotations {
             if let Some(col) = table.column_by_attribute(&n) {
-                match col.kind {
-                    DvType::Picklist => {
-                        if let Some(label) =
-                            v.as_i64().and_then(|i| col.options.get(&i.to_string()))
-                        {
-                            out.insert(
-                                format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                                json!(label),
-                            );
-                        }
-                    }
-                    DvType::Boolean => {
-                        if let Some(b) = v.as_bool() {
-                            out.insert(
-                                format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                                json!(if b { "Yes" } else { "No" }),
-                            );
-                        }
-                    }
-                    DvType::Lookup => {
-                        let target = col.target.clone().unwrap_or_default();
-                        if let Some(id) = v.as_str() {
-                            out.insert(
-                                format!("{n}@Microsoft.Dynamics.CRM.associatednavigationproperty"),
-                                json!(col.name),
-                            );
-                            out.insert(
-                                format!("{n}@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                                json!(target),
-                            );
-                            let name = world
-                                .catalogue
-                                .dv_tables
-                                .get(&target)
-                                .and_then(|t| t.primary_name.clone())
-                                .and_then(|pn| {
-                                    dv.get(&target, id).and_then(|r| r.get(&pn).cloned())
-                                });
-                            if let Some(name) = name {
-                                out.insert(
-                                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                                    name,
-                                );
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                annotate(world, dv, col, &n, &v, &mut out);
             }
         }
         out.insert(n, v);
@@ -510,6 +477,62 @@ fn render(
         row.get(&table.primary_id).cloned().unwrap_or(Value::Null),
     );
     Ok(out)
+}
+
+/// The annotations Dataverse adds beside a value when the caller asks for them: the
+/// formatted value of a choice, a yes/no or a lookup, and a lookup's target and navigation.
+fn annotate(
+    world: &World,
+    dv: &DvEnv,
+    col: &DvColumn,
+    n: &str,
+    v: &Value,
+    out: &mut Map<String, Value>,
+) {
+    match col.kind {
+        DvType::Picklist => {
+            if let Some(label) = v.as_i64().and_then(|i| col.options.get(&i.to_string())) {
+                out.insert(
+                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                    json!(label),
+                );
+            }
+        }
+        DvType::Boolean => {
+            if let Some(b) = v.as_bool() {
+                out.insert(
+                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                    json!(if b { "Yes" } else { "No" }),
+                );
+            }
+        }
+        DvType::Lookup => {
+            let target = col.target.clone().unwrap_or_default();
+            if let Some(id) = v.as_str() {
+                out.insert(
+                    format!("{n}@Microsoft.Dynamics.CRM.associatednavigationproperty"),
+                    json!(col.name),
+                );
+                out.insert(
+                    format!("{n}@Microsoft.Dynamics.CRM.lookuplogicalname"),
+                    json!(target),
+                );
+                let name = world
+                    .catalogue
+                    .dv_tables
+                    .get(&target)
+                    .and_then(|t| t.primary_name.clone())
+                    .and_then(|pn| dv.get(&target, id).and_then(|r| r.get(&pn).cloned()));
+                if let Some(name) = name {
+                    out.insert(
+                        format!("{n}@OData.Community.Display.V1.FormattedValue"),
+                        name,
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn is_system(name: &str) -> bool {

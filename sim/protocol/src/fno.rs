@@ -178,41 +178,7 @@ fn data(
                 }
                 (Some(key), [], m) => {
                     let id = key_id(&entity, &key)?;
-                    match m {
-                        "GET" => {
-                            let row = world.fno[env]
-                                .get(&entity.entity_set, &id)
-                                .cloned()
-                                .ok_or_else(|| dwsim_model::fno::not_found(&entity))?;
-                            let params = req.params();
-                            let o = odata::parse_options(&params, Dialect::FinOps)
-                                .map_err(query_refused)?;
-                            let mut body = render(&entity, &row, o.select.as_deref())?;
-                            expand(world, env, &entity, &o.expand, &row, &mut body)?;
-                            body.insert(
-                                "@odata.context".into(),
-                                json!(format!(
-                                    "{base}/data/$metadata#{}/$entity",
-                                    entity.entity_set
-                                )),
-                            );
-                            Ok(Response::json(200, &Value::Object(body)))
-                        }
-                        "PATCH" | "PUT" => {
-                            let changes = body_row(req, &entity)?;
-                            world.fno_update(env, &entity.entity_set, &id, changes)?;
-                            Ok(Response::new(204))
-                        }
-                        "DELETE" => {
-                            world.fno_delete(env, &entity.entity_set, &id)?;
-                            Ok(Response::new(204))
-                        }
-                        other => Err(SimError::new(
-                            ErrorKind::MethodNotAllowed,
-                            "",
-                            format!("The HTTP method '{other}' is not supported on an entity."),
-                        )),
-                    }
+                    record(world, env, base, req, &entity, &id, m)
                 }
                 (None, [], other) => Err(SimError::new(
                     ErrorKind::MethodNotAllowed,
@@ -227,6 +193,52 @@ fn data(
                 ))),
             }
         }
+    }
+}
+
+/// One record, addressed by its key: read (with `$select`/`$expand`), update or delete.
+fn record(
+    world: &mut World,
+    env: &str,
+    base: &str,
+    req: &Request,
+    entity: &FnoEntity,
+    id: &str,
+    method: &str,
+) -> SimResult<Response> {
+    match method {
+        "GET" => {
+            let row = world.fno[env]
+                .get(&entity.entity_set, id)
+                .cloned()
+                .ok_or_else(|| dwsim_model::fno::not_found(entity))?;
+            let params = req.params();
+            let o = odata::parse_options(&params, Dialect::FinOps).map_err(query_refused)?;
+            let mut body = render(entity, &row, o.select.as_deref())?;
+            expand(world, env, entity, &o.expand, &row, &mut body)?;
+            body.insert(
+                "@odata.context".into(),
+                json!(format!(
+                    "{base}/data/$metadata#{}/$entity",
+                    entity.entity_set
+                )),
+            );
+            Ok(Response::json(200, &Value::Object(body)))
+        }
+        "PATCH" | "PUT" => {
+            let changes = body_row(req, entity)?;
+            world.fno_update(env, &entity.entity_set, id, changes)?;
+            Ok(Response::new(204))
+        }
+        "DELETE" => {
+            world.fno_delete(env, &entity.entity_set, id)?;
+            Ok(Response::new(204))
+        }
+        other => Err(SimError::new(
+            ErrorKind::MethodNotAllowed,
+            "",
+            format!("The HTTP method '{other}' is not supported on an entity."),
+        )),
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::catalogue::Catalogue;
 use crate::dataverse::{same_value, DvEnv};
 use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
-use crate::schema::{Direction, FieldMap, TableMap};
+use crate::schema::{Direction, DvTable, FieldMap, TableMap};
 use crate::store::Row;
 use serde_json::Value;
 
@@ -142,6 +142,32 @@ fn flows(field: &FieldMap, to_dataverse: bool, creating: bool) -> bool {
     dir_ok && (creating || !is_default)
 }
 
+/// The fields one leg writes, in map order: those that flow that way (defaults only when
+/// creating), and with `only_one_way` just the ones the source side owns outright.
+fn projected(
+    map: &TableMap,
+    to_dataverse: bool,
+    creating: bool,
+    only_one_way: bool,
+) -> impl Iterator<Item = &FieldMap> {
+    let owned = if to_dataverse {
+        Direction::ToDataverse
+    } else {
+        Direction::ToFno
+    };
+    map.fields
+        .iter()
+        .filter(move |f| flows(f, to_dataverse, creating) && (!only_one_way || f.dir == owned))
+}
+
+/// The table a Dataverse lookup column points at ("" when the column is unknown).
+fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
+    table
+        .and_then(|t| t.column(nav))
+        .and_then(|c| c.target.clone())
+        .unwrap_or_default()
+}
+
 /// Projects an F&O row to Dataverse attributes. `only_one_way` keeps just the fields F&O
 /// owns outright (`>`), for a conflict that Dataverse wins.
 pub fn to_dataverse(
@@ -155,13 +181,7 @@ pub fn to_dataverse(
 ) -> Result<Row, LookupFailure> {
     let table = catalogue.dv_tables.get(&map.dv_table);
     let mut out = Row::new();
-    for field in &map.fields {
-        if !flows(field, true, creating) {
-            continue;
-        }
-        if only_one_way && field.dir != Direction::ToDataverse {
-            continue;
-        }
+    for field in projected(map, true, creating, only_one_way) {
         let Some(dv_name) = &field.dv else { continue };
         let value = match &field.fno {
             Some(f) => map_value(field, row.get(f).unwrap_or(&Value::Null), true),
@@ -174,10 +194,7 @@ pub fn to_dataverse(
                     out.insert(attr, Value::Null);
                     continue;
                 }
-                let target = table
-                    .and_then(|t| t.column(nav))
-                    .and_then(|c| c.target.clone())
-                    .unwrap_or_default();
+                let target = lookup_target(table, nav);
                 let target_table = catalogue.dv_tables.get(&target);
                 let mut key = vec![(keyfield.to_string(), value.clone())];
                 if let (Some(company_attr), Partition::Company { dv_company_id, .. }) =
@@ -224,20 +241,11 @@ pub fn to_fno(
 ) -> Row {
     let table = catalogue.dv_tables.get(&map.dv_table);
     let mut out = Row::new();
-    for field in &map.fields {
-        if !flows(field, false, creating) {
-            continue;
-        }
-        if only_one_way && field.dir != Direction::ToFno {
-            continue;
-        }
+    for field in projected(map, false, creating, only_one_way) {
         let Some(fno_name) = &field.fno else { continue };
         let value = match (&field.dv, field.dv_lookup()) {
             (_, Some((nav, keyfield))) => {
-                let target = table
-                    .and_then(|t| t.column(nav))
-                    .and_then(|c| c.target.clone())
-                    .unwrap_or_default();
+                let target = lookup_target(table, nav);
                 row.get(&format!("_{nav}_value"))
                     .and_then(Value::as_str)
                     .and_then(|id| dv.get(&target, id))

@@ -308,16 +308,9 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                 Tok::Lit(Value::String(s))
             }
             '@' => {
-                let mut j = i + 1;
-                while j < n && is_ident_char(chars[j]) {
-                    j += 1;
-                }
-                if j == i + 1 {
-                    return Err(syntax_error(i, text));
-                }
-                let name: String = chars[i..j].iter().collect();
-                i = j;
-                Tok::Alias(name)
+                let (tok, next) = lex_alias(&chars, i, text)?;
+                i = next;
+                tok
             }
             _ => {
                 if let Some(end) = match_guid(&chars, i).or_else(|| match_date(&chars, i)) {
@@ -329,30 +322,9 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                     i = next;
                     Tok::Lit(v)
                 } else if is_ident_start(c) {
-                    let mut j = i;
-                    loop {
-                        while j < n && is_ident_char(chars[j]) {
-                            j += 1;
-                        }
-                        if j + 1 < n
-                            && (chars[j] == '/' || chars[j] == '.')
-                            && is_ident_start(chars[j + 1])
-                        {
-                            j += 1;
-                            continue;
-                        }
-                        break;
-                    }
-                    let name: String = chars[i..j].iter().collect();
-                    if j < n && chars[j] == '\'' {
-                        // Typed literal: `Namespace.Type'Value'`, `guid'…'`, `datetime'…'`.
-                        let (s, next) = lex_string(&chars, j, text)?;
-                        i = next;
-                        Tok::Lit(Value::String(s))
-                    } else {
-                        i = j;
-                        Tok::Ident(name)
-                    }
+                    let (tok, next) = lex_word(&chars, i, text)?;
+                    i = next;
+                    tok
                 } else {
                     return Err(syntax_error(i, text));
                 }
@@ -361,6 +333,40 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
         out.push(Token { tok, pos: start });
     }
     Ok(out)
+}
+
+/// Lexes a parameter alias (`@p1`) starting at the `@` at `at`.
+fn lex_alias(chars: &[char], at: usize, text: &str) -> Result<(Tok, usize), FilterError> {
+    let mut j = at + 1;
+    while j < chars.len() && is_ident_char(chars[j]) {
+        j += 1;
+    }
+    if j == at + 1 {
+        return Err(syntax_error(at, text));
+    }
+    Ok((Tok::Alias(chars[at..j].iter().collect()), j))
+}
+
+/// Lexes a word starting at `at`: a name or path (`a/b`, `Namespace.Function`), or a typed
+/// literal (`Namespace.Type'Value'`, `guid'…'`, `datetime'…'`), which reads as its string.
+fn lex_word(chars: &[char], at: usize, text: &str) -> Result<(Tok, usize), FilterError> {
+    let n = chars.len();
+    let mut j = at;
+    loop {
+        while j < n && is_ident_char(chars[j]) {
+            j += 1;
+        }
+        if j + 1 < n && (chars[j] == '/' || chars[j] == '.') && is_ident_start(chars[j + 1]) {
+            j += 1;
+            continue;
+        }
+        break;
+    }
+    if j < n && chars[j] == '\'' {
+        let (s, next) = lex_string(chars, j, text)?;
+        return Ok((Tok::Lit(Value::String(s)), next));
+    }
+    Ok((Tok::Ident(chars[at..j].iter().collect()), j))
 }
 
 /// Lexes a quoted string starting at the quote at `q`; returns the value and the index after it.
