@@ -9,14 +9,21 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+/// The LCS API version the client sends.
 pub const LCS_VERSION: &str = "2017-09-15";
+/// The Power Platform admin (BAP) API version the client sends.
 pub const BAP_API_VERSION: &str = "2023-06-01";
 /// How many polls a long-running operation may take before the runner gives up.
 pub const MAX_POLLS: usize = 200;
 
+/// A user of the four products, over any transport: signs in per audience (tokens cached),
+/// calls, polls long-running operations, and reads the admin API.
 pub struct Client<'t> {
+    /// How requests travel.
     pub transport: &'t dyn Transport,
+    /// The servers' base URLs.
     pub endpoints: Endpoints,
+    /// `GET /_dwsim/harness`: the tenant, clients and secrets the harness signs in with.
     pub harness: Value,
     tokens: RefCell<BTreeMap<String, String>>,
 }
@@ -128,10 +135,12 @@ impl<'t> Client<'t> {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// The base URL of a Dataverse environment (below it: `api/data/v9.2`).
     pub fn dataverse_base(&self, org: &str) -> String {
         format!("{}/{org}", self.endpoints.dataverse)
     }
 
+    /// The base URL of an F&O environment (below it: `data`).
     pub fn fno_base(&self, env: &str) -> String {
         format!("{}/{env}", self.endpoints.fno)
     }
@@ -278,6 +287,7 @@ impl<'t> Client<'t> {
         Ok(body)
     }
 
+    /// The LCS project id the harness works in.
     pub fn project(&self) -> String {
         self.h("lcs_project_id")
     }
@@ -350,6 +360,7 @@ impl<'t> Client<'t> {
         Ok(world)
     }
 
+    /// The end state (`GET /_dwsim/endstate`) that scenario snapshots record.
     pub fn end_state(&self) -> Result<Value> {
         let reply = self.transport.send(
             "GET",

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The map under test and the maps the setup runs (upstream first).
 pub const MAP: &str = "customergroups";
+/// Every map the setup runs, upstream first.
 pub const MAPS: [&str; 6] = [
     "legalentities-companies",
     "currencies",
@@ -43,6 +44,7 @@ pub const COMPANIES: [&str; 2] = ["USMF", "DEMF"];
 /// Customer group ids the operations use. The seeded data has none of them, so customers
 /// never reference them and deletes are always allowed.
 pub const GROUPS: [&str; 3] = ["MB1", "MB2", "MB3"];
+/// Descriptions the operations write.
 pub const DESCRIPTIONS: [&str; 3] = ["Alpha", "Beta", "Gamma"];
 
 const FNO_NAMES: [&str; 2] = ["CustomerGroups", "CustCustomerGroupEntity"];
@@ -52,50 +54,82 @@ const DV_NAMES: [&str; 2] = ["msdyn_customergroup", "msdyn_customergroups"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Op {
+    /// An OData create of a customer group in F&O.
     FnoCreate {
+        /// The legal entity (upper case).
         company: String,
+        /// The customer group id.
         group: String,
+        /// The description written.
         description: String,
     },
+    /// An OData update of a customer group's description in F&O.
     FnoUpdate {
+        /// The legal entity (upper case).
         company: String,
+        /// The customer group id.
         group: String,
+        /// The description written.
         description: String,
     },
+    /// An OData delete of a customer group in F&O.
     FnoDelete {
+        /// The legal entity (upper case).
         company: String,
+        /// The customer group id.
         group: String,
     },
+    /// A Web API create of a customer group in Dataverse, bound to its company.
     DvCreate {
+        /// The company code.
         company: String,
+        /// The customer group id.
         group: String,
+        /// The description written.
         description: String,
     },
+    /// A Web API update of a customer group's description in Dataverse.
     DvUpdate {
+        /// The company code.
         company: String,
+        /// The customer group id.
         group: String,
+        /// The description written.
         description: String,
     },
+    /// A Web API delete of a customer group in Dataverse.
     DvDelete {
+        /// The company code.
         company: String,
+        /// The customer group id.
         group: String,
     },
+    /// `pauseMap` on the map under test.
     Pause,
+    /// `resumeMap` on the map under test.
     Resume,
+    /// `stopMap` on the map under test.
     Stop,
     /// `runMaps` with initial sync (a paused map resumes instead).
     Run {
+        /// The side that wins conflicts.
         master: Side,
     },
     /// Adds a fault to the plan through `PUT /_dwsim/faults`.
     InjectFault {
+        /// The side whose writes fail.
         side: Side,
+        /// The table the fault is limited to, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         table: Option<String>,
+        /// How many writes fail.
         count: u32,
+        /// How they fail.
         kind: FaultKind,
     },
+    /// Moves the virtual clock on (`POST /_dwsim/clock`).
     AdvanceClock {
+        /// Minutes to advance.
         minutes: i64,
     },
 }
@@ -178,8 +212,11 @@ impl fmt::Display for Op {
 /// The map states the model tracks (Initializing and Resuming never outlive a request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MapState {
+    /// Changes flow both ways.
     Running,
+    /// Changes queue until the map resumes.
     Paused,
+    /// Stopped: changes do not flow.
     NotRunning,
 }
 
@@ -214,6 +251,7 @@ struct DvRow {
 /// that decides what a write does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Model {
+    /// The world seed the case runs on.
     pub seed: u64,
     fno: BTreeMap<Key, String>,
     dv: BTreeMap<Key, DvRow>,
@@ -248,6 +286,7 @@ impl Model {
         }
     }
 
+    /// The state of the map under test.
     pub fn map_state(&self) -> MapState {
         self.map
     }
@@ -647,10 +686,14 @@ impl Model {
     }
 }
 
+/// A customer group as both sides show it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupRow {
+    /// The company code (upper case).
     pub company: String,
+    /// The customer group id.
     pub group: String,
+    /// The description.
     pub description: String,
 }
 
@@ -658,11 +701,17 @@ pub struct GroupRow {
 /// maps' states, the customer-groups queue and catch-up errors, and the fault plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
+    /// The pool's groups in F&O.
     pub fno: Vec<GroupRow>,
+    /// The pool's groups in Dataverse.
     pub dataverse: Vec<GroupRow>,
+    /// Each published map's state.
     pub maps: BTreeMap<String, String>,
+    /// Changes queued on the map under test.
     pub queued: usize,
+    /// Catch-up errors on the map under test.
     pub catch_up_errors: usize,
+    /// The fault plan left.
     pub faults: FaultPlan,
 }
 
@@ -718,12 +767,16 @@ impl View {
 /// One HTTP exchange of an operation, with short bodies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
+    /// The operation's index in the case.
     pub step: usize,
     /// `METHOD product /path?query`, without the server's base URL.
     pub request: String,
+    /// The request body, shortened.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub request_body: String,
+    /// The HTTP status.
     pub status: u16,
+    /// The response body, shortened.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub response_body: String,
 }
@@ -802,11 +855,14 @@ impl Transport for Recorder<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Carrier {
+    /// Straight into the routers.
     InProcess,
+    /// Over the real servers.
     Http,
 }
 
 impl Carrier {
+    /// The carrier `DWSIM_MB_TRANSPORT` names (in-process unless `http`).
     pub fn from_env() -> Carrier {
         match std::env::var("DWSIM_MB_TRANSPORT").as_deref() {
             Ok("http") => Carrier::Http,
@@ -820,9 +876,13 @@ impl Carrier {
 pub struct CaseOutcome {
     /// The first divergence from the model, or a broken invariant, with the step.
     pub failure: Option<String>,
+    /// The index of the step that diverged.
     pub failed_step: Option<usize>,
+    /// Every exchange of the case's steps.
     pub transcript: Vec<Exchange>,
+    /// The servers' state at the end, if it could be read.
     pub observed: Option<View>,
+    /// The model's state at the end.
     pub predicted: View,
 }
 
@@ -1239,28 +1299,39 @@ fn observe(rig: &Rig) -> Result<View> {
 /// A failed case, as `dwsim replay` reads it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bundle {
+    /// The bundle's file name, without `.json`.
     pub name: String,
     /// The world seed; the data set is the built-in demo data.
     pub seed: u64,
+    /// The transport the case ran over.
     pub transport: Carrier,
     /// Whether the runtime was built with the `broken-rollback` feature.
     pub broken_rollback: bool,
     /// The operations, readable, then as data.
     pub steps: Vec<String>,
+    /// The operations as data, for replay.
     pub ops: Vec<Op>,
+    /// The first divergence, with the step.
     pub failure: Option<String>,
+    /// The index of the step that diverged.
     pub failed_step: Option<usize>,
+    /// Every exchange of the case's steps.
     pub transcript: Vec<Exchange>,
+    /// Both states at the end.
     pub end_state: EndState,
 }
 
+/// The end states of a failed case: the servers' and the model's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndState {
+    /// The servers' state, if it could be read.
     pub observed: Option<View>,
+    /// The model's state.
     pub predicted: View,
 }
 
 impl Bundle {
+    /// A bundle of a case and its outcome.
     pub fn new(
         name: &str,
         seed: u64,
@@ -1295,6 +1366,7 @@ impl Bundle {
         Ok(path)
     }
 
+    /// Reads a bundle written by [`Bundle::write`].
     pub fn read(path: &Path) -> Result<Bundle> {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("{} is not a bundle", path.display()))

@@ -6,8 +6,11 @@ use crate::model_based::{run_case, Bundle, Carrier, CaseOutcome};
 use anyhow::Result;
 use std::path::Path;
 
+/// A bundle re-run: what was recorded, and what happened this time.
 pub struct Replay {
+    /// The failed case as recorded.
     pub bundle: Bundle,
+    /// The case run again.
     pub outcome: CaseOutcome,
 }
 

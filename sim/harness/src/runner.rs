@@ -15,16 +15,23 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// How the runner reaches the servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TransportKind {
+    /// Real HTTP on loopback, through the wiremock shell.
     Http,
+    /// Direct calls into the routers, no sockets.
     InProcess,
 }
 
+/// How to run a scenario.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The world seed (ids, timestamps, generated data).
     pub seed: u64,
+    /// The seeded data set.
     pub data: SeedData,
+    /// The transport.
     pub transport: TransportKind,
 }
 
@@ -40,39 +47,59 @@ pub const INVARIANTS: [&str; 8] = [
     "live-round-trip",
 ];
 
+/// One invariant's (or the steps') verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The invariant, as listed in [`INVARIANTS`].
     pub name: String,
+    /// Whether it held.
     pub passed: bool,
+    /// Why not, when it did not (empty when it held).
     pub detail: String,
+    /// How long the check took (not serialized: reports stay byte-identical).
     #[serde(skip)]
     pub elapsed: Duration,
 }
 
+/// One step as it ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepOutcome {
+    /// The step's line in the scenario file.
     pub line: usize,
+    /// The action's name, as written in the file.
     pub action: String,
+    /// Whether the action and its expectations passed.
     pub ok: bool,
+    /// What the action did, or why the step failed.
     pub detail: String,
 }
 
+/// A whole scenario run: its steps, its invariants and the end state.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioRun {
+    /// The scenario id.
     pub scenario: String,
+    /// The transport it ran over.
     pub transport: TransportKind,
+    /// The world seed.
     pub seed: u64,
+    /// The steps up to the first that failed.
     pub steps: Vec<StepOutcome>,
+    /// The "steps" outcome, then every invariant in [`INVARIANTS`] order.
     pub invariants: Vec<Outcome>,
+    /// The end state, as snapshotted.
     pub end_state: Value,
+    /// Wall time of the run (not serialized).
     #[serde(skip)]
     pub elapsed: Duration,
 }
 
 impl ScenarioRun {
+    /// Whether the steps and every invariant passed.
     pub fn passed(&self) -> bool {
         self.invariants.iter().all(|o| o.passed)
     }
+    /// The outcome named `name`, if it ran.
     pub fn outcome(&self, name: &str) -> Option<&Outcome> {
         self.invariants.iter().find(|o| o.name == name)
     }
@@ -93,6 +120,7 @@ struct Ctx<'c> {
     bootstrapped: Vec<String>,
 }
 
+/// Runs `scenario` on a fresh world: each step and its expectations, then the invariants.
 pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
     let started = Instant::now();
     let spec = WorldSpec {

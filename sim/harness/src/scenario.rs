@@ -8,24 +8,30 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The starting world: each product new (empty), or existing with data.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartSpec {
+    /// F&O's start.
     pub fno: Start,
+    /// Dataverse's start.
     pub dataverse: Start,
 }
 
 /// Which side wins a conflict in initial sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum Master {
+    /// Dataverse wins.
     #[default]
     #[serde(rename = "dataverse")]
     Dataverse,
+    /// F&O wins.
     #[serde(rename = "fno")]
     Fno,
 }
 
 impl Master {
+    /// The value the dual-write service takes (`Dataverse`, `FinanceAndOperations`).
     pub fn wire(self) -> &'static str {
         match self {
             Master::Dataverse => "Dataverse",
@@ -40,6 +46,7 @@ impl Master {
 pub enum LegalEntities {
     /// `"all"`: every legal entity of the F&O environment.
     All(String),
+    /// The legal entities named.
     List(Vec<String>),
 }
 
@@ -50,26 +57,34 @@ pub enum Action {
     /// Deploy an F&O environment from LCS, empty or with demo data.
     #[serde(rename = "lcs.deploy")]
     LcsDeploy {
+        /// The environment's name.
         environment: String,
+        /// Deploy with the demo data companies.
         #[serde(default)]
         demo_data: bool,
     },
     /// Power Platform integration with a new Dataverse, or the current existing one.
     #[serde(rename = "lcs.power-platform")]
     LcsPowerPlatform {
+        /// The Dataverse template (for example `Dynamics365Standard`).
         template: String,
         /// `new` or `existing`.
         dataverse: String,
     },
+    /// Run the dual-write setup from LCS (the Dataverse solutions).
     #[serde(rename = "lcs.dual-write-setup")]
     LcsDualWriteSetup {},
+    /// Open the link to dual-write from LCS (the connection).
     #[serde(rename = "lcs.dual-write-link")]
     LcsDualWriteLink {},
     /// Create a Dataverse environment through the Power Platform admin API.
     #[serde(rename = "bap.create-environment")]
     BapCreateEnvironment {
+        /// The environment's domain (its host name).
         domain: String,
+        /// The environment's display name.
         display_name: String,
+        /// Install the dual-write packages with it.
         #[serde(default)]
         dual_write_packages: bool,
     },
@@ -77,33 +92,58 @@ pub enum Action {
     #[serde(rename = "dataverse.create-app-users")]
     DataverseCreateAppUsers {},
     #[serde(rename = "fno.create-company")]
-    FnoCreateCompany { company: String, name: String },
+    /// Create a legal entity in F&O.
+    FnoCreateCompany {
+        /// The company code.
+        company: String,
+        /// The company's name.
+        name: String,
+    },
+    /// Run the dual-write health check.
     #[serde(rename = "dual-write.health-check")]
     HealthCheck {},
     #[serde(rename = "dual-write.link")]
-    Link { legal_entities: LegalEntities },
+    /// Link F&O and Dataverse in the dual-write workspace.
+    Link {
+        /// The legal entities the connection starts with.
+        legal_entities: LegalEntities,
+    },
+    /// Add legal entities to the connection.
     #[serde(rename = "dual-write.add-legal-entities")]
     AddLegalEntities {
+        /// The companies to add.
         companies: Vec<String>,
+        /// Add them without initial writes.
         #[serde(default)]
         skip_initial_writes: bool,
     },
     /// Give company-less Dataverse rows a company code (the bootstrap sample's `-apply`).
     #[serde(rename = "dataverse.bootstrap")]
-    Bootstrap { company: String },
+    Bootstrap {
+        /// The company code the rows get.
+        company: String,
+    },
     #[serde(rename = "dual-write.stop-maps")]
-    StopMaps { maps: Vec<String> },
+    /// Stop maps.
+    StopMaps {
+        /// The maps to stop.
+        maps: Vec<String>,
+    },
     /// Run maps (with their related maps, upstream first).
     #[serde(rename = "dual-write.run-maps")]
     RunMaps {
+        /// The maps to run.
         maps: Vec<String>,
+        /// Whether to run initial sync first.
         initial_sync: bool,
+        /// The side that wins conflicts.
         #[serde(default)]
         master: Master,
     },
 }
 
 impl Action {
+    /// The action's name, as written in scenario files.
     pub fn name(&self) -> &'static str {
         match self {
             Action::LcsDeploy { .. } => "lcs.deploy",
@@ -143,21 +183,31 @@ pub struct Expect {
     pub executions: Option<String>,
 }
 
+/// One step: an action and what must hold after it.
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// What the user does.
     pub action: Action,
+    /// What must hold after it.
     pub expect: Expect,
     /// Line of the step's `[[step]]` header, for messages.
     pub line: usize,
 }
 
+/// A scenario file, read.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The id (the file name without `.toml`).
     pub id: String,
+    /// A one-line title.
     pub title: String,
+    /// The guidance section it follows.
     pub guidance: String,
+    /// The starting world.
     pub start: StartSpec,
+    /// The steps, in order.
     pub steps: Vec<Step>,
+    /// The file it was read from (for file:line in failures).
     pub path: PathBuf,
 }
 
@@ -173,6 +223,7 @@ struct Raw {
 }
 
 impl Scenario {
+    /// Parses a scenario from `text`; errors name `path` and the line.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         let raw: Raw = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         let header_lines: Vec<usize> = text
@@ -210,6 +261,7 @@ impl Scenario {
         })
     }
 
+    /// Reads and parses a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -12,9 +12,13 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 /// Fixed ports to listen on; 0 picks a free one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ports {
+    /// The Entra token server's port.
     pub entra: u16,
+    /// The LCS server's port.
     pub lcs: u16,
+    /// The F&O server's port.
     pub fno: u16,
+    /// The Dataverse server's port.
     pub dataverse: u16,
 }
 
@@ -32,10 +36,15 @@ impl Ports {
 
 /// The four running servers over one simulated world.
 pub struct Servers {
+    /// The world all four serve.
     pub sim: Sim,
+    /// Entra ID (tokens).
     pub entra: MockServer,
+    /// Lifecycle Services and the Power Platform admin API.
     pub lcs: MockServer,
+    /// Finance and Operations (`/data`, services).
     pub fno: MockServer,
+    /// Dataverse (`/api/data/v9.2`).
     pub dataverse: MockServer,
 }
 
@@ -90,6 +99,7 @@ impl Servers {
         Servers::start_on(sim, Ports::default()).await
     }
 
+    /// Starts the four servers on fixed ports (0 picks a free one).
     pub async fn start_on(sim: Sim, ports: Ports) -> std::io::Result<Servers> {
         let entra = start_one(&sim, Product::Entra, ports.entra).await?;
         let lcs = start_one(&sim, Product::Lcs, ports.lcs).await?;
@@ -106,6 +116,7 @@ impl Servers {
         Ok(servers)
     }
 
+    /// The base URLs the servers answer on.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
             entra: self.entra.uri(),
@@ -115,6 +126,7 @@ impl Servers {
         }
     }
 
+    /// The server of one product, to mount mocks on.
     pub fn server(&self, product: Product) -> &MockServer {
         match product {
             Product::Entra => &self.entra,

@@ -23,8 +23,6 @@
 //!              catalogue · schema · seed · store · ids · clock · error
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod catalogue;
 pub mod clock;
 pub mod config;

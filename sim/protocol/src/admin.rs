@@ -14,6 +14,7 @@ fn error(status: u16, message: &str) -> Response {
         .with_header("content-type", "application/json")
 }
 
+/// Answers a `/_dwsim/...` request: export, import, end state, clock, faults, harness.
 pub fn handle(
     world: &mut World,
     _product: Product,

@@ -11,28 +11,38 @@ use std::collections::BTreeMap;
 /// in its envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
+    /// The request's content type is not `multipart/mixed`.
     #[error("The content type '{0}' is not valid for a batch payload; a batch must be sent as 'multipart/mixed' with a 'boundary' parameter.")]
     NotMultipart(String),
+    /// The content type has no boundary, or more than one.
     #[error("The content type '{0}' specifies a batch payload; however, the payload either does not include a batch boundary or includes more than one boundary. In OData, batch payload content types must specify exactly one batch boundary in the 'boundary' parameter of the content type.")]
     BoundaryCount(String),
+    /// The body never has the boundary's delimiter.
     #[error("The batch payload has no delimiter '--{0}'.")]
     NoDelimiter(String),
+    /// The body has no closing delimiter.
     #[error("The batch payload ends without the closing delimiter '--{0}--'.")]
     NotClosed(String),
+    /// A part's header line has no colon.
     #[error("The header line '{0}' is not valid.")]
     HeaderLine(String),
+    /// A part has no request line.
     #[error("A batch part holds no HTTP message: the request line is missing.")]
     NoRequestLine,
     #[error(
         "A batch part must have Content-Type 'application/http' or 'multipart/mixed', not '{0}'."
     )]
+    /// A part's content type is neither `application/http` nor `multipart/mixed`.
     PartContentType(String),
     #[error(
         "The request line '{0}' in a batch part is not valid; it must be 'METHOD URL HTTP/1.1'."
     )]
+    /// A request line is not `METHOD URL HTTP/1.1`.
     RequestLine(String),
+    /// A change set inside a change set.
     #[error("A change set can't contain another change set or batch.")]
     NestedChangeSet,
+    /// A response status line that cannot be read.
     #[error("The status line '{0}' is not valid.")]
     StatusLine(String),
 }
@@ -40,6 +50,7 @@ pub enum BatchError {
 /// Header names in lower case, values trimmed.
 pub type Headers = Vec<(String, String)>;
 
+/// A header by name, ignoring case.
 pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
         .iter()
@@ -50,47 +61,66 @@ pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str
 /// One MIME part: its headers and its raw content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MimePart {
+    /// The part's headers.
     pub headers: Headers,
+    /// The part's content, after the blank line.
     pub content: Vec<u8>,
 }
 
 /// One request of a batch, as the `application/http` part carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPart {
+    /// The part's `Content-ID`, which later requests of a change set reference as `$id`.
     pub content_id: Option<String>,
+    /// The HTTP method, upper case.
     pub method: String,
     /// The request target as written: absolute URL, absolute path, relative, or `$n…`.
     pub target: String,
+    /// The request's headers.
     pub headers: Headers,
+    /// The request's body.
     pub body: Vec<u8>,
 }
 
+/// A top-level part of a batch: a request on its own, or an atomic change set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchPart {
+    /// A request that succeeds or fails on its own.
     Request(RequestPart),
+    /// Requests that succeed or fail together.
     ChangeSet(Vec<RequestPart>),
 }
 
 /// One response of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponsePart {
+    /// The `Content-ID` of the request answered.
     pub content_id: Option<String>,
+    /// The HTTP status.
     pub status: u16,
+    /// The response's headers.
     pub headers: Headers,
+    /// The response's body.
     pub body: Vec<u8>,
 }
 
 impl ResponsePart {
+    /// A header by name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
 }
 
+/// A top-level part of a batch response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchResponsePart {
+    /// The answer to a request on its own.
     Response(ResponsePart),
+    /// The answers to a change set, in a multipart of their own.
     ChangeSet {
+        /// The inner multipart's boundary.
         boundary: String,
+        /// One answer per request, or one error for a change set that failed.
         responses: Vec<ResponsePart>,
     },
 }
@@ -115,6 +145,7 @@ fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether a content type is `multipart/mixed` (parameters ignored).
 pub fn is_multipart(content_type: &str) -> bool {
     media_type(content_type) == "multipart/mixed"
 }

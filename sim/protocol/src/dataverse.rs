@@ -29,6 +29,7 @@ struct Call<'a> {
     annotations: bool,
 }
 
+/// Answers a Dataverse Web API request (`/{org}/api/data/v9.x/...`) with the envelope and headers Dataverse sends.
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     let segs = req.segments();
     let annotations = req

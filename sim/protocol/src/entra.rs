@@ -10,6 +10,7 @@ use dwsim_model::entra::{self, Audience, EntraError, Token, TOKEN_LIFETIME_SECON
 use dwsim_model::World;
 use serde_json::json;
 
+/// Answers an Entra ID request: the token endpoints of each tenant.
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     let segs = req.segments();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();

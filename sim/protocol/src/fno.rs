@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 pub const PAGE_SIZE: usize = 10_000;
 const NAMESPACE: &str = "Microsoft.Dynamics.DataEntities";
 
+/// Answers an F&O request (`/{env}/data/...` and `/{env}/api/services/...`).
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     let segs = req.segments();
     let services = segs.get(1).map(String::as_str) == Some("api");

@@ -19,6 +19,7 @@ use dwsim_model::World;
 /// Operations per batch, counting those inside change sets.
 pub const MAX_OPERATIONS: usize = 5000;
 
+/// Answers an F&O `$batch`: requests in order, each change set atomic.
 pub fn handle(
     world: &mut World,
     endpoints: &Endpoints,

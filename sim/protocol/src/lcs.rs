@@ -25,6 +25,7 @@ pub const POLL_MINUTES: i64 = 15;
 pub const BAP_POLL_MINUTES: i64 = 5;
 const BAP: &str = "/providers/Microsoft.BusinessAppPlatform";
 
+/// Answers an LCS or Power Platform admin API request.
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     if req.path.starts_with(BAP) {
         return match bap(world, endpoints, req) {

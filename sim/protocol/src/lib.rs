@@ -28,13 +28,18 @@ pub const JOURNAL_LIMIT: usize = 10_000;
 /// The four simulated servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Product {
+    /// Entra ID, the token server.
     Entra,
+    /// Lifecycle Services (with the Power Platform admin API).
     Lcs,
+    /// Finance and Operations.
     Fno,
+    /// Dataverse.
     Dataverse,
 }
 
 impl Product {
+    /// Every product, in the order the servers start.
     pub const ALL: [Product; 4] = [
         Product::Entra,
         Product::Lcs,
@@ -42,6 +47,7 @@ impl Product {
         Product::Dataverse,
     ];
 
+    /// The product's short name, in reports and transcripts.
     pub fn name(self) -> &'static str {
         match self {
             Product::Entra => "entra",
@@ -55,9 +61,13 @@ impl Product {
 /// Base URLs of the servers (no trailing slash). Answers quote them in links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
+    /// Entra ID's base URL.
     pub entra: String,
+    /// LCS's base URL.
     pub lcs: String,
+    /// F&O's base URL (environments below it).
     pub fno: String,
+    /// Dataverse's base URL (environments below it).
     pub dataverse: String,
 }
 
@@ -72,6 +82,7 @@ impl Endpoints {
         }
     }
 
+    /// The base URL of one product.
     pub fn base(&self, product: Product) -> &str {
         match product {
             Product::Entra => &self.entra,
@@ -139,10 +150,12 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// A simulator over a new world built from `spec`.
     pub fn new(spec: WorldSpec) -> SimResult<Sim> {
         Ok(Sim::from_world(World::new(spec)?))
     }
 
+    /// A simulator over an existing world.
     pub fn from_world(world: World) -> Sim {
         Sim {
             world: Arc::new(Mutex::new(world)),
@@ -158,6 +171,7 @@ impl Sim {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The base URLs answers quote in their links.
     pub fn endpoints(&self) -> Endpoints {
         self.endpoints
             .lock()
@@ -165,6 +179,7 @@ impl Sim {
             .clone()
     }
 
+    /// Sets the base URLs, once the servers know their ports.
     pub fn set_endpoints(&self, endpoints: Endpoints) {
         *self.endpoints.lock().unwrap_or_else(|p| p.into_inner()) = endpoints;
     }

@@ -3,8 +3,10 @@
 
 use percent_encoding::percent_decode_str;
 
+/// A request as the routers see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
+    /// The method, upper case.
     pub method: String,
     /// The path as sent (still percent-encoded), starting with `/`.
     pub path: String,
@@ -12,13 +14,18 @@ pub struct Request {
     pub query: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
+/// A response as the routers build it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status.
     pub status: u16,
+    /// Headers, in the order written.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
@@ -33,6 +40,7 @@ pub fn decode(s: &str, plus_is_space: bool) -> String {
 }
 
 impl Request {
+    /// A request with no headers or body; `path_and_query` is split at the first `?`.
     pub fn new(method: &str, path_and_query: &str) -> Request {
         let (path, query) = path_and_query
             .split_once('?')
@@ -46,17 +54,20 @@ impl Request {
         }
     }
 
+    /// Adds a header (the name lower-cased).
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers
             .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
+    /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
         self
     }
 
+    /// A header by name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -83,6 +94,7 @@ impl Request {
             .collect()
     }
 
+    /// A query parameter by name, decoded.
     pub fn param(&self, name: &str) -> Option<String> {
         self.params()
             .into_iter()
@@ -109,6 +121,7 @@ impl Request {
             .collect()
     }
 
+    /// The body as text (lossy).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -147,6 +160,7 @@ fn split_path(path: &str) -> Vec<String> {
     out
 }
 
+/// Splits at `sep` outside single- and double-quoted runs.
 pub fn split_outside_quotes(s: &str, sep: char) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -168,6 +182,7 @@ pub fn split_outside_quotes(s: &str, sep: char) -> Vec<String> {
 }
 
 impl Response {
+    /// An empty response.
     pub fn new(status: u16) -> Response {
         Response {
             status,
@@ -176,28 +191,33 @@ impl Response {
         }
     }
 
+    /// A JSON response, as OData sends it (`odata.metadata=minimal`).
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
         Response::new(status)
             .with_header("content-type", "application/json; odata.metadata=minimal")
             .with_body(serde_json::to_vec(value).unwrap_or_default())
     }
 
+    /// A response with a body of the given content type.
     pub fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
         Response::new(status)
             .with_header("content-type", content_type)
             .with_body(body)
     }
 
+    /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
         self.body = body.into();
         self
     }
 
+    /// A header by name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -205,6 +225,7 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as JSON (`null` when it is not JSON).
     pub fn body_json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }

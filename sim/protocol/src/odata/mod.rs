@@ -12,22 +12,41 @@ use std::collections::BTreeMap;
 /// the OData library's; each product turns them into its own envelope in one place.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
+    /// A key segment without its closing parenthesis.
     #[error("Bad Request - Error in query syntax. The key segment '{0}' is not closed.")]
     UnclosedKey(String),
+    /// A key part that is neither a literal nor `name=literal`.
     #[error("Bad Request - Error in query syntax. The key '{0}' is not valid.")]
     KeyPart(String),
+    /// A literal of no known type.
     #[error("Bad Request - Error in query syntax. Unrecognized literal '{0}'.")]
     Literal(String),
+    /// A `$filter` that does not parse.
     #[error("{0}")]
     Filter(#[from] FilterError),
     #[error("Syntax error: '{direction}' is not a valid sort direction in '$orderby={orderby}'.")]
-    SortDirection { direction: String, orderby: String },
+    /// An `$orderby` item with a direction other than `asc` or `desc`.
+    SortDirection {
+        /// The direction written.
+        direction: String,
+        /// The whole `$orderby`.
+        orderby: String,
+    },
     #[error("Invalid value '{value}' for {option} query option found. The {option} query option requires a non-negative integer value.")]
-    NotANonNegativeInteger { option: &'static str, value: String },
+    /// `$top` or `$skip` that is not a non-negative integer.
+    NotANonNegativeInteger {
+        /// The option (`$top`, `$skip`).
+        option: &'static str,
+        /// The value written.
+        value: String,
+    },
+    /// A `$count` that is neither `true` nor `false`.
     #[error("'{0}' is not a valid count option.")]
     Count(String),
+    /// An `$expand` inside an `$expand`.
     #[error("The $expand option is supported one level deep only.")]
     NestedExpand,
+    /// An option inside `$expand` other than `$select`.
     #[error("The option '{0}' is not supported inside $expand.")]
     ExpandOption(String),
 }
@@ -106,6 +125,7 @@ pub fn literal(text: &str) -> Result<Value, QueryError> {
     Err(QueryError::Literal(text.to_string()))
 }
 
+/// Whether `s` is a GUID in its 8-4-4-4-12 form.
 pub fn is_guid(s: &str) -> bool {
     s.len() == 36
         && s.chars().enumerate().all(|(i, c)| {
@@ -120,13 +140,21 @@ pub fn is_guid(s: &str) -> bool {
 /// System query options after parsing.
 #[derive(Debug, Clone, Default)]
 pub struct QueryOptions {
+    /// `$select`: the columns to answer.
     pub select: Option<Vec<String>>,
+    /// `$filter`, parsed.
     pub filter: Option<Expr>,
+    /// `$orderby`: (column, descending).
     pub orderby: Vec<(String, bool)>,
+    /// `$top`.
     pub top: Option<usize>,
+    /// `$skip`.
     pub skip: Option<usize>,
+    /// `$count=true`.
     pub count: bool,
+    /// `$expand`: the navigation properties, as written.
     pub expand: Vec<String>,
+    /// `$skiptoken`: where the next page starts.
     pub skiptoken: Option<String>,
     /// Options the service did not recognise (the router decides what to do).
     pub unknown: Vec<String>,
@@ -211,10 +239,13 @@ fn non_negative(option: &'static str, value: &str) -> Result<usize, QueryError> 
 /// One `$expand` item: `nav` or `nav($select=a,b)`. Both services expand one level only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpandItem {
+    /// The navigation property.
     pub nav: String,
+    /// The nested `$select`, if any.
     pub select: Option<Vec<String>>,
 }
 
+/// Reads one `$expand` item: `nav` or `nav($select=a,b)`.
 pub fn parse_expand_item(item: &str) -> Result<ExpandItem, QueryError> {
     let (nav, inner) = match item.split_once('(') {
         Some((n, rest)) => (n.trim(), rest.trim().strip_suffix(')').unwrap_or(rest)),
