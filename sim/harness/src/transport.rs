@@ -5,40 +5,50 @@
 use anyhow::{anyhow, Context, Result};
 use dwsim_http::{Ports, Servers};
 use dwsim_protocol::{Endpoints, Request, Sim};
-use std::io::Read;
 
 /// An HTTP answer, whichever transport carried it.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: u16,
+    /// Response headers, as sent.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// The body as JSON (`null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
+    /// A header by name, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+    /// The body as text (lossy).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
+/// How the harness sends a request: over real HTTP or straight into the routers.
 pub trait Transport {
+    /// The base URLs requests are addressed to.
     fn endpoints(&self) -> Endpoints;
+    /// Sends one request to a full URL and answers the reply.
     fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8])
         -> Result<Reply>;
+    /// A short name for reports (`http`, `in-process`).
     fn name(&self) -> &'static str;
 }
 
 /// Calls the routers directly through [`Sim`].
 pub struct InProcess {
+    /// The simulator the calls go into.
     pub sim: Sim,
 }
 
@@ -78,6 +88,7 @@ impl Transport for InProcess {
 
 /// Real HTTP: the four wiremock servers on a runtime of their own, and a blocking client.
 pub struct Http {
+    /// The running servers (partners' mocks can be mounted on them).
     pub servers: Servers,
     agent: ureq::Agent,
     // Dropped last: the servers run on it.
@@ -85,6 +96,7 @@ pub struct Http {
 }
 
 impl Http {
+    /// Starts the four servers on `ports` (0 picks free ones) on a runtime of their own.
     pub fn start(sim: Sim, ports: Ports) -> Result<Http> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -94,9 +106,13 @@ impl Http {
         let servers = runtime
             .block_on(Servers::start_on(sim, ports))
             .context("binding the servers")?;
-        let agent = ureq::AgentBuilder::new()
+        // Statuses are answers here, not errors; bad-input tests send odd methods.
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
             .max_idle_connections_per_host(8)
-            .build();
+            .build()
+            .into();
         Ok(Http {
             servers,
             agent,
@@ -104,6 +120,7 @@ impl Http {
         })
     }
 
+    /// The runtime the servers run on, for mounting mocks from a blocking test.
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
         &self.runtime
     }
@@ -121,29 +138,36 @@ impl Transport for Http {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Reply> {
-        let mut req = self.agent.request(method, url);
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(escape_url(url).as_ref());
         for (k, v) in headers {
-            req = req.set(k, v);
+            req = req.header(*k, *v);
         }
+        let fail = |e: &dyn std::fmt::Display| anyhow!("{method} {url}: {e}");
         let result = if body.is_empty() && matches!(method, "GET" | "DELETE") {
-            req.call()
+            self.agent.run(req.body(()).map_err(|e| fail(&e))?)
         } else {
-            req.send_bytes(body)
+            self.agent.run(req.body(body).map_err(|e| fail(&e))?)
         };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(anyhow!("{method} {url}: {e}")),
-        };
-        let status = resp.status();
+        let mut resp = result.map_err(|e| fail(&e))?;
+        let status = resp.status().as_u16();
         let headers = resp
-            .headers_names()
-            .into_iter()
-            .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let mut body = Vec::new();
-        resp.into_reader()
-            .read_to_end(&mut body)
+        // State exports of large worlds exceed ureq's default 10 MB read limit.
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
             .with_context(|| format!("reading {url}"))?;
         Ok(Reply {
             status,
@@ -155,4 +179,23 @@ impl Transport for Http {
     fn name(&self) -> &'static str {
         "http"
     }
+}
+
+/// What a URL may not carry unescaped (RFC 3986), which callers write literally in OData
+/// queries: spaces, quotes and braces. Percent signs and reserved characters stay as they
+/// are, so an already-encoded URL is unchanged (as the `url` crate and browsers do).
+const NOT_IN_URL: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^');
+
+fn escape_url(url: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::utf8_percent_encode(url, NOT_IN_URL).into()
 }
