@@ -20,7 +20,7 @@ fn linked() -> World {
     .expect("world");
     w.ensure_dual_write_app_users(ORG).expect("app users");
     let companies = w.fno[FO].companies();
-    w.dw_link(FO, ORG, &companies).expect("link");
+    w.link(FO, ORG, &companies).expect("link");
     let runs: Vec<MapRun> = w
         .catalogue
         .maps
@@ -31,7 +31,10 @@ fn linked() -> World {
             master: Side::Fno,
         })
         .collect();
-    w.dw_run(FO, &runs).expect("maps run");
+    w.dual_write(FO)
+        .expect("linked")
+        .run(&runs)
+        .expect("maps run");
     w
 }
 

@@ -28,7 +28,7 @@ pub fn linked(seed: u64, run: Option<(bool, Side)>) -> World {
     w.ensure_dual_write_app_users(EXISTING_DATAVERSE)
         .expect("app users");
     let companies = w.fno[EXISTING_FNO].companies();
-    w.dw_link(EXISTING_FNO, EXISTING_DATAVERSE, &companies)
+    w.link(EXISTING_FNO, EXISTING_DATAVERSE, &companies)
         .expect("link");
     if let Some((initial_sync, master)) = run {
         let runs: Vec<MapRun> = w
@@ -41,7 +41,10 @@ pub fn linked(seed: u64, run: Option<(bool, Side)>) -> World {
                 master,
             })
             .collect();
-        w.dw_run(EXISTING_FNO, &runs).expect("maps run");
+        w.dual_write(EXISTING_FNO)
+            .expect("linked")
+            .run(&runs)
+            .expect("maps run");
     }
     w
 }

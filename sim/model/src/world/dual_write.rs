@@ -8,7 +8,6 @@ use crate::dualwrite::customize;
 use crate::dualwrite::initial_sync;
 use crate::dualwrite::link::{self, check_companies, health_check_failed};
 use crate::dualwrite::live_sync::fno_entity;
-use crate::dualwrite::runtime::AlertRule;
 use crate::dualwrite::transform::Partition;
 use crate::dualwrite::{Connection, DualWrite, Execution, HealthCheck, MapRun, MapState, Side};
 use crate::error::{SimError, SimResult};
@@ -20,7 +19,9 @@ use std::sync::Arc;
 const NOT_LINKED: &str = "Dual-write is not linked for this environment.";
 
 impl World {
-    /// The dual-write runtime of a linked F&O environment, over its two stores.
+    /// The dual-write runtime of a linked F&O environment, over its two stores: where the
+    /// map verbs live (`world.dual_write(env)?.run(&maps)`). An environment that is not
+    /// linked is refused in the words the workspace uses.
     pub fn dual_write(&mut self, fno_env: &str) -> SimResult<DualWrite<'_>> {
         let World {
             catalogue,
@@ -36,9 +37,11 @@ impl World {
         let fno = fno
             .get_mut(fno_env)
             .ok_or_else(|| SimError::not_found(format!("Environment {fno_env} does not exist.")))?;
-        let conn = connections
-            .get_mut(fno_env)
-            .ok_or_else(|| SimError::conflict(NOT_LINKED))?;
+        let conn = connections.get_mut(fno_env).ok_or_else(|| {
+            SimError::conflict(format!(
+                "{NOT_LINKED} Link to a Dataverse environment first."
+            ))
+        })?;
         let dv = dataverse
             .get_mut(&conn.dataverse)
             .ok_or_else(|| SimError::not_found(conn.dataverse.clone()))?;
@@ -53,22 +56,6 @@ impl World {
             dv,
             conn,
         })
-    }
-
-    /// The runtime of a linked environment, refused in the words the workspace uses for an
-    /// environment that is not linked yet.
-    fn linked(&mut self, fno_env: &str) -> SimResult<DualWrite<'_>> {
-        if !self.fno.contains_key(fno_env) {
-            return Err(SimError::not_found(format!(
-                "Environment {fno_env} does not exist."
-            )));
-        }
-        if !self.connections.contains_key(fno_env) {
-            return Err(SimError::conflict(format!(
-                "{NOT_LINKED} Link to a Dataverse environment first."
-            )));
-        }
-        self.dual_write(fno_env)
     }
 
     /// The dual-write connection of an F&O environment, once linked.
@@ -118,7 +105,7 @@ impl World {
     }
 
     /// The prerequisite health check the link wizard runs.
-    pub fn dw_health_check(&self, fno_env: &str, org: &str) -> SimResult<Vec<HealthCheck>> {
+    pub fn health_check(&self, fno_env: &str, org: &str) -> SimResult<Vec<HealthCheck>> {
         let fno = self
             .fno
             .get(fno_env)
@@ -131,13 +118,8 @@ impl World {
 
     /// Links F&O to Dataverse with these legal entities: 1:1, only when every health check
     /// passes, and only when the companies' names are unique and not blank.
-    pub fn dw_link(
-        &mut self,
-        fno_env: &str,
-        org: &str,
-        legal_entities: &[String],
-    ) -> SimResult<()> {
-        let checks = self.dw_health_check(fno_env, org)?;
+    pub fn link(&mut self, fno_env: &str, org: &str, legal_entities: &[String]) -> SimResult<()> {
+        let checks = self.health_check(fno_env, org)?;
         if let Some(existing) = self.linked_dataverse(fno_env) {
             return Err(SimError::conflict(format!(
                 "This finance and operations environment is already linked to Dataverse environment {existing}. One finance and operations environment links to one Dataverse environment."
@@ -167,8 +149,8 @@ impl World {
     }
 
     /// Reset link: all maps must be stopped unless forced. Clears the connection.
-    pub fn dw_reset(&mut self, fno_env: &str, force: bool) -> SimResult<()> {
-        let dw = self.linked(fno_env)?;
+    pub fn reset_link(&mut self, fno_env: &str, force: bool) -> SimResult<()> {
+        let dw = self.dual_write(fno_env)?;
         if !force
             && dw
                 .connection()
@@ -184,42 +166,6 @@ impl World {
         Ok(())
     }
 
-    /// Adds legal entities to the connection (see `DualWrite::add_legal_entities`).
-    pub fn dw_add_legal_entities(
-        &mut self,
-        fno_env: &str,
-        codes: &[String],
-        skip_initial_writes: bool,
-    ) -> SimResult<Vec<Execution>> {
-        self.linked(fno_env)?
-            .add_legal_entities(codes, skip_initial_writes)
-    }
-
-    /// Takes a legal entity out of the connection.
-    pub fn dw_remove_legal_entity(&mut self, fno_env: &str, code: &str) -> SimResult<()> {
-        self.linked(fno_env)?.remove_legal_entity(code)
-    }
-
-    /// Runs maps, upstream first (see `DualWrite::run`).
-    pub fn dw_run(&mut self, fno_env: &str, runs: &[MapRun]) -> SimResult<Vec<Execution>> {
-        self.linked(fno_env)?.run(runs)
-    }
-
-    /// Pauses a running map.
-    pub fn dw_pause(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
-        self.linked(fno_env)?.pause(map)
-    }
-
-    /// Resumes a paused map, replaying its queue.
-    pub fn dw_resume(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
-        self.linked(fno_env)?.resume(map)
-    }
-
-    /// Stops a map.
-    pub fn dw_stop(&mut self, fno_env: &str, map: &str) -> SimResult<()> {
-        self.linked(fno_env)?.stop(map)
-    }
-
     /// Initial sync of one map for these companies.
     pub fn initial_sync(
         &mut self,
@@ -232,35 +178,9 @@ impl World {
             .initial_sync(map_id, master, companies, &BTreeSet::new())
     }
 
-    /// Reruns a map's latest initial-sync execution, with or without its failed rows.
-    pub fn dw_rerun_execution(
-        &mut self,
-        fno_env: &str,
-        map_id: &str,
-        without_errors: bool,
-    ) -> SimResult<Execution> {
-        self.dual_write(fno_env)?
-            .rerun_execution(map_id, without_errors)
-    }
-
-    /// Retry selected (by row id) or all catch-up errors of a map; answers (retried, still failing).
-    pub fn dw_retry_catch_up(
-        &mut self,
-        fno_env: &str,
-        map: &str,
-        rows: Option<&[String]>,
-    ) -> SimResult<(usize, usize)> {
-        self.dual_write(fno_env)?.retry_catch_up(map, rows)
-    }
-
-    /// Replaces the connection's alert rules; they apply to a map from its next run.
-    pub fn dw_set_alert_rules(&mut self, fno_env: &str, rules: Vec<AlertRule>) -> SimResult<()> {
-        self.dual_write(fno_env)?.set_alert_rules(rules)
-    }
-
     /// Replaces a map's field mappings (see [`customize::customized`]); the world keeps the
     /// customized map, and it replaces the catalogue's definition.
-    pub fn dw_update_map(
+    pub fn customize_map(
         &mut self,
         fno_env: &str,
         map_id: &str,

@@ -150,7 +150,7 @@ impl World {
                 Ok(())
             }
             LcsOperationKind::DualWriteLink => {
-                self.dw_link(&env.fno_env, &org, &["DAT".to_string()])?;
+                self.link(&env.fno_env, &org, &["DAT".to_string()])?;
                 // "Table maps are enabled for live synchronization": every map, no initial sync.
                 let runs: Vec<MapRun> = self
                     .connections
@@ -167,7 +167,7 @@ impl World {
                     })
                     .unwrap_or_default();
                 let ordered = self.order_upstream_first(runs);
-                self.dw_run(&env.fno_env, &ordered).map(|_| ())
+                self.dual_write(&env.fno_env)?.run(&ordered).map(|_| ())
             }
         }
     }

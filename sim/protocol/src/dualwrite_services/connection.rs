@@ -15,7 +15,7 @@ pub(super) struct GetHealthCheck {
 
 impl Operation for GetHealthCheck {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        let checks = world.dw_health_check(env, &self.dataverse_environment)?;
+        let checks = world.health_check(env, &self.dataverse_environment)?;
         Ok(json!({"passed": checks.iter().all(|c| c.passed), "checks": checks}))
     }
 }
@@ -30,7 +30,7 @@ pub(super) struct Link {
 
 impl Operation for Link {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_link(env, &self.dataverse_environment, &self.legal_entities)?;
+        world.link(env, &self.dataverse_environment, &self.legal_entities)?;
         Ok(connection_json(world, env))
     }
 }
@@ -56,7 +56,7 @@ pub(super) struct ResetLink {
 
 impl Operation for ResetLink {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_reset(env, self.force)?;
+        world.reset_link(env, self.force)?;
         Ok(connection_json(world, env))
     }
 }

@@ -34,8 +34,9 @@ pub(super) struct AddLegalEntities {
 
 impl Operation for AddLegalEntities {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        let executions =
-            world.dw_add_legal_entities(env, &self.legal_entities, self.skip_initial_writes)?;
+        let executions = world
+            .dual_write(env)?
+            .add_legal_entities(&self.legal_entities, self.skip_initial_writes)?;
         Ok(json!({"connection": connection_json(world, env), "executions": executions}))
     }
 }
@@ -49,7 +50,9 @@ pub(super) struct RemoveLegalEntity {
 
 impl Operation for RemoveLegalEntity {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_remove_legal_entity(env, &self.legal_entity)?;
+        world
+            .dual_write(env)?
+            .remove_legal_entity(&self.legal_entity)?;
         Ok(connection_json(world, env))
     }
 }

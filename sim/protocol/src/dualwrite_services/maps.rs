@@ -102,7 +102,7 @@ impl Operation for RunMaps {
                 master: i.master,
             })
             .collect();
-        let executions = world.dw_run(env, &runs)?;
+        let executions = world.dual_write(env)?.run(&runs)?;
         Ok(json!({"maps": maps_json(world, env), "executions": executions}))
     }
 }
@@ -116,7 +116,7 @@ pub(super) struct PauseMap {
 
 impl Operation for PauseMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_pause(env, &self.map)?;
+        world.dual_write(env)?.pause(&self.map)?;
         Ok(maps_json(world, env))
     }
 }
@@ -130,7 +130,7 @@ pub(super) struct ResumeMap {
 
 impl Operation for ResumeMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_resume(env, &self.map)?;
+        world.dual_write(env)?.resume(&self.map)?;
         Ok(maps_json(world, env))
     }
 }
@@ -144,7 +144,7 @@ pub(super) struct StopMap {
 
 impl Operation for StopMap {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_stop(env, &self.map)?;
+        world.dual_write(env)?.stop(&self.map)?;
         Ok(maps_json(world, env))
     }
 }
@@ -213,7 +213,9 @@ pub(super) struct RetryCatchUpErrors {
 
 impl Operation for RetryCatchUpErrors {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        let (retried, failing) = world.dw_retry_catch_up(env, &self.map, self.rows.as_deref())?;
+        let (retried, failing) = world
+            .dual_write(env)?
+            .retry_catch_up(&self.map, self.rows.as_deref())?;
         Ok(
             json!({"retried": retried, "stillFailing": failing, "retryStatus": if failing == 0 { "Completed" } else { "Failed" }}),
         )
@@ -229,7 +231,7 @@ pub(super) struct SetAlertRules {
 
 impl Operation for SetAlertRules {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        world.dw_set_alert_rules(env, self.rules)?;
+        world.dual_write(env)?.set_alert_rules(self.rules)?;
         Ok(json!({"rules": world.connection_of(env).map(|c| c.alert_rules.clone())}))
     }
 }
@@ -259,11 +261,9 @@ pub(super) struct RerunExecution {
 
 impl Operation for RerunExecution {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
-        Ok(json!(world.dw_rerun_execution(
-            env,
-            &self.map,
-            self.without_errors
-        )?))
+        Ok(json!(world
+            .dual_write(env)?
+            .rerun_execution(&self.map, self.without_errors)?))
     }
 }
 
@@ -282,7 +282,7 @@ pub(super) struct UpdateMapFields {
 impl Operation for UpdateMapFields {
     fn apply(self, world: &mut World, env: &str) -> SimResult<Value> {
         let saved =
-            world.dw_update_map(env, &self.map, self.fields, &self.publisher, &self.version)?;
+            world.customize_map(env, &self.map, self.fields, &self.publisher, &self.version)?;
         Ok(
             json!({"map": saved.id, "version": saved.version, "publisher": self.publisher, "fields": saved.fields}),
         )
