@@ -27,6 +27,12 @@ pub struct FnoEnv {
     pub platform_update: u32,
     /// The application version (10.0.x).
     pub application_version: String,
+    /// The application build (`GetApplicationBuildVersion`), a sample value for 10.0.42.
+    #[serde(default = "default_application_build")]
+    pub application_build: String,
+    /// The platform build (`GetPlatformBuildVersion`), a sample value for update 66.
+    #[serde(default = "default_platform_build")]
+    pub platform_build: String,
     /// The company OData reads default to (the user's default company).
     pub default_company: String,
     /// Client ids registered under System administration > Microsoft Entra ID applications.
@@ -37,6 +43,14 @@ pub struct FnoEnv {
     pub next_recid: i64,
     /// Entity rows by entity set, keyed by their lower-cased key.
     pub store: Store,
+}
+
+fn default_application_build() -> String {
+    "10.0.2177.26".to_string()
+}
+
+fn default_platform_build() -> String {
+    "7.0.7521.60".to_string()
 }
 
 /// The error F&O's OData layer sends for a failed write: Infolog text inside a write failure.
@@ -78,6 +92,8 @@ impl FnoEnv {
             tenant_id: tenant_id.to_string(),
             platform_update: 66,
             application_version: "10.0.42".to_string(),
+            application_build: default_application_build(),
+            platform_build: default_platform_build(),
             default_company: "dat".to_string(),
             entra_apps: BTreeSet::new(),
             power_platform_dataverse: None,

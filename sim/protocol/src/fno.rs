@@ -4,6 +4,7 @@
 //! services under `{env}/api/services/DualWriteServices/…`.
 
 use crate::dualwrite_services::{self, GROUP, SERVICES};
+use crate::fno_metadata;
 use crate::odata::filter::Dialect;
 use crate::odata::{self, KeySpec};
 use crate::request::{Request, Response};
@@ -26,6 +27,7 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
     let segs = req.segments();
     let services = segs.get(1).map(String::as_str) == Some("api");
     match route(world, endpoints, req, &segs) {
+        Ok(r) if r.header("OData-Version").is_none() => r.with_header("OData-Version", "4.0"),
         Ok(r) => r,
         Err(e) if services => service_error(world, &e),
         Err(e) => odata_error(&e),
@@ -65,6 +67,9 @@ fn route(
     let base = format!("{}/{env}", endpoints.fno);
     match rest {
         [d, rest @ ..] if d == "data" => data(world, endpoints, &env, &base, req, rest),
+        [m, rest @ ..] if m.eq_ignore_ascii_case("metadata") => {
+            fno_metadata::metadata_api(world, &base, req, rest)
+        }
         [a, s, rest @ ..] if a == "api" && s == "services" => services(world, &env, req, rest),
         _ => Err(SimError::not_found(format!(
             "No HTTP resource was found that matches the request URI '{base}/{}'.",
@@ -167,8 +172,19 @@ fn data(
         }
         [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
         [b] if b == "$batch" => crate::fno_batch::handle(world, endpoints, req, env),
+        [set, action] if set == "DataManagementEntities" => {
+            match action.strip_prefix(&format!("{NAMESPACE}.")) {
+                Some(a) => fno_metadata::version_action(world, env, base, req, a),
+                None => Err(SimError::not_found(format!(
+                    "Resource not found for the segment '{action}'."
+                ))),
+            }
+        }
         [seg, more @ ..] => {
             let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
+            if set == fno_metadata::COMPANIES && more.is_empty() {
+                return fno_metadata::companies(world, env, base, req, seg, key);
+            }
             let entity = entity(world, &set)?.clone();
             match (key, more, method) {
                 (None, [], "GET") => list(world, env, base, req, &entity),

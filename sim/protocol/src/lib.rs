@@ -11,6 +11,7 @@ mod dualwrite_services;
 pub mod entra;
 pub mod fno;
 pub mod fno_batch;
+mod fno_metadata;
 pub mod lcs;
 pub mod odata;
 pub mod request;
