@@ -6,12 +6,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dwsim::report::{self, Row};
 use dwsim_harness::runner::{self, Options, TransportKind};
 use dwsim_harness::scenario::Scenario;
-use dwsim_http::{Ports, Servers};
+use dwsim_http::{Authority, Options as ServeOptions, Servers};
 use dwsim_model::{Catalogue, WorldSpec};
+use dwsim_protocol::Server;
 use dwsim_protocol::Sim;
 use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -82,11 +84,19 @@ enum Command {
         scenario: String,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Entra on this port, then LCS, F&O and Dataverse on the next three.
+        /// Entra on this port, LCS on the next, then one port per F&O or Dataverse
+        /// environment in the order they come into being.
         #[arg(long)]
         port_base: Option<u16>,
         #[arg(long)]
         scenarios_dir: Option<PathBuf>,
+        /// Serve plain HTTP instead of HTTPS (Microsoft's client libraries refuse it).
+        #[arg(long)]
+        plain_http: bool,
+        /// Keep the local CA in this folder and reuse it on later runs, so clients trust it
+        /// once (default: a new CA per run, written to a temporary folder).
+        #[arg(long, conflicts_with = "plain_http")]
+        ca_dir: Option<PathBuf>,
     },
     /// Re-run a failed model-based test case from its bundle and print the transcript;
     /// exits 1 if the servers still diverge from the reference model.
@@ -132,7 +142,16 @@ fn main() {
             seed,
             port_base,
             scenarios_dir,
-        } => serve(&scenario, seed, port_base, scenarios_dir),
+            plain_http,
+            ca_dir,
+        } => serve(ServeArgs {
+            id: scenario,
+            seed,
+            port_base,
+            dir: scenarios_dir,
+            plain_http,
+            ca_dir,
+        }),
         Command::Bench { iterations, seed } => bench(iterations, seed),
         Command::Replay { bundle, transport } => dwsim_harness::replay::run(
             &bundle,
@@ -307,50 +326,113 @@ fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn serve(id: &str, seed: u64, port_base: Option<u16>, dir: Option<PathBuf>) -> Result<bool> {
-    let scenarios = select_scenarios(dir.as_deref(), &[id.to_string()])?;
+/// `dwsim serve`'s arguments.
+struct ServeArgs {
+    id: String,
+    seed: u64,
+    port_base: Option<u16>,
+    dir: Option<PathBuf>,
+    plain_http: bool,
+    ca_dir: Option<PathBuf>,
+}
+
+/// The CA `serve` speaks HTTPS with, and the file clients are told to trust.
+fn local_ca(ca_dir: Option<&Path>) -> Result<(Arc<Authority>, PathBuf)> {
+    let authority = match ca_dir {
+        Some(dir) => Authority::in_dir(dir)?,
+        None => Authority::generate()?,
+    };
+    let path = match authority.ca_path() {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let dir = std::env::temp_dir().join(format!("dwsim-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(dwsim_http::tls::CA_CERT_FILE);
+            authority.write_ca(&path)?;
+            path
+        }
+    };
+    Ok((Arc::new(authority), path))
+}
+
+/// One line per environment origin: which product, which environment, where.
+fn origin_line(server: &Server, origin: &str) -> String {
+    match server {
+        Server::Fno(env) => format!("  F&O        {env:<16} {origin}   (/data, /api/services, /Metadata)"),
+        Server::Dataverse(org) => format!("  Dataverse  {org:<16} {origin}   (/api/data/v9.2)"),
+        Server::Entra => format!("  Entra      {:<16} {origin}", ""),
+        Server::Lcs => format!("  LCS        {:<16} {origin}   (Power Platform admin API below /providers/Microsoft.BusinessAppPlatform)", ""),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<bool> {
+    let scenarios = select_scenarios(args.dir.as_deref(), std::slice::from_ref(&args.id))?;
     let sc = &scenarios[0];
     let data = Catalogue::builtin()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .demo;
     let sim = Sim::new(WorldSpec {
-        seed,
+        seed: args.seed,
         fno: sc.start.fno,
         dataverse: sc.start.dataverse,
         data,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ca = if args.plain_http {
+        None
+    } else {
+        Some(local_ca(args.ca_dir.as_deref())?)
+    };
+    let options = ServeOptions {
+        port_base: args.port_base.unwrap_or(0),
+        tls: ca.as_ref().map(|(authority, _)| authority.clone()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let ports = port_base.map(Ports::from_base).unwrap_or_default();
-        let servers = Servers::start_on(sim.clone(), ports).await.context("binding the servers")?;
+        let servers = Servers::start(sim.clone(), options).await.context("binding the servers")?;
         let endpoints = servers.endpoints();
         let harness = {
             let world = sim.world();
             dwsim_protocol::admin::harness(&world, &endpoints)
         };
-        println!("dwsim serving the starting world of scenario {id} (seed {seed})");
-        println!("  entra      {}", endpoints.entra);
-        println!("  lcs        {}   (Power Platform admin API below /providers/Microsoft.BusinessAppPlatform)", endpoints.lcs);
-        println!("  fno        {}/<environment>", endpoints.fno);
-        println!("  dataverse  {}/<org>/api/data/v9.2", endpoints.dataverse);
+        let scheme = if args.plain_http { "plain HTTP" } else { "HTTPS" };
+        println!("dwsim serving the starting world of scenario {} (seed {}) over {scheme}", args.id, args.seed);
+        let mut shown = std::collections::BTreeSet::new();
+        for (server, origin) in servers.origins() {
+            println!("{}", origin_line(&server, &origin));
+            shown.insert(server);
+        }
         println!("  tenant          {}", harness["tenant_id"].as_str().unwrap_or_default());
         println!("  client id       {}", harness["client_id"].as_str().unwrap_or_default());
         println!("  client secret   {}", harness["client_secret"].as_str().unwrap_or_default());
         println!("  user / password {} / {}", harness["username"].as_str().unwrap_or_default(), harness["password"].as_str().unwrap_or_default());
         println!("  lcs project     {}", harness["lcs_project_id"]);
-        for f in harness["fno"].as_array().into_iter().flatten() {
-            println!("  F&O environment {}", f.as_str().unwrap_or_default());
-        }
-        for d in harness["dataverse"].as_array().into_iter().flatten() {
-            println!("  Dataverse       {}", d.as_str().unwrap_or_default());
-        }
         println!("  token endpoint  {}", harness["token_endpoint_v2"].as_str().unwrap_or_default());
-        println!("Everything above is also at GET {}/_dwsim/harness. Ctrl-C stops.", endpoints.lcs);
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        if let Some((_, path)) = &ca {
+            let path = path.display();
+            println!("Trust the local CA, written to {path}:");
+            println!("  Python (requests, httpx, MSAL):  export REQUESTS_CA_BUNDLE={path} SSL_CERT_FILE={path}");
+            println!("  Node (MSAL, DynamicsWebApi):     export NODE_EXTRA_CA_CERTS={path}");
+            println!("  curl:                            curl --cacert {path} ...");
+        }
+        println!("Environments created later are listed as they come. Everything above is also at GET {}/_dwsim/harness. Ctrl-C stops.", endpoints.lcs);
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                stopped = &mut ctrl_c => { stopped.context("waiting for Ctrl-C")?; break; }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                    for (server, origin) in servers.origins() {
+                        if shown.insert(server.clone()) {
+                            println!("{}", origin_line(&server, &origin));
+                        }
+                    }
+                }
+            }
+        }
         drop(servers);
         Ok::<_, anyhow::Error>(())
     })?;

@@ -7,6 +7,7 @@ mod common;
 use dwsim_harness::client::Client;
 use dwsim_harness::transport::{Http, Reply, Transport};
 use dwsim_model::Start;
+use dwsim_protocol::Server;
 use serde_json::{json, Value};
 
 const ORG: &str = "contosocrm";
@@ -54,9 +55,9 @@ fn entra_answers_bad_token_requests_with_aadsts_errors() {
     assert_eq!(is_json(&unknown_tenant)["error_codes"], json!([90002]));
 
     let body = format!(
-        "grant_type=client_credentials&client_id={}&client_secret=wrong&scope={}/{ORG}/.default",
+        "grant_type=client_credentials&client_id={}&client_secret=wrong&scope={}/.default",
         c.harness["client_id"].as_str().unwrap_or_default(),
-        h.endpoints().dataverse
+        h.endpoints().dataverse(ORG)
     );
     let bad_secret = send(&h, "POST", &url, &form, &body);
     assert_eq!(bad_secret.status, 401);
@@ -94,7 +95,7 @@ fn entra_answers_bad_token_requests_with_aadsts_errors() {
 fn dataverse_answers_bad_requests_with_its_error_envelope() {
     let h = servers();
     let c = Client::connect(&h).expect("client");
-    let base = format!("{}/{ORG}/api/data/v9.2", h.endpoints().dataverse);
+    let base = format!("{}/api/data/v9.2", h.endpoints().dataverse(ORG));
 
     let anonymous = send(&h, "GET", &format!("{base}/accounts"), &[], "");
     assert_eq!(anonymous.status, 401);
@@ -178,7 +179,7 @@ fn fno_answers_bad_requests_with_its_innererror_envelope() {
     let anonymous = send(
         &h,
         "GET",
-        &format!("{}/{FO}/data/CustomersV3", h.endpoints().fno),
+        &format!("{}/data/CustomersV3", h.endpoints().fno(FO)),
         &[],
         "",
     );
@@ -325,15 +326,17 @@ fn a_partner_mock_overrides_an_endpoint_on_the_same_server() {
     let h = servers();
     let c = Client::connect(&h).expect("client");
     h.runtime().block_on(async {
-        wiremock::Mock::given(wiremock::matchers::path(format!(
-            "/{ORG}/api/data/v9.2/WhoAmI"
-        )))
-        .respond_with(
-            wiremock::ResponseTemplate::new(503)
-                .set_body_json(json!({"error": {"code": "0x80040216", "message": "injected"}})),
-        )
-        .mount(&h.servers.dataverse)
-        .await;
+        wiremock::Mock::given(wiremock::matchers::path("/api/data/v9.2/WhoAmI"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(503)
+                    .set_body_json(json!({"error": {"code": "0x80040216", "message": "injected"}})),
+            )
+            .mount(
+                &h.servers
+                    .mock_server(&Server::Dataverse(ORG.into()))
+                    .expect("the environment's server"),
+            )
+            .await;
     });
     assert_eq!(c.dv("GET", ORG, "WhoAmI", None).expect("reply").status, 503);
     assert_eq!(

@@ -4,7 +4,6 @@
 
 use dwsim_harness::client::Client;
 use dwsim_harness::transport::{Http, InProcess, Reply, Transport};
-use dwsim_http::Ports;
 use dwsim_model::{Catalogue, Start, WorldSpec};
 use dwsim_protocol::batch::{self, BatchResponsePart, ResponsePart};
 use dwsim_protocol::Sim;
@@ -25,7 +24,7 @@ fn sim() -> Sim {
 }
 
 fn servers() -> Http {
-    Http::start(sim(), Ports::default()).expect("servers start")
+    Http::https(sim()).expect("servers start")
 }
 
 /// An `application/http` part holding one request.

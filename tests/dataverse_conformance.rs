@@ -690,14 +690,14 @@ fn item7_auth_challenge_and_audience() {
     assert_eq!(
         challenge,
         format!(
-            "Bearer authorization_uri={}/{tenant}/oauth2/authorize, resource_id={}/{ORG}/",
+            "Bearer authorization_uri={}/{tenant}/oauth2/authorize, resource_id={}/",
             h.endpoints().entra,
-            h.endpoints().dataverse
+            c.dataverse_base(ORG)
         )
     );
     let other = format!(
         "Bearer {}",
-        c.token(&format!("{}/otherorg", h.endpoints().dataverse))
+        c.token("https://otherorg.crm.dynamics.com")
             .expect("token for another org")
     );
     assert_eq!(

@@ -11,7 +11,7 @@ use dwsim_model::world::EXISTING_FNO as FO;
 use serde_json::{json, Value};
 
 fn post(c: &Client, service: &str, op: &str, body: Value) -> Reply {
-    let resource = format!("{}/{FO}", c.endpoints.fno);
+    let resource = c.endpoints.fno(FO);
     let url = format!("{resource}/api/services/DualWriteServices/{service}/{op}");
     c.send_as(
         &resource,

@@ -4,7 +4,6 @@
 
 use dwsim_harness::client::Client;
 use dwsim_harness::transport::{Http, Reply};
-use dwsim_http::Ports;
 use dwsim_model::world::{obj, EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
 use dwsim_model::{Catalogue, Start, World, WorldSpec};
 use dwsim_protocol::Sim;
@@ -22,7 +21,7 @@ fn world(fno: Start, dataverse: Start) -> World {
 }
 
 fn serve(w: World) -> Http {
-    Http::start(Sim::from_world(w), Ports::default()).expect("servers")
+    Http::https(Sim::from_world(w)).expect("servers")
 }
 
 fn get(c: &Client, path: &str) -> Value {

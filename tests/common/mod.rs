@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use dwsim_harness::transport::Http;
-use dwsim_http::Ports;
 use dwsim_model::dualwrite::{MapRun, Side};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
 use dwsim_model::{Catalogue, Start, World, WorldSpec};
@@ -50,5 +49,5 @@ pub fn linked(seed: u64, run: Option<(bool, Side)>) -> World {
 }
 
 pub fn serve(world: World) -> Http {
-    Http::start(Sim::from_world(world), Ports::default()).expect("servers start")
+    Http::https(Sim::from_world(world)).expect("servers start")
 }

@@ -135,14 +135,14 @@ impl<'t> Client<'t> {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// The base URL of a Dataverse environment (below it: `api/data/v9.2`).
+    /// The origin of a Dataverse environment (below it: `api/data/v9.2`).
     pub fn dataverse_base(&self, org: &str) -> String {
-        format!("{}/{org}", self.endpoints.dataverse)
+        self.endpoints.dataverse(org)
     }
 
-    /// The base URL of an F&O environment (below it: `data`).
+    /// The origin of an F&O environment (below it: `data`).
     pub fn fno_base(&self, env: &str) -> String {
-        format!("{}/{env}", self.endpoints.fno)
+        self.endpoints.fno(env)
     }
 
     /// A Web API call below `{org}/api/data/v9.2/`.

@@ -14,12 +14,11 @@ use crate::client::Client;
 use crate::invariants;
 use crate::transport::{Http, InProcess, Reply, Transport};
 use anyhow::{anyhow, bail, Context, Result};
-use dwsim_http::Ports;
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::{Fault, FaultKind, FaultPlan};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
 use dwsim_model::{Catalogue, Start, WorldSpec};
-use dwsim_protocol::{Endpoints, Sim};
+use dwsim_protocol::{Endpoints, Server, Sim};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -800,15 +799,17 @@ struct Recorder<'t> {
 }
 
 impl Recorder<'_> {
-    /// A short body with the servers' base URLs (ports differ per run over HTTP) replaced
-    /// by `<product>`, so transcripts compare across runs and transports.
+    /// A short body with the servers' origins (ports differ per run over HTTP) replaced
+    /// by `<entra>`, `<lcs>`, `<fno:env>`, `<dataverse:org>`, so transcripts compare across
+    /// runs and transports.
     fn portable(&self, body: &[u8]) -> String {
         let mut text = String::from_utf8_lossy(body).into_owned();
-        for product in dwsim_protocol::Product::ALL {
-            text = text.replace(
-                self.endpoints.base(product),
-                &format!("<{}>", product.name()),
-            );
+        let fixed = [
+            (Server::Entra, self.endpoints.entra.clone()),
+            (Server::Lcs, self.endpoints.lcs.clone()),
+        ];
+        for (server, origin) in fixed.into_iter().chain(self.endpoints.environments()) {
+            text = text.replace(&origin, &format!("<{}>", server.label()));
         }
         short(text.as_bytes())
     }
@@ -830,7 +831,7 @@ impl Transport for Recorder<'_> {
         if let Some(step) = self.step.get() {
             if !url.contains("/oauth2/") {
                 let request = match self.endpoints.route(url) {
-                    Some((product, rest)) => format!("{method} {} {rest}", product.name()),
+                    Some((server, rest)) => format!("{method} {} {rest}", server.label()),
                     None => format!("{method} {url}"),
                 };
                 self.log.borrow_mut().push(Exchange {
@@ -916,7 +917,7 @@ pub fn run_case(
     let in_process;
     let inner: &dyn Transport = match carrier {
         Carrier::Http => {
-            http = Http::start(sim, Ports::default())?;
+            http = Http::https(sim)?;
             &http
         }
         Carrier::InProcess => {

@@ -7,7 +7,6 @@ use crate::invariants;
 use crate::scenario::{Action, Expect, LegalEntities, Master, Scenario};
 use crate::transport::{Http, InProcess, Transport};
 use anyhow::{anyhow, bail, Context, Result};
-use dwsim_http::Ports;
 use dwsim_model::dualwrite::Side;
 use dwsim_model::{SeedData, World, WorldSpec};
 use dwsim_protocol::Sim;
@@ -134,7 +133,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
     let in_process;
     let transport: &dyn Transport = match options.transport {
         TransportKind::Http => {
-            http = Http::start(sim, Ports::default())?;
+            http = Http::https(sim)?;
             &http
         }
         TransportKind::InProcess => {

@@ -3,7 +3,7 @@
 //! full URLs, so the runner is the same code either way.
 
 use anyhow::{anyhow, Context, Result};
-use dwsim_http::{Ports, Servers};
+use dwsim_http::{Options, Servers};
 use dwsim_protocol::{Endpoints, Request, Sim};
 
 /// An HTTP answer, whichever transport carried it.
@@ -65,7 +65,7 @@ impl Transport for InProcess {
         body: &[u8],
     ) -> Result<Reply> {
         let endpoints = self.sim.endpoints();
-        let (product, rest) = endpoints
+        let (server, rest) = endpoints
             .route(url)
             .ok_or_else(|| anyhow!("{url} is not a dwsim endpoint"))?;
         let mut req = Request::new(method, if rest.is_empty() { "/" } else { rest });
@@ -73,7 +73,7 @@ impl Transport for InProcess {
             req = req.with_header(k, v);
         }
         req.body = body.to_vec();
-        let resp = self.sim.handle(product, &req);
+        let resp = self.sim.handle(&server, &req);
         Ok(Reply {
             status: resp.status,
             headers: resp.headers,
@@ -86,7 +86,8 @@ impl Transport for InProcess {
     }
 }
 
-/// Real HTTP: the four wiremock servers on a runtime of their own, and a blocking client.
+/// Real HTTP: the servers on a runtime of their own, and a blocking client that trusts
+/// their CA when they speak HTTPS.
 pub struct Http {
     /// The running servers (partners' mocks can be mounted on them).
     pub servers: Servers,
@@ -96,26 +97,45 @@ pub struct Http {
 }
 
 impl Http {
-    /// Starts the four servers on `ports` (0 picks free ones) on a runtime of their own.
-    pub fn start(sim: Sim, ports: Ports) -> Result<Http> {
+    /// Starts the servers over HTTPS on free ports, with a new CA the client trusts.
+    pub fn https(sim: Sim) -> Result<Http> {
+        Http::start(sim, Options::https().context("making the local CA")?)
+    }
+
+    /// Starts the servers over plain HTTP on free ports.
+    pub fn plain(sim: Sim) -> Result<Http> {
+        Http::start(sim, Options::plain())
+    }
+
+    /// Starts the servers as `options` say, on a runtime of their own.
+    pub fn start(sim: Sim, options: Options) -> Result<Http> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .context("starting the tokio runtime")?;
         let servers = runtime
-            .block_on(Servers::start_on(sim, ports))
+            .block_on(Servers::start(sim, options))
             .context("binding the servers")?;
         // Statuses are answers here, not errors; bad-input tests send odd methods.
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .allow_non_standard_methods(true)
-            .max_idle_connections_per_host(8)
-            .build()
-            .into();
+            .max_idle_connections_per_host(8);
+        if let Some(authority) = servers.authority() {
+            let ca = ureq::tls::Certificate::from_pem(authority.ca_pem().as_bytes())
+                .context("reading the local CA")?;
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                        ca,
+                    ])))
+                    .build(),
+            );
+        }
         Ok(Http {
             servers,
-            agent,
+            agent: config.build().into(),
             runtime,
         })
     }

@@ -1,57 +1,79 @@
-//! The HTTP shell: the only crate that knows wiremock. Each product gets its own
-//! `MockServer` with one catch-all responder at the lowest priority, which converts the
-//! request, hands it to the shared [`Sim`], and converts the answer back. Because the
-//! catch-all sits at the lowest priority, a test or a partner can mount ordinary wiremock
-//! mocks on the same server to override any endpoint (fault injection, call verification).
+//! The HTTP shell: the only crate that knows wiremock and TLS. Every server — Entra, LCS,
+//! and each F&O and Dataverse environment — gets an origin of its own: a public listener
+//! with a front (TLS or plain, see `front.rs`) that relays to a `MockServer` with one
+//! catch-all responder at the lowest priority. The responder converts the request, hands
+//! it to the shared [`Sim`], and converts the answer back. Because the catch-all sits at the
+//! lowest priority, a test or a partner can mount ordinary wiremock mocks on an origin's
+//! server to override any endpoint (fault injection, call verification).
+//!
+//! An environment that comes into being while serving (an LCS deployment, a Power Platform
+//! provisioning) gets its origin then: the listener is bound at once, so the answer that
+//! names it already carries a URL that connects.
 
-use dwsim_protocol::{Endpoints, Product, Request, Sim};
+mod front;
+pub mod tls;
+
+pub use tls::Authority;
+
+use dwsim_protocol::{Endpoints, Request, Server, Sim, WeakSim};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-/// Fixed ports to listen on; 0 picks a free one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ports {
-    /// The Entra token server's port.
-    pub entra: u16,
-    /// The LCS server's port.
-    pub lcs: u16,
-    /// The F&O server's port.
-    pub fno: u16,
-    /// The Dataverse server's port.
-    pub dataverse: u16,
+/// How long [`Servers::start`] waits for the first servers to be mounted.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where and how the servers listen.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The first port: Entra on it, LCS on the next, then one per environment in the order
+    /// the environments come into being (a taken port is skipped). 0 picks free ports.
+    pub port_base: u16,
+    /// HTTPS with a leaf certificate of this CA; plain HTTP when `None`.
+    pub tls: Option<Arc<Authority>>,
 }
 
-impl Ports {
-    /// Four consecutive ports from `base`: Entra, LCS, F&O, Dataverse.
-    pub fn from_base(base: u16) -> Ports {
-        Ports {
-            entra: base,
-            lcs: base.saturating_add(1),
-            fno: base.saturating_add(2),
-            dataverse: base.saturating_add(3),
-        }
+impl Options {
+    /// Plain HTTP on free ports.
+    pub fn plain() -> Options {
+        Options::default()
+    }
+
+    /// HTTPS on free ports, with a new in-memory CA.
+    pub fn https() -> Result<Options, tls::TlsError> {
+        Ok(Options {
+            port_base: 0,
+            tls: Some(Arc::new(Authority::generate()?)),
+        })
     }
 }
 
-/// The four running servers over one simulated world.
+/// One origin: its URL, and its MockServer once mounted.
+struct Site {
+    origin: String,
+    mock: Option<Arc<MockServer>>,
+}
+
+type Sites = Mutex<BTreeMap<Server, Site>>;
+
+/// Every running server over one simulated world. Dropping it stops them all.
 pub struct Servers {
-    /// The world all four serve.
+    /// The world they serve.
     pub sim: Sim,
-    /// Entra ID (tokens).
-    pub entra: MockServer,
-    /// Lifecycle Services and the Power Platform admin API.
-    pub lcs: MockServer,
-    /// Finance and Operations (`/data`, services).
-    pub fno: MockServer,
-    /// Dataverse (`/api/data/v9.2`).
-    pub dataverse: MockServer,
+    sites: Arc<Sites>,
+    tls: Option<Arc<Authority>>,
+    _shutdown: watch::Sender<()>,
 }
 
 /// Converts a wiremock request to the protocol layer's and back.
 struct CatchAll {
     sim: Sim,
-    product: Product,
+    server: Server,
 }
 
 impl Respond for CatchAll {
@@ -65,7 +87,7 @@ impl Respond for CatchAll {
             ));
         }
         req.body = request.body.clone();
-        let resp = self.sim.handle(self.product, &req);
+        let resp = self.sim.handle(&self.server, &req);
         let mut template = ResponseTemplate::new(resp.status).set_body_bytes(resp.body);
         for (name, value) in resp.headers {
             template = template.insert_header(name.as_str(), value.as_str());
@@ -74,65 +96,200 @@ impl Respond for CatchAll {
     }
 }
 
-async fn start_one(sim: &Sim, product: Product, port: u16) -> std::io::Result<MockServer> {
-    let listener = TcpListener::bind(("127.0.0.1", port))?;
-    let server = MockServer::builder()
-        .listener(listener)
-        .disable_request_recording()
-        .start()
-        .await;
-    Mock::given(any())
-        .respond_with(CatchAll {
-            sim: sim.clone(),
-            product,
-        })
-        .with_priority(u8::MAX)
-        .named(format!("dwsim {}", product.name()))
-        .mount(&server)
-        .await;
-    Ok(server)
+/// What opening an origin needs; the environments' opener holds a copy. It refers to the
+/// simulator and the sites weakly: they hold the opener, and must not keep themselves alive.
+#[derive(Clone)]
+struct Shell {
+    sim: WeakSim,
+    sites: Weak<Sites>,
+    /// The next port to try; `None` picks free ports.
+    next_port: Arc<Mutex<Option<u32>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    scheme: &'static str,
+    runtime: Handle,
+    shutdown: watch::Receiver<()>,
+}
+
+impl Shell {
+    fn bind(&self) -> std::io::Result<TcpListener> {
+        let mut next = self.next_port.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(from) = *next else {
+            return TcpListener::bind(("127.0.0.1", 0));
+        };
+        let mut last = None;
+        for port in from..=u32::from(u16::MAX) {
+            match TcpListener::bind(("127.0.0.1", port as u16)) {
+                Ok(listener) => {
+                    *next = Some(port + 1);
+                    return Ok(listener);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no port left")))
+    }
+
+    /// Binds the next port for `server` and records its origin; [`Shell::launch`] serves it.
+    fn reserve(&self, server: &Server) -> std::io::Result<(String, TcpListener)> {
+        let listener = self.bind()?;
+        listener.set_nonblocking(true)?;
+        let origin = format!("{}://{}", self.scheme, listener.local_addr()?);
+        if let Some(sites) = self.sites.upgrade() {
+            sites.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                server.clone(),
+                Site {
+                    origin: origin.clone(),
+                    mock: None,
+                },
+            );
+        }
+        Ok((origin, listener))
+    }
+
+    /// Mounts `server`'s MockServer and starts its front on `listener`.
+    fn launch(&self, server: Server, listener: TcpListener) {
+        let Some(sim) = self.sim.upgrade() else {
+            return;
+        };
+        let (sites, tls, shutdown) = (self.sites.clone(), self.tls.clone(), self.shutdown.clone());
+        self.runtime.spawn(async move {
+            let mock = MockServer::builder()
+                .disable_request_recording()
+                .start()
+                .await;
+            Mock::given(any())
+                .respond_with(CatchAll {
+                    sim,
+                    server: server.clone(),
+                })
+                .with_priority(u8::MAX)
+                .named(format!("dwsim {}", server.label()))
+                .mount(&mock)
+                .await;
+            let inner = *mock.address();
+            match sites.upgrade() {
+                Some(sites) => {
+                    let mut sites = sites.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(site) = sites.get_mut(&server) {
+                        site.mock = Some(Arc::new(mock));
+                    }
+                }
+                None => return,
+            }
+            front::serve(listener, inner, tls, shutdown).await;
+        });
+    }
+
+    /// An environment's origin, bound now and served as soon as its MockServer is mounted.
+    fn open(&self, server: &Server) -> String {
+        match self.reserve(server) {
+            Ok((origin, listener)) => {
+                self.launch(server.clone(), listener);
+                origin
+            }
+            Err(e) => {
+                eprintln!("dwsim: no listener for {}: {e}", server.label());
+                format!("{}://127.0.0.1:0", self.scheme)
+            }
+        }
+    }
 }
 
 impl Servers {
-    /// Starts the four servers on free loopback ports.
-    pub async fn start(sim: Sim) -> std::io::Result<Servers> {
-        Servers::start_on(sim, Ports::default()).await
-    }
-
-    /// Starts the four servers on fixed ports (0 picks a free one).
-    pub async fn start_on(sim: Sim, ports: Ports) -> std::io::Result<Servers> {
-        let entra = start_one(&sim, Product::Entra, ports.entra).await?;
-        let lcs = start_one(&sim, Product::Lcs, ports.lcs).await?;
-        let fno = start_one(&sim, Product::Fno, ports.fno).await?;
-        let dataverse = start_one(&sim, Product::Dataverse, ports.dataverse).await?;
+    /// Starts Entra, LCS and a server per environment of the world, as `options` say, on
+    /// the current tokio runtime (environments that come later are served on it too).
+    /// Answers once every one of them is mounted and answering.
+    pub async fn start(sim: Sim, options: Options) -> std::io::Result<Servers> {
+        let (shutdown_tx, shutdown) = watch::channel(());
+        let sites: Arc<Sites> = Arc::new(Mutex::new(BTreeMap::new()));
+        let shell = Shell {
+            sim: sim.downgrade(),
+            sites: Arc::downgrade(&sites),
+            next_port: Arc::new(Mutex::new(
+                (options.port_base != 0).then_some(u32::from(options.port_base)),
+            )),
+            tls: options.tls.as_ref().map(|a| a.acceptor()),
+            scheme: if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            runtime: Handle::current(),
+            shutdown,
+        };
+        let (entra, entra_listener) = shell.reserve(&Server::Entra)?;
+        let (lcs, lcs_listener) = shell.reserve(&Server::Lcs)?;
+        let opener = shell.clone();
+        // The endpoints are set before anything is served, so no answer names a placeholder.
+        sim.set_endpoints(Endpoints::new(entra, lcs, move |server| {
+            opener.open(server)
+        }));
+        shell.launch(Server::Entra, entra_listener);
+        shell.launch(Server::Lcs, lcs_listener);
+        {
+            let world = sim.world();
+            sim.endpoints().open_world(&world);
+        }
         let servers = Servers {
             sim,
-            entra,
-            lcs,
-            fno,
-            dataverse,
+            sites,
+            tls: options.tls,
+            _shutdown: shutdown_tx,
         };
-        servers.sim.set_endpoints(servers.endpoints());
+        servers.mounted(START_TIMEOUT).await?;
         Ok(servers)
     }
 
-    /// The base URLs the servers answer on.
-    pub fn endpoints(&self) -> Endpoints {
-        Endpoints {
-            entra: self.entra.uri(),
-            lcs: self.lcs.uri(),
-            fno: self.fno.uri(),
-            dataverse: self.dataverse.uri(),
+    /// Waits until every origin opened so far has its MockServer mounted.
+    pub async fn mounted(&self, timeout: Duration) -> std::io::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self
+                .sites
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .any(|s| s.mock.is_none());
+            if !pending {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the servers did not start in time",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
-    /// The server of one product, to mount mocks on.
-    pub fn server(&self, product: Product) -> &MockServer {
-        match product {
-            Product::Entra => &self.entra,
-            Product::Lcs => &self.lcs,
-            Product::Fno => &self.fno,
-            Product::Dataverse => &self.dataverse,
-        }
+    /// The origins answers quote in their links.
+    pub fn endpoints(&self) -> Endpoints {
+        self.sim.endpoints()
+    }
+
+    /// Every server with its origin: Entra, LCS, then the environments.
+    pub fn origins(&self) -> Vec<(Server, String)> {
+        self.sites
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(s, site)| (s.clone(), site.origin.clone()))
+            .collect()
+    }
+
+    /// The MockServer behind one origin, to mount mocks on (`None` until it is mounted).
+    /// Paths are as the origin receives them: `/api/data/v9.2/…`, `/data/…`.
+    pub fn mock_server(&self, server: &Server) -> Option<Arc<MockServer>> {
+        self.sites
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(server)
+            .and_then(|s| s.mock.clone())
+    }
+
+    /// The certificate authority clients must trust, when serving HTTPS.
+    pub fn authority(&self) -> Option<&Authority> {
+        self.tls.as_deref()
     }
 }

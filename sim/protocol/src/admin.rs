@@ -192,7 +192,10 @@ pub fn harness(world: &World, endpoints: &Endpoints) -> serde_json::Value {
         "token_endpoint_v2": format!("{}/{}/oauth2/v2.0/token", endpoints.entra, h.tenant_id),
         "token_endpoint_v1": format!("{}/{}/oauth2/token", endpoints.entra, h.tenant_id),
         "lcs": endpoints.lcs,
-        "fno": world.fno.keys().map(|e| format!("{}/{e}", endpoints.fno)).collect::<Vec<_>>(),
-        "dataverse": world.dataverse.keys().map(|o| format!("{}/{o}/api/data/v9.2", endpoints.dataverse)).collect::<Vec<_>>(),
+        "fno": world.fno.keys().map(|e| json!({"environment": e, "url": endpoints.fno(e)})).collect::<Vec<_>>(),
+        "dataverse": world.dataverse.keys().map(|o| json!({
+            "environment": o, "url": endpoints.dataverse(o),
+            "web_api": format!("{}/api/data/v9.2", endpoints.dataverse(o)),
+        })).collect::<Vec<_>>(),
     })
 }

@@ -121,7 +121,7 @@ fn authorize<'r>(
         .limits
         .check(&world.config.service_protection, &org, &caller, now)?;
     Ok(Call {
-        base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
+        base: format!("{}/api/data/{version}", endpoints.dataverse(&org)),
         org,
         caller,
         req,
@@ -273,12 +273,18 @@ pub fn error_response(
     let mut r =
         Response::json(status, &json!({ "error": error })).with_header("OData-Version", "4.0");
     if status == 401 {
-        let org = segs.first().cloned().unwrap_or_default();
+        let org = segs
+            .first()
+            .map(|o| o.to_ascii_lowercase())
+            .unwrap_or_default();
+        let resource = endpoints
+            .known(&crate::Server::Dataverse(org))
+            .unwrap_or_default();
         r = r.with_header(
             "WWW-Authenticate",
             &format!(
-                "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/{org}/",
-                endpoints.entra, world.tenant.id, endpoints.dataverse
+                "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={resource}/",
+                endpoints.entra, world.tenant.id
             ),
         );
     }
@@ -411,7 +417,7 @@ fn integration_details(world: &World, call: &Call) -> SimResult<Response> {
         200,
         &json!({
             "@odata.context": format!("{}/$metadata#Microsoft.Dynamics.CRM.RetrieveFinanceAndOperationsIntegrationDetailsResponse", call.base),
-            "Url": format!("{}/{fno}", call.endpoints.fno),
+            "Url": call.endpoints.fno(&fno),
             "TenantId": world.tenant.id,
             "Id": lcs_id,
         }),

@@ -72,7 +72,7 @@ pub fn handle(
         endpoints,
         org,
         version,
-        base: format!("{}/{org}/api/data/{version}", endpoints.dataverse),
+        base: format!("{}/api/data/{version}", endpoints.dataverse(org)),
         authorization: req.header("authorization"),
     };
     let continue_on_error = req

@@ -64,7 +64,7 @@ fn route(
             format!("The application {} is not registered under Microsoft Entra ID applications in this environment.", token.client_id),
         ));
     }
-    let base = format!("{}/{env}", endpoints.fno);
+    let base = endpoints.fno(&env);
     match rest {
         [d, rest @ ..] if d == "data" => data(world, endpoints, &env, &base, req, rest),
         [m, rest @ ..] if m.eq_ignore_ascii_case("metadata") => {

@@ -34,7 +34,7 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
         };
     }
     let activity = world.ids.guid();
-    match lcs(world, req) {
+    match lcs(world, endpoints, req) {
         Ok(fields) => envelope(200, true, &activity, None, fields),
         Err(e) => {
             let status = match e.kind {
@@ -80,7 +80,7 @@ fn route_not_found(path: &str) -> SimError {
     )
 }
 
-fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
+fn lcs(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Map<String, Value>> {
     authorize(world, req)?;
     let segs = req.segments();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -92,7 +92,7 @@ fn lcs(world: &mut World, req: &Request) -> SimResult<Map<String, Value>> {
                 &[(format!("detail:{pid}"), 6, 60)],
                 "Rate limit exceeded: 6 calls per project per 1 minute.",
             )?;
-            Ok(metadata(world, req))
+            Ok(metadata(world, endpoints, req))
         }
         ("GET", ["environmentinfo", "v1", "history", "project", p, "environment", e]) => {
             let pid = project(world, p)?;
@@ -241,7 +241,7 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 /// Environment metadata, one page; filtered by `environmentId` or `environmentName`.
-fn metadata(world: &World, req: &Request) -> Map<String, Value> {
+fn metadata(world: &World, endpoints: &Endpoints, req: &Request) -> Map<String, Value> {
     let by_id = req.param("environmentId");
     let by_name = req.param("environmentName");
     let data: Vec<Value> = world
@@ -255,7 +255,7 @@ fn metadata(world: &World, req: &Request) -> Map<String, Value> {
                 "EnvironmentId": e.id, "EnvironmentName": e.name, "ProjectId": world.lcs.project_id,
                 "EnvironmentInfrastructure": "MicrosoftManaged", "EnvironmentType": "Sandbox", "EnvironmentGroup": "Primary",
                 "EnvironmentProduct": "Finance and Operations",
-                "EnvironmentEndpointBaseUrl": format!("https://{}.sandbox.operations.dynamics.com/", e.name),
+                "EnvironmentEndpointBaseUrl": format!("{}/", endpoints.fno(&e.fno_env)),
                 "DeploymentState": if e.state == DeploymentState::Deployed { "Finished" } else { e.state.as_str() },
                 "TopologyDisplayName": "Finance and Operations - Standard",
                 "CurrentApplicationBuildVersion": fno.map(|f| f.application_version.clone()),
@@ -423,8 +423,8 @@ fn environment(world: &World, endpoints: &Endpoints, id: &str) -> SimResult<Resp
                 "createdTime": env.created.iso(),
                 "linkedEnvironmentMetadata": {
                     "domainName": env.domain_name, "uniqueName": env.domain_name,
-                    "instanceUrl": format!("{}/{}/", endpoints.dataverse, env.domain_name),
-                    "instanceApiUrl": format!("{}/{}", endpoints.dataverse, env.domain_name),
+                    "instanceUrl": format!("{}/", endpoints.dataverse(&env.domain_name)),
+                    "instanceApiUrl": endpoints.dataverse(&env.domain_name),
                     "resourceId": dv.map(|d| d.organization_id.clone()),
                 },
             },

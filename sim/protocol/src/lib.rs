@@ -8,6 +8,7 @@ pub mod batch;
 pub mod dataverse;
 pub mod dataverse_batch;
 mod dualwrite_services;
+pub mod endpoints;
 pub mod entra;
 pub mod fno;
 pub mod fno_batch;
@@ -16,12 +17,12 @@ pub mod lcs;
 pub mod odata;
 pub mod request;
 
+pub use endpoints::{Endpoints, Server};
 pub use request::{Request, Response};
 
-use dwsim_model::entra::Audience;
 use dwsim_model::{SimResult, World, WorldSpec};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Requests the journal keeps (oldest dropped first), so a long `serve` stays bounded.
 pub const JOURNAL_LIMIT: usize = 10_000;
@@ -56,88 +57,6 @@ impl Product {
             Product::Fno => "fno",
             Product::Dataverse => "dataverse",
         }
-    }
-}
-
-/// Base URLs of the servers (no trailing slash). Answers quote them in links.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    /// Entra ID's base URL.
-    pub entra: String,
-    /// LCS's base URL.
-    pub lcs: String,
-    /// F&O's base URL (environments below it).
-    pub fno: String,
-    /// Dataverse's base URL (environments below it).
-    pub dataverse: String,
-}
-
-impl Endpoints {
-    /// Host names for the in-process transport; never resolved.
-    pub fn in_process() -> Endpoints {
-        Endpoints {
-            entra: "http://entra.dwsim.invalid".into(),
-            lcs: "http://lcs.dwsim.invalid".into(),
-            fno: "http://fno.dwsim.invalid".into(),
-            dataverse: "http://dataverse.dwsim.invalid".into(),
-        }
-    }
-
-    /// The base URL of one product.
-    pub fn base(&self, product: Product) -> &str {
-        match product {
-            Product::Entra => &self.entra,
-            Product::Lcs => &self.lcs,
-            Product::Fno => &self.fno,
-            Product::Dataverse => &self.dataverse,
-        }
-    }
-
-    /// The server a full URL points at, and the path-and-query below it.
-    pub fn route<'u>(&self, url: &'u str) -> Option<(Product, &'u str)> {
-        Product::ALL.into_iter().find_map(|p| {
-            let base = self.base(p);
-            url.strip_prefix(base)
-                .filter(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
-                .map(|rest| (p, rest))
-        })
-    }
-
-    /// The audience a `scope` (without `/.default`) or `resource` names: a local base URL
-    /// with the environment as first path segment, or the real product host names.
-    pub fn audience(&self, resource: &str) -> Option<Audience> {
-        let r = resource.trim_end_matches('/');
-        let first_segment = |base: &str| -> Option<String> {
-            let rest = r.strip_prefix(base)?.strip_prefix('/')?;
-            let seg = rest.split('/').next()?;
-            (!seg.is_empty()).then(|| seg.to_ascii_lowercase())
-        };
-        if let Some(org) = first_segment(&self.dataverse) {
-            return Some(Audience::Dataverse(org));
-        }
-        if let Some(env) = first_segment(&self.fno) {
-            return Some(Audience::Fno(env));
-        }
-        if r == self.lcs || r.eq_ignore_ascii_case("https://lcsapi.lcs.dynamics.com") {
-            return Some(Audience::Lcs);
-        }
-        if r.eq_ignore_ascii_case("https://api.bap.microsoft.com")
-            || r.eq_ignore_ascii_case("https://service.powerapps.com")
-        {
-            return Some(Audience::PowerPlatform);
-        }
-        let host = r.strip_prefix("https://")?.to_ascii_lowercase();
-        let (name, domain) = host.split_once('.')?;
-        if domain.starts_with("crm") && domain.ends_with(".dynamics.com") {
-            return Some(Audience::Dataverse(name.to_string()));
-        }
-        if domain == "operations.dynamics.com"
-            || domain == "cloudax.dynamics.com"
-            || domain == "sandbox.operations.dynamics.com"
-        {
-            return Some(Audience::Fno(name.to_string()));
-        }
-        None
     }
 }
 
@@ -185,8 +104,19 @@ impl Sim {
         *self.endpoints.lock().unwrap_or_else(|p| p.into_inner()) = endpoints;
     }
 
-    /// Handles one request addressed to `product`, and journals it.
-    pub fn handle(&self, product: Product, req: &Request) -> Response {
+    /// A handle that does not keep the simulator alive (for openers that live inside it).
+    pub fn downgrade(&self) -> WeakSim {
+        WeakSim {
+            world: Arc::downgrade(&self.world),
+            endpoints: Arc::downgrade(&self.endpoints),
+            journal: Arc::downgrade(&self.journal),
+        }
+    }
+
+    /// Handles one request that reached `server`, and journals it. An environment's server
+    /// answers at the root of its origin, so the routers see its path below `/{env}`; every
+    /// environment of the world has an origin before and after the request.
+    pub fn handle(&self, server: &Server, req: &Request) -> Response {
         let journal = || self.journal.lock().unwrap_or_else(|p| p.into_inner());
         if req.path == "/_dwsim/journal" {
             return match req.method.as_str() {
@@ -202,9 +132,17 @@ impl Sim {
             };
         }
         let endpoints = self.endpoints();
+        let routed = below_environment(server, req);
         let (resp, now) = {
             let mut world = self.world();
-            let resp = handle(&mut world, product, &endpoints, req);
+            endpoints.open_world(&world);
+            let resp = handle(
+                &mut world,
+                server.product(),
+                &endpoints,
+                routed.as_ref().unwrap_or(req),
+            );
+            endpoints.open_world(&world);
             (resp, world.clock.now().iso())
         };
         let mut j = journal();
@@ -212,10 +150,41 @@ impl Sim {
             j.pop_front();
         }
         j.push_back(serde_json::json!({
-            "at": now, "product": product.name(), "method": req.method,
-            "path": req.path, "query": req.query, "status": resp.status,
+            "at": now, "product": server.product().name(), "environment": server.environment(),
+            "method": req.method, "path": req.path, "query": req.query, "status": resp.status,
         }));
         resp
+    }
+}
+
+/// The request as the routers see it: below `/{env}` when it reached an environment's own
+/// origin (the admin verbs under `/_dwsim` stay where they are).
+fn below_environment(server: &Server, req: &Request) -> Option<Request> {
+    let env = server.environment()?;
+    if req.path == "/_dwsim" || req.path.starts_with("/_dwsim/") {
+        return None;
+    }
+    let mut routed = req.clone();
+    routed.path = format!("/{env}{}", if req.path == "/" { "" } else { &req.path });
+    Some(routed)
+}
+
+/// A [`Sim`] that does not keep it alive; [`WeakSim::upgrade`] gives it back while it lives.
+#[derive(Clone)]
+pub struct WeakSim {
+    world: Weak<Mutex<World>>,
+    endpoints: Weak<Mutex<Endpoints>>,
+    journal: Weak<Mutex<VecDeque<serde_json::Value>>>,
+}
+
+impl WeakSim {
+    /// The simulator, unless it has been dropped.
+    pub fn upgrade(&self) -> Option<Sim> {
+        Some(Sim {
+            world: self.world.upgrade()?,
+            endpoints: self.endpoints.upgrade()?,
+            journal: self.journal.upgrade()?,
+        })
     }
 }
 
@@ -234,32 +203,5 @@ pub fn handle(
         Product::Lcs => lcs::handle(world, endpoints, req),
         Product::Fno => fno::handle(world, endpoints, req),
         Product::Dataverse => dataverse::handle(world, endpoints, req),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audience_from_local_and_real_urls() {
-        let e = Endpoints::in_process();
-        assert_eq!(
-            e.audience("http://dataverse.dwsim.invalid/org1/"),
-            Some(Audience::Dataverse("org1".into()))
-        );
-        assert_eq!(
-            e.audience("https://contoso.crm.dynamics.com"),
-            Some(Audience::Dataverse("contoso".into()))
-        );
-        assert_eq!(
-            e.audience("http://fno.dwsim.invalid/fo1"),
-            Some(Audience::Fno("fo1".into()))
-        );
-        assert_eq!(
-            e.audience("https://lcsapi.lcs.dynamics.com"),
-            Some(Audience::Lcs)
-        );
-        assert_eq!(e.audience("https://example.com"), None);
     }
 }
