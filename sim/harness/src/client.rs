@@ -111,6 +111,11 @@ impl<'t> Client<'t> {
         Ok(token)
     }
 
+    /// Forgets every cached token, so the next call signs in again.
+    pub fn forget_tokens(&self) {
+        self.tokens.borrow_mut().clear();
+    }
+
     /// Sends with a bearer token for `resource`; on a 401 (a token outlived by the virtual
     /// clock) signs in again once and retries, as a real client library would.
     pub fn send_as(

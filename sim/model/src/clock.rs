@@ -23,6 +23,14 @@ impl Instant {
     pub fn unix_seconds(self) -> i64 {
         EPOCH_UNIX_SECONDS + self.0.div_euclid(1000)
     }
+    /// The instant at whole Unix seconds (what a token's `exp` claim carries).
+    pub fn from_unix_seconds(seconds: i64) -> Instant {
+        Instant(
+            seconds
+                .saturating_sub(EPOCH_UNIX_SECONDS)
+                .saturating_mul(1000),
+        )
+    }
     /// ISO 8601 in UTC with a `Z`, as Dataverse and F&O write timestamps.
     pub fn iso(self) -> String {
         let secs = self.unix_seconds();

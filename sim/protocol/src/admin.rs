@@ -189,6 +189,8 @@ pub fn harness(world: &World, endpoints: &Endpoints) -> serde_json::Value {
         "username": h.username,
         "password": h.password,
         "lcs_project_id": h.lcs_project_id,
+        "entra": endpoints.entra,
+        "authority": format!("{}/{}", endpoints.entra, h.tenant_id),
         "token_endpoint_v2": format!("{}/{}/oauth2/v2.0/token", endpoints.entra, h.tenant_id),
         "token_endpoint_v1": format!("{}/{}/oauth2/token", endpoints.entra, h.tenant_id),
         "lcs": endpoints.lcs,

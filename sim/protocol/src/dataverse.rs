@@ -102,11 +102,7 @@ fn authorize<'r>(
             format!("The environment '{org}' does not exist."),
         ));
     }
-    let token = world.tenant.validate(
-        req.bearer(),
-        &Audience::Dataverse(org.clone()),
-        world.clock.now(),
-    )?;
+    let token = endpoints.authenticate(world, req, &Audience::Dataverse(org.clone()))?;
     let caller = world.dataverse[&org]
         .application_user(&token.client_id)
         .ok_or_else(|| {

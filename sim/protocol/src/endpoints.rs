@@ -200,6 +200,22 @@ impl Endpoints {
             .find_map(|(server, origin)| below(origin).map(|rest| (server.clone(), rest)))
     }
 
+    /// The token a request carries, accepted for `expected`: signed by the world's tenant, not
+    /// expired on its clock, and whose audience (an origin or a real host name) is `expected`.
+    pub fn authenticate(
+        &self,
+        world: &World,
+        req: &crate::Request,
+        expected: &Audience,
+    ) -> dwsim_model::SimResult<dwsim_model::entra::Token> {
+        world.tenant.validate(
+            req.bearer(),
+            world.clock.now(),
+            |aud| self.audience(aud),
+            expected,
+        )
+    }
+
     /// The audience a `scope` (without `/.default`) or `resource` names: an environment's
     /// origin, LCS's, or the real products' host names.
     pub fn audience(&self, resource: &str) -> Option<Audience> {

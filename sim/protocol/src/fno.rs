@@ -53,10 +53,7 @@ fn route(
             "The environment '{env}' does not exist."
         )));
     }
-    let token =
-        world
-            .tenant
-            .validate(req.bearer(), &Audience::Fno(env.clone()), world.clock.now())?;
+    let token = endpoints.authenticate(world, req, &Audience::Fno(env.clone()))?;
     if !world.fno[&env].entra_apps.contains(&token.client_id) {
         return Err(SimError::new(
             ErrorKind::Unauthorized,

@@ -81,7 +81,7 @@ fn route_not_found(path: &str) -> SimError {
 }
 
 fn lcs(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Map<String, Value>> {
-    authorize(world, req)?;
+    authorize(world, endpoints, req)?;
     let segs = req.segments();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (req.method.as_str(), s.as_slice()) {
@@ -144,10 +144,8 @@ fn lcs(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Map
 }
 
 /// A delegated LCS token and the API version LCS requires.
-fn authorize(world: &World, req: &Request) -> SimResult<()> {
-    world
-        .tenant
-        .validate(req.bearer(), &Audience::Lcs, world.clock.now())?;
+fn authorize(world: &World, endpoints: &Endpoints, req: &Request) -> SimResult<()> {
+    endpoints.authenticate(world, req, &Audience::Lcs)?;
     match req.header("x-ms-version") {
         Some(API_VERSION) => Ok(()),
         Some(other) => Err(SimError::bad_request(format!(
@@ -312,9 +310,7 @@ fn bap(world: &mut World, endpoints: &Endpoints, req: &Request) -> SimResult<Res
             "The api-version query parameter (?api-version=) is required for all requests.",
         ));
     }
-    world
-        .tenant
-        .validate(req.bearer(), &Audience::PowerPlatform, world.clock.now())?;
+    endpoints.authenticate(world, req, &Audience::PowerPlatform)?;
     let segs = req.segments();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (req.method.as_str(), s.as_slice()) {

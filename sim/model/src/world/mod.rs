@@ -165,7 +165,6 @@ impl World {
             domain,
             apps,
             users,
-            tokens: BTreeMap::new(),
         };
         let lcs = Lcs {
             project_id: harness.lcs_project_id,

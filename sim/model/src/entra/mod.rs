@@ -1,5 +1,12 @@
 //! Microsoft Entra ID: one tenant with the app registrations and users the harness signs in
-//! with, and the access tokens it has issued. Tokens are opaque to clients but JWT-shaped.
+//! with, and the tokens it issues. Tokens are RS256-signed JWTs ([`jwt`]) carrying Entra's
+//! claims; a resource server accepts one by verifying it, so nothing is kept per token and a
+//! partner can verify them too with the published key set.
+
+mod issue;
+pub mod jwt;
+
+pub use issue::{Drawn, Grant, Issued, Issuer};
 
 use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
@@ -53,8 +60,8 @@ pub struct User {
     pub password: String,
 }
 
-/// An issued access token, as the resource servers check it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An access token a resource server accepted: what its verified claims say.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// What it is for.
     pub audience: Audience,
@@ -79,8 +86,6 @@ pub struct Tenant {
     pub apps: BTreeMap<String, AppRegistration>,
     /// Users by sign-in name (lower case).
     pub users: BTreeMap<String, User>,
-    /// Issued access tokens by their text.
-    pub tokens: BTreeMap<String, Token>,
 }
 
 /// An Entra error: the OAuth `error` value, the AADSTS code and its text.
@@ -160,35 +165,46 @@ impl Tenant {
         }
     }
 
-    /// Records an issued token under its text and answers the text.
-    pub fn issue(&mut self, text: String, token: Token) -> String {
-        self.tokens.insert(text.clone(), token);
-        text
-    }
-
-    /// Validates a bearer token for `audience` at `now`. The message is what the resource
-    /// server puts in its 401.
+    /// Accepts a bearer token for `expected` at `now`: signed by this tenant's key, issued by
+    /// this tenant, not expired, and for that audience (`audience_of` reads the `aud` claim,
+    /// which may be an origin or a real host name). The message is what the resource server
+    /// puts in its 401.
     pub fn validate(
         &self,
         bearer: Option<&str>,
-        audience: &Audience,
         now: Instant,
-    ) -> SimResult<&Token> {
+        audience_of: impl Fn(&str) -> Option<Audience>,
+        expected: &Audience,
+    ) -> SimResult<Token> {
         let unauthorized = |m: &str| SimError::new(ErrorKind::Unauthorized, "", m);
         let text = bearer.ok_or_else(|| unauthorized("The access token is missing."))?;
-        let token = self
-            .tokens
-            .get(text)
-            .ok_or_else(|| unauthorized("The access token is invalid."))?;
-        if token.expires_at <= now {
+        let invalid = || unauthorized("The access token is invalid.");
+        let claims = jwt::verify(text).map_err(|_| invalid())?;
+        let claim = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        if claim("tid") != Some(self.id.as_str()) || claim("typ") == Some(issue::REFRESH_TYPE) {
+            return Err(invalid());
+        }
+        let (Some(aud), Some(client_id), Some(exp)) = (
+            claim("aud"),
+            claim("appid"),
+            claims.get("exp").and_then(serde_json::Value::as_i64),
+        ) else {
+            return Err(invalid());
+        };
+        let expires_at = Instant::from_unix_seconds(exp);
+        if expires_at <= now {
             return Err(unauthorized("The access token has expired."));
         }
-        if &token.audience != audience {
-            return Err(unauthorized(
-                "The access token was issued for another audience.",
-            ));
-        }
-        Ok(token)
+        let audience = audience_of(aud)
+            .filter(|a| a == expected)
+            .ok_or_else(|| unauthorized("The access token was issued for another audience."))?;
+        Ok(Token {
+            audience,
+            tenant_id: self.id.clone(),
+            client_id: client_id.to_string(),
+            user: claim("upn").map(str::to_string),
+            expires_at,
+        })
     }
 }
 

@@ -1,70 +1,52 @@
-//! Microsoft Entra token endpoints: v2 `/{tenant}/oauth2/v2.0/token` (scope) and v1
-//! `/{tenant}/oauth2/token` (resource), client credentials and the password grant that LCS
-//! tools use. Errors carry the AADSTS code in Entra's JSON shape.
+//! Microsoft Entra ID as client libraries (MSAL, azure-identity) meet it: the token
+//! endpoints — v2 `/{tenant}/oauth2/v2.0/token` (scope) and v1 `/{tenant}/oauth2/token`
+//! (resource) with the client credentials, password and refresh token grants — and the
+//! discovery documents they read first: OpenID configuration (v1 and v2), the signing key
+//! set, instance discovery and user realm discovery. Errors carry the AADSTS code in Entra's
+//! JSON shape.
+
+mod discovery;
 
 use crate::request::{decode, Request, Response};
 use crate::Endpoints;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use dwsim_model::entra::{self, Audience, EntraError, Token, TOKEN_LIFETIME_SECONDS};
+use dwsim_model::entra::{
+    self, Audience, Drawn, EntraError, Grant, Issuer, TOKEN_LIFETIME_SECONDS,
+};
 use dwsim_model::World;
 use serde_json::json;
 
-/// Answers an Entra ID request: the token endpoints of each tenant.
+/// Answers an Entra ID request: the token endpoints and discovery documents of each tenant.
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     let segs = req.segments();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    match (req.method.as_str(), segs.as_slice()) {
+    let answer = match (req.method.as_str(), segs.as_slice()) {
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(world, endpoints, req, tenant, true),
         ("POST", [tenant, "oauth2", "token"]) => token(world, endpoints, req, tenant, false),
-        ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"]) => discovery(world, endpoints, tenant, true),
-        ("GET", [tenant, ".well-known", "openid-configuration"]) => discovery(world, endpoints, tenant, false),
-        (_, [_, "oauth2", "v2.0", "token"]) | (_, [_, "oauth2", "token"]) => error_response(
-            world,
-            &EntraError {
-                status: 405,
-                error: "invalid_request",
-                code: 900561,
-                description: "AADSTS900561: The endpoint only accepts POST requests.".into(),
-            },
-        ),
-        _ => error_response(
-            world,
-            &EntraError {
-                status: 404,
-                error: "invalid_request",
-                code: 900023,
-                description: format!("AADSTS900023: Specified tenant identifier '{}' is neither a valid DNS name, nor a valid external domain.", segs.first().unwrap_or(&"")),
-            },
-        ),
-    }
-}
-
-fn discovery(world: &mut World, endpoints: &Endpoints, tenant: &str, v2: bool) -> Response {
-    if !world.tenant.knows(tenant) {
-        return error_response(world, &entra::unknown_tenant(tenant));
-    }
-    let base = format!("{}/{}", endpoints.entra, world.tenant.id);
-    let (token, issuer) = if v2 {
-        (format!("{base}/oauth2/v2.0/token"), format!("{base}/v2.0"))
-    } else {
-        (
-            format!("{base}/oauth2/token"),
-            format!("{}/{}/", endpoints.entra, world.tenant.id),
-        )
-    };
-    Response::json(
-        200,
-        &json!({
-            "token_endpoint": token,
-            "authorization_endpoint": if v2 { format!("{base}/oauth2/v2.0/authorize") } else { format!("{base}/oauth2/authorize") },
-            "issuer": issuer,
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "grant_types_supported": ["client_credentials", "password"],
-            "tenant_region_scope": "NA",
+        (_, [_, "oauth2", "v2.0", "token"]) | (_, [_, "oauth2", "token"]) => Err(EntraError {
+            status: 405,
+            error: "invalid_request",
+            code: 900561,
+            description: "AADSTS900561: The endpoint only accepts POST requests.".into(),
         }),
-    )
-    .with_header("content-type", "application/json; charset=utf-8")
+        ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"]) => {
+            discovery::openid_configuration(world, endpoints, tenant, true)
+        }
+        ("GET", [tenant, ".well-known", "openid-configuration"]) => {
+            discovery::openid_configuration(world, endpoints, tenant, false)
+        }
+        ("GET", [tenant, "discovery", "v2.0", "keys"]) => discovery::keys(world, endpoints, tenant, true),
+        ("GET", [tenant, "discovery", "keys"]) => discovery::keys(world, endpoints, tenant, false),
+        ("GET", [tenant, "discovery", "instance"]) => discovery::instance(world, endpoints, req, tenant),
+        ("GET", [tenant, "userrealm", user]) => discovery::user_realm(world, tenant, user),
+        _ => Err(EntraError {
+            status: 404,
+            error: "invalid_request",
+            code: 900023,
+            description: format!("AADSTS900023: Specified tenant identifier '{}' is neither a valid DNS name, nor a valid external domain.", segs.first().unwrap_or(&"")),
+        }),
+    };
+    answer.unwrap_or_else(|e| error_response(world, &e))
 }
 
 fn form(req: &Request) -> Vec<(String, String)> {
@@ -84,11 +66,9 @@ fn token(
     req: &Request,
     tenant: &str,
     v2: bool,
-) -> Response {
-    match issue(world, endpoints, req, tenant, v2) {
-        Ok(r) => r,
-        Err(e) => error_response(world, &e),
-    }
+) -> Result<Response, EntraError> {
+    let grant = grant(world, endpoints, req, tenant, v2)?;
+    Ok(mint(world, endpoints, grant))
 }
 
 /// The token request's form fields.
@@ -105,22 +85,33 @@ impl Form {
     }
 }
 
-fn issue(
-    world: &mut World,
+/// Reads and checks a token request: the tenant, the grant and its credentials, the
+/// resource the token is for.
+fn grant(
+    world: &World,
     endpoints: &Endpoints,
     req: &Request,
     tenant: &str,
     v2: bool,
-) -> Result<Response, EntraError> {
+) -> Result<Grant, EntraError> {
     if !world.tenant.knows(tenant) {
         return Err(entra::unknown_tenant(tenant));
     }
     let form = Form(form(req));
     let grant = form.need("grant_type")?;
-    if grant != "client_credentials" && grant != "password" {
+    if !matches!(
+        grant.as_str(),
+        "client_credentials" | "password" | "refresh_token"
+    ) {
         return Err(entra::unsupported_grant(&grant));
     }
     let (client_id, secret) = client_credentials(req, &form)?;
+    world.tenant.app(&client_id)?;
+    // A confidential client proves itself with its secret in every grant; a public client
+    // (no secret sent) may still sign a user in.
+    if let Some(secret) = &secret {
+        world.tenant.check_secret(&client_id, secret)?;
+    }
     let resource = if v2 {
         scope_resource(&form)?
     } else {
@@ -131,8 +122,9 @@ fn issue(
         .ok_or_else(|| entra::resource_not_found(&resource, &world.tenant.domain))?;
     let user = match grant.as_str() {
         "client_credentials" => {
-            let secret = secret.ok_or_else(|| entra::missing_parameter("client_secret"))?;
-            world.tenant.check_secret(&client_id, &secret)?;
+            if secret.is_none() {
+                return Err(entra::missing_parameter("client_secret"));
+            }
             if audience == Audience::Lcs {
                 return Err(EntraError {
                     status: 400,
@@ -144,21 +136,26 @@ fn issue(
             None
         }
         "password" => {
-            world.tenant.app(&client_id)?;
             let upn = form.need("username")?;
             let password = form.need("password")?;
             Some(world.tenant.check_password(&upn, &password)?.upn.clone())
         }
-        other => return Err(entra::unsupported_grant(other)),
+        _ => {
+            let refresh = form.need("refresh_token")?;
+            Some(
+                world
+                    .tenant
+                    .redeem_refresh_token(&refresh, &client_id, world.clock.now())?,
+            )
+        }
     };
-    let grant = Grant {
+    Ok(Grant {
         resource,
-        audience,
         client_id,
+        confidential: secret.is_some(),
         user,
         v2,
-    };
-    Ok(mint(world, endpoints, grant))
+    })
 }
 
 /// The client id and secret, from the form or from HTTP Basic authentication.
@@ -209,65 +206,47 @@ fn scope_resource(form: &Form) -> Result<String, EntraError> {
     }
 }
 
-/// What a granted request gets a token for.
-struct Grant {
-    resource: String,
-    audience: Audience,
-    client_id: String,
-    user: Option<String>,
-    v2: bool,
-}
-
-/// Issues the access token of a grant and answers it in the v1 or v2 shape.
+/// Issues the tokens of a grant and answers them in the v1 or v2 shape: an access token,
+/// and for a user sign-in an ID token, `client_info` and a refresh token.
 fn mint(world: &mut World, endpoints: &Endpoints, grant: Grant) -> Response {
-    let Grant {
-        resource,
-        audience,
-        client_id,
-        user,
-        v2,
-    } = grant;
     let now = world.clock.now();
-    let expires_at = now.plus_seconds(TOKEN_LIFETIME_SECONDS);
-    let claims = json!({
-        "aud": resource,
-        "iss": format!("{}/{}/", endpoints.entra, world.tenant.id),
-        "iat": now.unix_seconds(),
-        "nbf": now.unix_seconds(),
-        "exp": expires_at.unix_seconds(),
-        "appid": client_id,
-        "tid": world.tenant.id,
-        "upn": user,
-        "ver": if v2 { "2.0" } else { "1.0" },
-        "jti": world.ids.guid(),
-    });
-    let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"dwsim"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signature = URL_SAFE_NO_PAD.encode(world.ids.hex(32));
-    let access_token = format!("{header}.{payload}.{signature}");
-    world.tenant.issue(
-        access_token.clone(),
-        Token {
-            audience,
-            tenant_id: world.tenant.id.clone(),
-            client_id,
-            user,
-            expires_at,
-        },
-    );
-    let body = if v2 {
-        json!({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "ext_expires_in": TOKEN_LIFETIME_SECONDS, "access_token": access_token})
+    let drawn = Drawn {
+        uti: world.ids.guid(),
+        aio: world.ids.hex(32),
+    };
+    let issuer = Issuer {
+        origin: endpoints.entra.clone(),
+    };
+    let issued = world.tenant.issue(&issuer, &grant, now, drawn);
+    let mut body = if grant.v2 {
+        json!({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "ext_expires_in": TOKEN_LIFETIME_SECONDS})
     } else {
         json!({
             "token_type": "Bearer",
             "expires_in": TOKEN_LIFETIME_SECONDS.to_string(),
             "ext_expires_in": TOKEN_LIFETIME_SECONDS.to_string(),
-            "expires_on": expires_at.unix_seconds().to_string(),
+            "expires_on": issued.expires_at.unix_seconds().to_string(),
             "not_before": now.unix_seconds().to_string(),
-            "resource": resource,
-            "access_token": access_token,
+            "resource": grant.resource,
         })
     };
+    if grant.user.is_some() {
+        let scope = format!(
+            "{}/user_impersonation",
+            grant.resource.trim_end_matches('/')
+        );
+        body["scope"] = json!(scope);
+    }
+    body["access_token"] = json!(issued.access_token);
+    for (name, value) in [
+        ("refresh_token", issued.refresh_token),
+        ("id_token", issued.id_token),
+        ("client_info", issued.client_info),
+    ] {
+        if let Some(value) = value {
+            body[name] = json!(value);
+        }
+    }
     Response::json(200, &body)
         .with_header("content-type", "application/json; charset=utf-8")
         .with_header("cache-control", "no-store, no-cache")
