@@ -504,3 +504,29 @@ fn batch_answers_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_request_line_with_unencoded_spaces_is_read_as_odatalib_reads_it() {
+    let h = servers();
+    let c = Client::connect(&h).expect("client");
+    let r = send(
+        &c,
+        None,
+        &[request(
+            None,
+            "GET",
+            "/api/data/v9.2/transactioncurrencies?$select=currencyname&$filter=currencyname eq 'US Dollar'",
+            None,
+        )],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let all = parts(&r);
+    let answer = single(&all[0]);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(json_of(answer)["value"][0]["currencyname"], "US Dollar");
+}

@@ -79,8 +79,8 @@ fn item1_service_document_metadata_and_functions() {
     assert_eq!(meta.status, 200);
     let csdl = meta.text();
     for needle in [
-        r#"<EntityType Name="account"><Key><PropertyRef Name="accountid" /></Key>"#,
-        r#"<NavigationProperty Name="msdyn_company" Type="mscrm.cdm_company">"#,
+        r#"<EntityType Name="account" BaseType="mscrm.crmbaseentity"><Key><PropertyRef Name="accountid"/></Key>"#,
+        r#"<NavigationProperty Name="msdyn_company" Type="mscrm.cdm_company""#,
         r#"<Function Name="WhoAmI">"#,
         r#"<Function Name="RetrieveFinanceAndOperationsIntegrationDetails">"#,
         r#"PropertyPath="_msdyn_company_value""#,

@@ -35,7 +35,8 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> SimResult<T>
 impl Catalogue {
     /// The definitions shipped with dwsim.
     pub fn builtin() -> SimResult<Catalogue> {
-        let tables: Vec<DvTable> = parse("dataverse-tables.json", DV_TABLES)?;
+        let mut tables: Vec<DvTable> = parse("dataverse-tables.json", DV_TABLES)?;
+        tables.iter_mut().for_each(DvTable::complete);
         let entities: Vec<FnoEntity> = parse("fno-entities.json", FNO_ENTITIES)?;
         let catalogue = Catalogue {
             dv_tables: tables
@@ -67,7 +68,8 @@ impl Catalogue {
                 .map_err(|e| SimError::bad_request(format!("{}: {e}", path.display())))
         };
         if let Some(text) = read("dataverse-tables.json")? {
-            for t in parse::<Vec<DvTable>>("dataverse-tables.json", &text)? {
+            for mut t in parse::<Vec<DvTable>>("dataverse-tables.json", &text)? {
+                t.complete();
                 self.dv_tables.insert(t.logical_name.clone(), t);
             }
         }

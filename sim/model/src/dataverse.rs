@@ -136,6 +136,13 @@ impl DvEnv {
         }
     }
 
+    /// The table a lookup value points at: the one of its targets holding a row with that id.
+    pub fn lookup_target<'c>(&self, col: &'c DvColumn, id: &str) -> Option<&'c str> {
+        col.targets()
+            .into_iter()
+            .find(|t| self.get(t, id).is_some())
+    }
+
     /// Whether a solution with this unique name is installed.
     pub fn has_solution(&self, uniquename: &str) -> bool {
         self.store
@@ -201,13 +208,24 @@ impl DvEnv {
         self.validate(&table, &attrs, None)?;
         let mut row = Row::new();
         row.insert(table.primary_id.clone(), Value::from(id.clone()));
-        // Two-option columns always hold a value; a create without one gets No.
-        for c in table.columns.iter().filter(|c| c.kind == DvType::Boolean) {
-            row.insert(c.name.clone(), Value::Bool(false));
+        // Columns with a default hold it unless the create names them; two-option columns
+        // always hold a value, No unless the table says otherwise.
+        for c in &table.columns {
+            match (&c.default_value, c.kind) {
+                (Some(v), _) => {
+                    row.insert(c.attribute(), v.clone());
+                }
+                (None, DvType::Boolean) => {
+                    row.insert(c.name.clone(), Value::Bool(false));
+                }
+                _ => {}
+            }
         }
+        let status_given = status_given(&attrs);
         for (k, v) in attrs {
             row.insert(k, v);
         }
+        align_state_and_status(&table, &mut row, status_given);
         // Records with a currency get the base currency unless they name one.
         if let (Some(col), Some(base)) =
             (table.column("transactioncurrencyid"), &self.base_currency)
@@ -243,12 +261,14 @@ impl DvEnv {
             .cloned()
             .ok_or_else(|| does_not_exist(logical, &id))?;
         self.validate(&table, &attrs, Some(&row))?;
+        let status_given = status_given(&attrs);
         for (k, v) in attrs {
             if k == table.primary_id {
                 continue;
             }
             row.insert(k, v);
         }
+        align_state_and_status(&table, &mut row, status_given);
         self.stamp(cx, &table, &mut row, false);
         self.check_keys(&table, &id, &row)?;
         self.store.put(logical, &id, row.clone());
@@ -297,9 +317,15 @@ impl DvEnv {
     ) -> SimResult<()> {
         let type_ok = match col.kind {
             DvType::String | DvType::Memo | DvType::Datetime => v.is_string(),
-            DvType::Uniqueidentifier | DvType::Lookup => v.is_string(),
-            DvType::Integer | DvType::Picklist => v.is_i64() || v.is_u64(),
-            DvType::Decimal | DvType::Money => v.is_number(),
+            DvType::Uniqueidentifier | DvType::Lookup | DvType::Customer | DvType::Owner => {
+                v.is_string()
+            }
+            DvType::Integer
+            | DvType::BigInt
+            | DvType::Picklist
+            | DvType::State
+            | DvType::Status => v.is_i64() || v.is_u64(),
+            DvType::Decimal | DvType::Double | DvType::Money => v.is_number(),
             DvType::Boolean => v.is_boolean(),
         };
         if !type_ok {
@@ -324,11 +350,36 @@ impl DvEnv {
                 ));
             }
         }
-        if col.kind == DvType::Lookup {
-            let target = col.target.clone().unwrap_or_default();
+        if col.kind.is_lookup() {
             let target_id = v.as_str().unwrap_or_default();
-            if self.get(&target, target_id).is_none() {
-                return Err(does_not_exist(&target, target_id));
+            if self.lookup_target(col, target_id).is_none() {
+                let target = col.targets().first().copied().unwrap_or_default();
+                return Err(does_not_exist(target, target_id));
+            }
+        }
+        if col.kind.is_choice() && !col.options.is_empty() {
+            let value = v.as_i64().unwrap_or_default();
+            if col.label(value).is_none() {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x8004431a",
+                    format!(
+                        "A validation error occurred. The value {value} of '{}' on record of type '{}' is outside the valid range.",
+                        col.name, table.logical_name
+                    ),
+                ));
+            }
+        }
+        if let (Some(n), Some(min), Some(max)) = (v.as_f64(), col.min_value, col.max_value) {
+            if n < min || n > max {
+                return Err(error(
+                    ErrorKind::BadRequest,
+                    "0x80044331",
+                    format!(
+                        "A validation error occurred. The value of '{}' on record of type '{}' is outside the valid range. Accepted Values: {min} to {max}",
+                        col.name, table.logical_name
+                    ),
+                ));
             }
         }
         if Some(col.name.as_str()) == table.company_lookup.as_deref() {
@@ -354,7 +405,6 @@ impl DvEnv {
         if create {
             row.insert("createdon".into(), Value::from(cx.now.iso()));
             row.insert("_createdby_value".into(), Value::from(cx.caller.clone()));
-            row.entry("statecode").or_insert(Value::from(0));
         }
         if table.owned {
             let owner = cx
@@ -371,8 +421,16 @@ impl DvEnv {
                     .get("team", &owner)
                     .and_then(|t| t.get("_businessunitid_value").cloned())
                     .unwrap_or(Value::from(self.root_business_unit.clone()));
-                row.insert("_ownerid_value".into(), Value::from(owner));
+                let team = self.get("team", &owner).is_some();
+                row.insert("_ownerid_value".into(), Value::from(owner.clone()));
                 row.insert("_owningbusinessunit_value".into(), bu);
+                let (user_owner, team_owner) = if team {
+                    (Value::Null, Value::from(owner))
+                } else {
+                    (Value::from(owner), Value::Null)
+                };
+                row.insert("_owninguser_value".into(), user_owner);
+                row.insert("_owningteam_value".into(), team_owner);
             }
         }
         if table.logical_name == "contact" {
@@ -490,6 +548,45 @@ pub fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
         (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
         (Some(x), Some(y)) => x == y,
         _ => false,
+    }
+}
+
+/// Which of statecode and statuscode a write names.
+fn status_given(attrs: &Row) -> (bool, bool) {
+    (
+        attrs.get("statecode").is_some_and(|v| !v.is_null()),
+        attrs.get("statuscode").is_some_and(|v| !v.is_null()),
+    )
+}
+
+/// A status belongs to one state: a write that names the status moves the state with it,
+/// one that names only the state gets that state's first status (as SetState does).
+fn align_state_and_status(table: &DvTable, row: &mut Row, (state, status): (bool, bool)) {
+    let Some(col) = table.column("statuscode").filter(|c| !c.states.is_empty()) else {
+        return;
+    };
+    if status {
+        let code = row
+            .get("statuscode")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        if let Some(state) = col.states.get(&code.to_string()) {
+            row.insert("statecode".into(), Value::from(*state));
+        }
+    } else if state {
+        let state = row
+            .get("statecode")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        let first = col
+            .states
+            .iter()
+            .filter(|(_, s)| **s == state)
+            .filter_map(|(code, _)| code.parse::<i64>().ok())
+            .min();
+        if let Some(code) = first {
+            row.insert("statuscode".into(), Value::from(code));
+        }
     }
 }
 

@@ -48,6 +48,25 @@ impl Ids {
     }
 }
 
+/// A GUID derived from names (SHA-256, shaped as a version-5 GUID): for ids that must be
+/// stable without drawing from the stream (metadata ids, an app's service principal).
+pub fn derived_guid(parts: &[&str]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, parts.join("\u{1f}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -308,11 +308,22 @@ fn check_application_http(part: &MimePart) -> Result<(), BatchError> {
 fn request_part(part: MimePart) -> Result<RequestPart, BatchError> {
     check_application_http(&part)?;
     let (line, headers, body) = http_message(&part.content)?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let [method, target, version] = words.as_slice() else {
+    // As ODataLib reads it: the method up to the first space, the version after the last,
+    // and everything between is the URL, unencoded spaces included.
+    let trimmed = line.trim();
+    let (Some((method, rest)), Some((_, version))) =
+        (trimmed.split_once(' '), trimmed.rsplit_once(' '))
+    else {
         return Err(bad_request_line(&line));
     };
-    if !method.bytes().all(|b| b.is_ascii_alphabetic()) || !version.starts_with("HTTP/") {
+    let target = rest
+        .rsplit_once(' ')
+        .map_or("", |(target, _)| target)
+        .trim();
+    if target.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+        || !version.starts_with("HTTP/")
+    {
         return Err(bad_request_line(&line));
     }
     // Content-ID is a MIME header of the part; some clients put it among the inner headers.
@@ -603,6 +614,19 @@ mod tests {
         assert!(parse_request(CT, b"no delimiters at all").is_err());
         let bad_line = "--batch_AAA\nContent-Type: application/http\n\nGET\n--batch_AAA--\n";
         assert!(parse_request(CT, bad_line.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_request_line_keeps_the_unencoded_spaces_of_its_url() {
+        let body = "--batch_AAA\nContent-Type: application/http\n\nGET accounts?$filter=name eq 'A B' HTTP/1.1\n\n\n--batch_AAA--\n";
+        let parts = parse_request(CT, body.as_bytes()).expect("parsed");
+        let BatchPart::Request(get) = &parts[0] else {
+            panic!("a request part")
+        };
+        assert_eq!(get.target, "accounts?$filter=name eq 'A B'");
+        let two_words =
+            "--batch_AAA\nContent-Type: application/http\n\nGET HTTP/1.1\n\n\n--batch_AAA--\n";
+        assert!(parse_request(CT, two_words.as_bytes()).is_err());
     }
 
     #[test]

@@ -2,18 +2,21 @@
 //! alternate), query options with server paging, create/update/upsert/delete with ETags,
 //! single-property reads and writes, WhoAmI, and `{"error":{"code","message"}}` errors.
 
+use crate::dataverse_annotations::{Annotations, Annotator};
+use crate::dataverse_metadata::{entity_definitions, global_option_sets, MetadataCall};
 use crate::odata::filter::Dialect;
 use crate::odata::{self, KeySpec, QueryOptions};
 use crate::request::{Request, Response};
 use crate::Endpoints;
-use dwsim_model::dataverse::DvEnv;
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
-use dwsim_model::schema::{DvColumn, DvTable, DvType};
+use dwsim_model::schema::{DvColumn, DvTable};
 use dwsim_model::store::Row;
 use dwsim_model::World;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
+
+mod bulk;
 
 /// Default and maximum page size.
 pub const MAX_PAGE_SIZE: usize = 5000;
@@ -26,16 +29,13 @@ struct Call<'a> {
     caller: String,
     req: &'a Request,
     endpoints: &'a Endpoints,
-    annotations: bool,
+    annotations: Annotations,
 }
 
 /// Answers a Dataverse Web API request (`/{org}/api/data/v9.x/...`) with the envelope and headers Dataverse sends.
 pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Response {
     let segs = req.segments();
-    let annotations = req
-        .prefer()
-        .iter()
-        .any(|p| p.starts_with("odata.include-annotations"));
+    let annotations = Annotations::from_prefer(&req.prefer()).any();
     let result = route(world, endpoints, req, &segs);
     let remaining = world.limits.take_remaining();
     match result {
@@ -63,7 +63,11 @@ fn route(
             "GET" => Ok(service_document(world, &call)),
             _ => Err(method_not_allowed(method, "the service document")),
         },
-        [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
+        [m] if m == "$metadata" => Ok(Response::text(
+            200,
+            "application/xml",
+            crate::dataverse_metadata::csdl(&world.catalogue),
+        )),
         [b] if b == "$batch" => {
             crate::dataverse_batch::handle(world, endpoints, req, &call.org, version)
         }
@@ -80,8 +84,27 @@ fn route(
         [f] if f.starts_with("RetrieveFinanceAndOperationsIntegrationDetails") => {
             integration_details(world, &call)
         }
+        [seg, more @ ..] if is_metadata_set(seg) => {
+            let metadata = MetadataCall {
+                catalogue: &world.catalogue,
+                base: &call.base,
+                method,
+                params: req.params(),
+            };
+            if seg.starts_with("EntityDefinitions") {
+                entity_definitions(&metadata, seg, more)
+            } else {
+                global_option_sets(&metadata, seg, more)
+            }
+        }
         [seg, more @ ..] => route_table(world, &call, seg, more),
     }
+}
+
+/// `EntityDefinitions` and `GlobalOptionSetDefinitions`, with or without a key.
+fn is_metadata_set(segment: &str) -> bool {
+    let name = segment.split('(').next().unwrap_or(segment);
+    name == "EntityDefinitions" || name == "GlobalOptionSetDefinitions"
 }
 
 /// Who is calling which environment: the environment must exist, the bearer token must be
@@ -122,10 +145,7 @@ fn authorize<'r>(
         caller,
         req,
         endpoints,
-        annotations: req
-            .prefer()
-            .iter()
-            .any(|p| p.starts_with("odata.include-annotations")),
+        annotations: Annotations::from_prefer(&req.prefer()),
     })
 }
 
@@ -147,13 +167,14 @@ fn route_table(world: &mut World, call: &Call, seg: &str, more: &[String]) -> Si
                 &format!("the collection '{set}'"),
             )),
         },
-        (None, [c]) if c == "$count" && method == "GET" => {
-            let n = world.dataverse[&call.org]
-                .store
-                .count(&table.logical_name)
-                .min(MAX_PAGE_SIZE);
-            Ok(Response::text(200, "text/plain", n.to_string()))
-        }
+        (None, [c]) if c == "$count" && method == "GET" => count(world, call, &table),
+        (None, [action]) if bulk_action(action).is_some() => match method {
+            "POST" => bulk::run(world, call, &table, bulk_action(action).unwrap_or_default()),
+            _ => Err(method_not_allowed(
+                method,
+                &format!("the action '{action}'"),
+            )),
+        },
         (Some(key), []) => match method {
             "GET" => retrieve(world, call, &table, &key),
             "PATCH" => upsert(world, call, &table, &key),
@@ -166,6 +187,46 @@ fn route_table(world: &mut World, call: &Call, seg: &str, more: &[String]) -> Si
         (Some(key), [prop]) => property(world, call, &table, &key, prop),
         _ => Err(not_found_segment(more.last().map_or(seg, String::as_str))),
     }
+}
+
+/// `CreateMultiple` for `Microsoft.Dynamics.CRM.CreateMultiple`, and the other bulk actions.
+fn bulk_action(segment: &str) -> Option<&'static str> {
+    let name = segment.strip_prefix("Microsoft.Dynamics.CRM.")?;
+    bulk::ACTIONS.into_iter().find(|a| *a == name)
+}
+
+/// `/$count`: the rows the `$filter` keeps (all without one), capped at 5,000, as plain text.
+fn count(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
+    let o = options(call)?;
+    let store = &world.dataverse[&call.org].store;
+    let n = match &o.filter {
+        None => store.count(&table.logical_name),
+        Some(f) => {
+            check_filter_properties(table, f)?;
+            let rows: Vec<Row> = store
+                .rows(&table.logical_name)
+                .map(|(_, r)| r.clone())
+                .collect();
+            odata::filter_and_sort(rows, &o, Dialect::Dataverse)
+                .map_err(query_refused)?
+                .len()
+        }
+    };
+    Ok(Response::text(
+        200,
+        "text/plain",
+        n.min(MAX_PAGE_SIZE).to_string(),
+    ))
+}
+
+/// A `$filter` may only name the table's properties.
+fn check_filter_properties(table: &DvTable, filter: &odata::filter::Expr) -> SimResult<()> {
+    for p in odata::filter::properties(filter) {
+        if table.column_by_attribute(&p).is_none() {
+            return Err(invalid_property(table, &p));
+        }
+    }
+    Ok(())
 }
 
 /// The debug headers Dataverse sends with the budget left in the caller's window; the
@@ -303,81 +364,6 @@ fn service_document(world: &World, call: &Call) -> Response {
     )
 }
 
-fn edm_type(kind: DvType) -> &'static str {
-    match kind {
-        DvType::String | DvType::Memo => "Edm.String",
-        DvType::Integer | DvType::Picklist => "Edm.Int32",
-        DvType::Decimal | DvType::Money => "Edm.Decimal",
-        DvType::Boolean => "Edm.Boolean",
-        DvType::Lookup | DvType::Uniqueidentifier => "Edm.Guid",
-        DvType::Datetime => "Edm.DateTimeOffset",
-    }
-}
-
-/// CSDL generated from the table schemas: entity types with keys and lookups, the
-/// container, and the functions the simulator answers.
-fn metadata(world: &World) -> String {
-    let mut x = String::from(
-        r#"<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">"#,
-    );
-    for t in world.catalogue.dv_tables.values() {
-        x.push_str(&format!(
-            r#"<EntityType Name="{}"><Key><PropertyRef Name="{}" /></Key>"#,
-            t.logical_name, t.primary_id
-        ));
-        for c in &t.columns {
-            x.push_str(&format!(
-                r#"<Property Name="{}" Type="{}" />"#,
-                c.attribute(),
-                edm_type(c.kind)
-            ));
-        }
-        for sys in ["versionnumber", "statecode"] {
-            x.push_str(&format!(r#"<Property Name="{sys}" Type="Edm.Int64" />"#));
-        }
-        for sys in ["createdon", "modifiedon"] {
-            x.push_str(&format!(
-                r#"<Property Name="{sys}" Type="Edm.DateTimeOffset" />"#
-            ));
-        }
-        for c in t.columns.iter().filter(|c| c.kind == DvType::Lookup) {
-            x.push_str(&format!(
-                r#"<NavigationProperty Name="{}" Type="mscrm.{}"><ReferentialConstraint Property="{}" ReferencedProperty="{}id" /></NavigationProperty>"#,
-                c.name,
-                c.target.clone().unwrap_or_default(),
-                c.attribute(),
-                c.target.clone().unwrap_or_default()
-            ));
-        }
-        if !t.alternate_keys.is_empty() {
-            x.push_str(r#"<Annotation Term="OData.Community.Keys.V1.AlternateKeys"><Collection>"#);
-            for k in &t.alternate_keys {
-                x.push_str(r#"<Record Type="OData.Community.Keys.V1.AlternateKey"><PropertyValue Property="Key"><Collection>"#);
-                for c in &k.columns {
-                    x.push_str(&format!(r#"<Record Type="OData.Community.Keys.V1.PropertyRef"><PropertyValue Property="Alias" String="{c}" /><PropertyValue Property="Name" PropertyPath="{c}" /></Record>"#));
-                }
-                x.push_str("</Collection></PropertyValue></Record>");
-            }
-            x.push_str("</Collection></Annotation>");
-        }
-        x.push_str("</EntityType>");
-    }
-    x.push_str(r#"<ComplexType Name="WhoAmIResponse"><Property Name="BusinessUnitId" Type="Edm.Guid" Nullable="false" /><Property Name="UserId" Type="Edm.Guid" Nullable="false" /><Property Name="OrganizationId" Type="Edm.Guid" Nullable="false" /></ComplexType>"#);
-    x.push_str(r#"<ComplexType Name="RetrieveFinanceAndOperationsIntegrationDetailsResponse"><Property Name="Url" Type="Edm.String" /><Property Name="TenantId" Type="Edm.Guid" /><Property Name="Id" Type="Edm.String" /></ComplexType>"#);
-    x.push_str(r#"<Function Name="WhoAmI"><ReturnType Type="mscrm.WhoAmIResponse" Nullable="false" /></Function>"#);
-    x.push_str(r#"<Function Name="RetrieveFinanceAndOperationsIntegrationDetails"><ReturnType Type="mscrm.RetrieveFinanceAndOperationsIntegrationDetailsResponse" Nullable="false" /></Function>"#);
-    x.push_str(r#"<EntityContainer Name="System">"#);
-    for t in world.catalogue.dv_tables.values() {
-        x.push_str(&format!(
-            r#"<EntitySet Name="{}" EntityType="Microsoft.Dynamics.CRM.{}" />"#,
-            t.entity_set, t.logical_name
-        ));
-    }
-    x.push_str(r#"<FunctionImport Name="WhoAmI" Function="Microsoft.Dynamics.CRM.WhoAmI" /><FunctionImport Name="RetrieveFinanceAndOperationsIntegrationDetails" Function="Microsoft.Dynamics.CRM.RetrieveFinanceAndOperationsIntegrationDetails" />"#);
-    x.push_str("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
-    x
-}
-
 fn who_am_i(world: &World, call: &Call) -> SimResult<Response> {
     let dv = &world.dataverse[&call.org];
     let bu = dv
@@ -440,7 +426,8 @@ fn invalid_property(table: &DvTable, name: &str) -> SimError {
     )
 }
 
-/// Attributes a row shows: every column plus the system columns, or the `$select` list.
+/// Attributes a row shows: every column, or the `$select` list, each with the annotations
+/// the caller asked for.
 fn render(
     world: &World,
     call: &Call,
@@ -450,106 +437,45 @@ fn render(
 ) -> SimResult<Map<String, Value>> {
     let mut out = Map::new();
     out.insert("@odata.etag".into(), json!(etag(row)));
-    let names: Vec<String> = match select {
-        Some(s) => {
-            for n in s {
-                if table.column_by_attribute(n).is_none() && !is_system(n) {
-                    return Err(invalid_property(table, n));
-                }
+    let annotator = Annotator {
+        world,
+        dv: &world.dataverse[&call.org],
+        table,
+        row,
+        asked: &call.annotations,
+    };
+    let mut show = |col: &DvColumn, name: &str| {
+        let v = row.get(name).cloned().unwrap_or(Value::Null);
+        if call.annotations.any() {
+            annotator.annotate(col, name, &v, &mut out);
+        }
+        out.insert(name.to_string(), v);
+    };
+    match select {
+        Some(names) => {
+            let cols = names
+                .iter()
+                .map(|n| {
+                    table
+                        .column_by_attribute(n)
+                        .ok_or_else(|| invalid_property(table, n))
+                })
+                .collect::<SimResult<Vec<_>>>()?;
+            for (col, n) in cols.into_iter().zip(names) {
+                show(col, n);
             }
-            s.to_vec()
         }
         None => {
-            let mut all: Vec<String> = table.columns.iter().map(|c| c.attribute()).collect();
-            all.extend(row.keys().filter(|k| is_system(k)).cloned());
-            all
-        }
-    };
-    let dv = &world.dataverse[&call.org];
-    for n in names {
-        let v = row.get(&n).cloned().unwrap_or(Value::Null);
-        if call.annotations {
-            if let Some(col) = table.column_by_attribute(&n) {
-                annotate(world, dv, col, &n, &v, &mut out);
+            for col in &table.columns {
+                show(col, &col.attribute());
             }
         }
-        out.insert(n, v);
     }
     out.insert(
         table.primary_id.clone(),
         row.get(&table.primary_id).cloned().unwrap_or(Value::Null),
     );
     Ok(out)
-}
-
-/// The annotations Dataverse adds beside a value when the caller asks for them: the
-/// formatted value of a choice, a yes/no or a lookup, and a lookup's target and navigation.
-fn annotate(
-    world: &World,
-    dv: &DvEnv,
-    col: &DvColumn,
-    n: &str,
-    v: &Value,
-    out: &mut Map<String, Value>,
-) {
-    match col.kind {
-        DvType::Picklist => {
-            if let Some(label) = v.as_i64().and_then(|i| col.options.get(&i.to_string())) {
-                out.insert(
-                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                    json!(label),
-                );
-            }
-        }
-        DvType::Boolean => {
-            if let Some(b) = v.as_bool() {
-                out.insert(
-                    format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                    json!(if b { "Yes" } else { "No" }),
-                );
-            }
-        }
-        DvType::Lookup => {
-            let target = col.target.clone().unwrap_or_default();
-            if let Some(id) = v.as_str() {
-                out.insert(
-                    format!("{n}@Microsoft.Dynamics.CRM.associatednavigationproperty"),
-                    json!(col.name),
-                );
-                out.insert(
-                    format!("{n}@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                    json!(target),
-                );
-                let name = world
-                    .catalogue
-                    .dv_tables
-                    .get(&target)
-                    .and_then(|t| t.primary_name.clone())
-                    .and_then(|pn| dv.get(&target, id).and_then(|r| r.get(&pn).cloned()));
-                if let Some(name) = name {
-                    out.insert(
-                        format!("{n}@OData.Community.Display.V1.FormattedValue"),
-                        name,
-                    );
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_system(name: &str) -> bool {
-    matches!(
-        name,
-        "versionnumber"
-            | "createdon"
-            | "modifiedon"
-            | "statecode"
-            | "_ownerid_value"
-            | "_owningbusinessunit_value"
-            | "_createdby_value"
-            | "_modifiedby_value"
-    )
 }
 
 fn options(call: &Call) -> SimResult<QueryOptions> {
@@ -583,24 +509,37 @@ fn expand(
 ) -> SimResult<()> {
     for item in items {
         let parsed = odata::parse_expand_item(item).map_err(query_refused)?;
+        if let Some(filter) = &parsed.filter {
+            // A single-valued navigation property has nothing to filter.
+            return Err(query_refused(odata::QueryError::ExpandOption(format!(
+                "$filter={filter}"
+            ))));
+        }
         let (nav, select) = (parsed.nav.as_str(), parsed.select);
-        let col = table
-            .column(nav)
-            .filter(|c| c.kind == DvType::Lookup)
+        let (rel, col) = table
+            .navigation(nav)
             .ok_or_else(|| invalid_property(table, nav))?;
-        let target = col.target.clone().unwrap_or_default();
-        let target_table = world
-            .catalogue
-            .dv_tables
-            .get(&target)
-            .cloned()
-            .ok_or_else(|| invalid_property(table, nav))?;
-        let value = match row
+        let dv = &world.dataverse[&call.org];
+        // A customer lookup has one navigation property per table; the owner one for both.
+        let target = row
             .get(&col.attribute())
             .and_then(Value::as_str)
-            .and_then(|id| world.dataverse[&call.org].get(&target, id))
-        {
-            Some(r) => Value::Object(render(world, call, &target_table, r, select.as_deref())?),
+            .and_then(|id| Some((id, dv.lookup_target(col, id)?)))
+            .filter(|(_, t)| rel.referenced_entity == "owner" || *t == rel.referenced_entity);
+        let value = match target {
+            Some((id, target)) => {
+                let target_table = world
+                    .catalogue
+                    .dv_tables
+                    .get(target)
+                    .ok_or_else(|| invalid_property(table, nav))?;
+                match dv.get(target, id) {
+                    Some(r) => {
+                        Value::Object(render(world, call, target_table, r, select.as_deref())?)
+                    }
+                    None => Value::Null,
+                }
+            }
             None => Value::Null,
         };
         out.insert(nav.to_string(), value);
@@ -619,11 +558,7 @@ fn page_size(call: &Call) -> Option<usize> {
 fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
     let o = options(call)?;
     if let Some(f) = &o.filter {
-        for p in odata::filter::properties(f) {
-            if table.column_by_attribute(&p).is_none() && !is_system(&p) && p != table.primary_id {
-                return Err(invalid_property(table, &p));
-            }
-        }
+        check_filter_properties(table, f)?;
     }
     let rows: Vec<Row> = world.dataverse[&call.org]
         .store
@@ -653,7 +588,10 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
     if o.count {
         body.insert("@odata.count".into(), json!(total.min(MAX_PAGE_SIZE)));
     }
-    if call.annotations {
+    if call
+        .annotations
+        .wants("Microsoft.Dynamics.CRM.totalrecordcount")
+    {
         body.insert(
             "@Microsoft.Dynamics.CRM.totalrecordcount".into(),
             json!(if o.count {
@@ -818,7 +756,10 @@ fn parse_body(table: &DvTable, req: &Request) -> SimResult<Map<String, Value>> {
     }
 }
 
-/// Turns a request body into attributes: `nav@odata.bind` becomes `_nav_value`.
+/// Turns a request body into attributes: `nav@odata.bind` becomes `_<lookup>_value` (for a
+/// customer lookup `parentcustomerid_account@odata.bind` sets `_parentcustomerid_value`),
+/// read-only columns are dropped as the platform ignores them, and a value of the wrong
+/// shape is refused with the payload error.
 fn attributes(
     world: &World,
     call: &Call,
@@ -828,7 +769,7 @@ fn attributes(
     let mut attrs = Row::new();
     for (k, v) in body {
         if let Some(nav) = k.strip_suffix("@odata.bind") {
-            let col = table.column(nav).filter(|c| c.kind == DvType::Lookup).ok_or_else(|| {
+            let (rel, col) = table.navigation(nav).ok_or_else(|| {
                 SimError::new(
                     ErrorKind::BadRequest,
                     "0x80048d19",
@@ -839,11 +780,21 @@ fn attributes(
                 Value::Null => Value::Null,
                 Value::String(s) => {
                     let (target, id) = bind_target(world, call, s)?;
-                    if Some(&target) != col.target.as_ref() {
-                        return Err(SimError::bad_request(format!(
-                            "The reference '{s}' is not a '{}' record, which '{nav}' requires.",
-                            col.target.clone().unwrap_or_default()
-                        )));
+                    let allowed = if rel.referenced_entity == "owner" {
+                        col.targets().contains(&target.as_str())
+                    } else {
+                        target == rel.referenced_entity
+                    };
+                    if !allowed {
+                        return Err(SimError::new(
+                            ErrorKind::BadRequest,
+                            "0x80048d19",
+                            format!(
+                                "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: The reference '{s}' is a '{target}' record, and the navigation property '{nav}' takes a '{}'.",
+                                table.logical_name,
+                                rel.referenced_entity
+                            ),
+                        ));
                     }
                     Value::from(id)
                 }
@@ -857,22 +808,36 @@ fn attributes(
         } else if k.contains('@') {
             continue;
         } else if k.starts_with('_') && k.ends_with("_value") {
-            return Err(SimError::new(
-                ErrorKind::BadRequest,
-                "0x80048d19",
-                format!("Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: The property '{k}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type or mark the type as open type.", table.logical_name, table.logical_name),
-            ));
+            return Err(payload_error(table, &format!("The property '{k}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type or mark the type as open type.", table.logical_name)));
         } else if v.is_object() || v.is_array() {
-            return Err(SimError::new(
-                ErrorKind::NotImplemented,
-                "0x80060888",
-                format!("Deep insert through '{k}' is not supported by dwsim yet."),
-            ));
+            // Only a navigation property takes a record or a collection (deep insert).
+            let message = match table.column(&k) {
+                Some(_) => format!("Cannot convert a primitive value to the expected type for the property '{k}': a JSON {} was given.", if v.is_object() { "object" } else { "array" }),
+                None => format!("The property '{k}' does not exist on type 'Microsoft.Dynamics.CRM.{}'. Make sure to only use property names that are defined by the type or mark the type as open type.", table.logical_name),
+            };
+            return Err(payload_error(table, &message));
+        } else if table
+            .column(&k)
+            .is_some_and(|c| c.read_only && c.name != table.primary_id)
+        {
+            continue;
         } else {
             attrs.insert(k, v);
         }
     }
     Ok(attrs)
+}
+
+/// `0x80048d19`, the payload error, around the OData library's message.
+fn payload_error(table: &DvTable, message: &str) -> SimError {
+    SimError::new(
+        ErrorKind::BadRequest,
+        "0x80048d19",
+        format!(
+            "Error identified in Payload provided by the user for Entity :'{}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: {message}",
+            table.logical_name
+        ),
+    )
 }
 
 /// `/accounts(guid)`, `accounts(key='v')` or a full URL, to (table, id). The record must exist.
@@ -948,28 +913,78 @@ fn create(world: &mut World, call: &Call, table: &DvTable) -> SimResult<Response
     }
     // Deep insert: the related records and the record commit together or not at all.
     let (id, _) = world.atomically(|world| {
-        let body = insert_related(world, call, table, body)?;
+        let (body, children) = insert_related(world, call, table, body)?;
         let attrs = attributes(world, call, table, body)?;
-        world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)
+        let created = world.dv_create(&call.org, &table.logical_name, attrs, &call.caller)?;
+        for child in children {
+            child.insert(world, call, table, &created.0)?;
+        }
+        Ok(created)
     })?;
     written(world, call, table, &id, true)
 }
 
-/// Creates the records nested under single-valued navigation properties (one level deep)
-/// and replaces each with an `@odata.bind` to it.
+/// Records nested under a collection-valued navigation property, created after the record
+/// they point back at.
+struct Children {
+    /// The table the nested records go in.
+    table: DvTable,
+    /// Their single-valued navigation property back to the new record.
+    back: String,
+    items: Vec<Value>,
+}
+
+impl Children {
+    fn insert(self, world: &mut World, call: &Call, parent: &DvTable, id: &str) -> SimResult<()> {
+        for item in self.items {
+            let Value::Object(mut fields) = item else {
+                return Err(payload_error(
+                    &self.table,
+                    "A collection-valued navigation property takes an array of records.",
+                ));
+            };
+            if fields.values().any(|v| v.is_object() || v.is_array()) {
+                return Err(SimError::new(
+                    ErrorKind::NotImplemented,
+                    "0x80060888",
+                    "dwsim supports deep insert one level deep.",
+                ));
+            }
+            fields.insert(
+                format!("{}@odata.bind", self.back),
+                Value::from(format!("/{}({id})", parent.entity_set)),
+            );
+            let attrs = attributes(world, call, &self.table, fields)?;
+            world.dv_create(&call.org, &self.table.logical_name, attrs, &call.caller)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the records nested under single-valued navigation properties (one level deep),
+/// replacing each with an `@odata.bind` to it, and sets aside those nested under
+/// collection-valued ones for after the record exists. Anything else stays for
+/// [`attributes`] to accept or refuse.
 fn insert_related(
     world: &mut World,
     call: &Call,
     table: &DvTable,
     body: Map<String, Value>,
-) -> SimResult<Map<String, Value>> {
-    let mut out = Map::new();
+) -> SimResult<(Map<String, Value>, Vec<Children>)> {
+    let (mut out, mut children) = (Map::new(), Vec::new());
     for (k, v) in body {
-        match v {
-            Value::Object(nested) => {
-                let col = table.column(&k).filter(|c| c.kind == DvType::Lookup).ok_or_else(|| invalid_property(table, &k))?;
-                let target = col.target.clone().unwrap_or_default();
-                let target_table = world.catalogue.dv_tables.get(&target).cloned().ok_or_else(|| invalid_property(table, &k))?;
+        let single = table
+            .navigation(&k)
+            .filter(|(r, _)| r.referenced_entity != "owner")
+            .map(|(r, _)| r.referenced_entity.clone());
+        match (v, single) {
+            (Value::Object(nested), Some(target)) => {
+                let target_table = world
+                    .catalogue
+                    .dv_tables
+                    .get(&target)
+                    .cloned()
+                    .ok_or_else(|| invalid_property(table, &k))?;
                 if nested.values().any(|v| v.is_object() || v.is_array()) {
                     return Err(SimError::new(
                         ErrorKind::NotImplemented,
@@ -979,21 +994,39 @@ fn insert_related(
                 }
                 let attrs = attributes(world, call, &target_table, nested)?;
                 let (id, _) = world.dv_create(&call.org, &target, attrs, &call.caller)?;
-                out.insert(format!("{k}@odata.bind"), Value::from(format!("/{}({id})", target_table.entity_set)));
+                out.insert(
+                    format!("{k}@odata.bind"),
+                    Value::from(format!("/{}({id})", target_table.entity_set)),
+                );
             }
-            Value::Array(_) => {
-                return Err(SimError::new(
-                    ErrorKind::NotImplemented,
-                    "0x80060888",
-                    format!("Deep insert through the collection-valued navigation property '{k}' is not supported by dwsim yet."),
-                ))
-            }
-            other => {
+            (Value::Array(items), _) => match collection_navigation(world, table, &k) {
+                Some((child, back)) => children.push(Children {
+                    table: child,
+                    back,
+                    items,
+                }),
+                None => {
+                    out.insert(k, Value::Array(items));
+                }
+            },
+            (other, _) => {
                 out.insert(k, other);
             }
         }
     }
-    Ok(out)
+    Ok((out, children))
+}
+
+/// The table and back-pointing navigation property of a collection-valued navigation
+/// property of `table` (`contact_customer_accounts` on account: contacts, by
+/// `parentcustomerid_account`).
+fn collection_navigation(world: &World, table: &DvTable, nav: &str) -> Option<(DvTable, String)> {
+    world.catalogue.dv_tables.values().find_map(|t| {
+        t.many_to_one
+            .iter()
+            .find(|r| r.referenced_entity == table.logical_name && r.referenced_nav == nav)
+            .map(|r| (t.clone(), r.referencing_nav.clone()))
+    })
 }
 
 fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {
@@ -1004,7 +1037,7 @@ fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimRe
         .cloned()
         .unwrap_or_default();
     let conditional = call.req.header("if-none-match").filter(|v| *v != "null");
-    if conditional == Some(etag(&row).as_str()) && o.expand.is_empty() && !call.annotations {
+    if conditional == Some(etag(&row).as_str()) && o.expand.is_empty() && !call.annotations.any() {
         return Ok(Response::new(304).with_header("ETag", &etag(&row)));
     }
     let mut body = render(world, call, table, &row, o.select.as_deref())?;
@@ -1117,7 +1150,7 @@ fn property(
 ) -> SimResult<Response> {
     let id = resolve_key(world, &call.org, table, key)?.ok_or_else(|| missing(table, key))?;
     let col = table.column_by_attribute(prop).cloned();
-    if col.is_none() && !is_system(prop) && prop != table.primary_id {
+    if col.is_none() {
         return Err(invalid_property(table, prop));
     }
     match call.req.method.as_str() {
@@ -1134,7 +1167,7 @@ fn property(
         }
         "PUT" | "DELETE" => {
             let col = col
-                .filter(|c| !c.read_only && c.kind != DvType::Lookup)
+                .filter(|c| !c.read_only && !c.kind.is_lookup())
                 .ok_or_else(|| {
                     SimError::new(
                         ErrorKind::BadRequest,

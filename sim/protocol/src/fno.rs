@@ -382,6 +382,12 @@ fn expand(
 ) -> SimResult<()> {
     for item in items {
         let parsed = odata::parse_expand_item(item).map_err(query_refused)?;
+        if let Some(filter) = &parsed.filter {
+            // A single-valued navigation property has nothing to filter.
+            return Err(query_refused(odata::QueryError::ExpandOption(format!(
+                "$filter={filter}"
+            ))));
+        }
         let (nav, select) = (parsed.nav.as_str(), parsed.select);
         let (relation, target) = entity
             .relations

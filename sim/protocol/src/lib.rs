@@ -6,7 +6,9 @@
 pub mod admin;
 pub mod batch;
 pub mod dataverse;
+pub mod dataverse_annotations;
 pub mod dataverse_batch;
+mod dataverse_metadata;
 mod dualwrite_services;
 pub mod endpoints;
 pub mod entra;

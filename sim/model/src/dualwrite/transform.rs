@@ -164,7 +164,7 @@ fn projected(
 fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
     table
         .and_then(|t| t.column(nav))
-        .and_then(|c| c.target.clone())
+        .and_then(|c| c.targets().first().map(|t| t.to_string()))
         .unwrap_or_default()
 }
 

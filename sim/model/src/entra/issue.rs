@@ -10,6 +10,7 @@
 
 use super::{jwt, Tenant};
 use crate::clock::Instant;
+use crate::ids::derived_guid;
 use serde_json::{json, Value};
 
 /// `typ` claim of refresh tokens, so one is never taken as an access token.
@@ -208,36 +209,5 @@ impl Tenant {
             return Err(invalid());
         }
         Ok(upn)
-    }
-}
-
-/// A GUID derived from names (SHA-256, shaped as a version-5-style GUID), for object ids the
-/// world does not draw.
-fn derived_guid(parts: &[&str]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, parts.join("\u{1f}").as_bytes());
-    let b = digest.as_ref();
-    let hex: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-5{}-{:x}{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        (b[8] & 0x3) | 0x8,
-        &hex[17..20],
-        &hex[20..32]
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derived_guids_are_stable_and_guid_shaped() {
-        let a = derived_guid(&["service-principal", "t", "c"]);
-        assert_eq!(a, derived_guid(&["service-principal", "t", "c"]));
-        assert_ne!(a, derived_guid(&["service-principal", "t", "d"]));
-        assert_eq!(a.len(), 36);
-        assert_eq!(a.as_bytes()[14], b'5');
     }
 }

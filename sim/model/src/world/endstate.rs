@@ -123,12 +123,15 @@ const DV_BUSINESS_TABLES: [&str; 8] = [
     "msdyn_vendorgroup",
     "msdyn_vendor",
 ];
-/// Columns that only restate what the view shows otherwise.
-const DV_HIDDEN: [&str; 4] = [
+/// Columns that only restate what the view shows otherwise (the owning team or user is the
+/// owner).
+const DV_HIDDEN: [&str; 6] = [
     "createdon",
     "modifiedon",
     "versionnumber",
     "_createdby_value",
+    "_owningteam_value",
+    "_owninguser_value",
 ];
 
 impl World {
@@ -323,12 +326,30 @@ fn business_rows(catalogue: &Catalogue, dv: &DvEnv, table: &str) -> Vec<BTreeMap
             (Some(nav), Some(id)) => {
                 let target = schema
                     .and_then(|s| s.column(nav))
-                    .and_then(|c| c.target.clone())
-                    .unwrap_or_else(|| lookup_target(nav));
+                    .and_then(|c| dv.lookup_target(c, id))
+                    .map_or_else(|| lookup_target(nav), str::to_string);
                 Value::from(name_of(catalogue, dv, &target, id))
             }
             _ => v.clone(),
         }
+    };
+    // A column no map touches that still holds the default every create gives it says
+    // nothing about dual-write; the state is always shown.
+    let mapped: Vec<&str> = catalogue
+        .maps
+        .iter()
+        .filter(|m| m.dv_table == table)
+        .flat_map(|m| m.fields.iter().filter_map(|f| f.dv.as_deref()))
+        .map(|dv| dv.split('.').next().unwrap_or(dv))
+        .collect();
+    let default_only = |k: &str, v: &Value| {
+        schema
+            .and_then(|s| s.column_by_attribute(k))
+            .is_some_and(|c| {
+                c.name != "statecode"
+                    && !mapped.contains(&c.name.as_str())
+                    && c.default_value.as_ref() == Some(v)
+            })
     };
     let mut rows: Vec<BTreeMap<String, Value>> = dv
         .store
@@ -336,6 +357,7 @@ fn business_rows(catalogue: &Catalogue, dv: &DvEnv, table: &str) -> Vec<BTreeMap
         .map(|(_, r)| {
             r.iter()
                 .filter(|(k, _)| !DV_HIDDEN.contains(&k.as_str()))
+                .filter(|(k, v)| !default_only(k, v))
                 .filter(|(k, _)| Some(k.as_str()) != schema.map(|s| s.primary_id.as_str()))
                 .map(|(k, v)| (k.clone(), shown(k, v)))
                 .collect()

@@ -212,8 +212,8 @@ pub fn parse_options(
                 _ => return Err(QueryError::Count(v.clone())),
             },
             "$expand" => {
-                o.expand = v
-                    .split(',')
+                o.expand = split_outside_parentheses(v)
+                    .into_iter()
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect()
@@ -243,6 +243,28 @@ pub struct ExpandItem {
     pub nav: String,
     /// The nested `$select`, if any.
     pub select: Option<Vec<String>>,
+    /// The nested `$filter` as written (collection-valued properties only), if any.
+    pub filter: Option<String>,
+}
+
+/// Splits a list at commas that are not inside parentheses or quotes
+/// (`a($select=x,y),b` is two items).
+fn split_outside_parentheses(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut quoted, mut start) = (Vec::new(), 0i32, false, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
 }
 
 /// Reads one `$expand` item: `nav` or `nav($select=a,b)`.
@@ -251,12 +273,13 @@ pub fn parse_expand_item(item: &str) -> Result<ExpandItem, QueryError> {
         Some((n, rest)) => (n.trim(), rest.trim().strip_suffix(')').unwrap_or(rest)),
         None => (item.trim(), ""),
     };
-    let mut select = None;
+    let (mut select, mut filter) = (None, None);
     for option in inner.split(';').map(str::trim).filter(|o| !o.is_empty()) {
         match option.split_once('=') {
             Some(("$select", list)) => {
                 select = Some(list.split(',').map(|x| x.trim().to_string()).collect())
             }
+            Some(("$filter", expr)) => filter = Some(expr.to_string()),
             Some(("$expand", _)) => return Err(QueryError::NestedExpand),
             _ => return Err(QueryError::ExpandOption(option.to_string())),
         }
@@ -264,6 +287,7 @@ pub fn parse_expand_item(item: &str) -> Result<ExpandItem, QueryError> {
     Ok(ExpandItem {
         nav: nav.to_string(),
         select,
+        filter,
     })
 }
 

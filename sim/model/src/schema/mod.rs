@@ -2,9 +2,12 @@
 //! dual-write table-map catalogue. They are JSON files (see `sim/model/data/`) so partners can
 //! add their own tables and maps without touching code.
 
+mod dataverse;
+
+pub use dataverse::{DvColumn, DvKey, DvRelationship, DvTable, DvType, RequiredLevel};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// The two products a table map joins: where a write starts, which side is master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,117 +17,6 @@ pub enum Side {
     Fno,
     /// Dataverse.
     Dataverse,
-}
-
-/// Column types of a Dataverse table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DvType {
-    /// Single line of text.
-    String,
-    /// Multiple lines of text.
-    Memo,
-    /// Whole number.
-    Integer,
-    /// Decimal number.
-    Decimal,
-    /// Currency.
-    Money,
-    /// Two options (yes/no).
-    Boolean,
-    /// Choice.
-    Picklist,
-    /// Lookup to another table.
-    Lookup,
-    /// A GUID that is not a lookup.
-    Uniqueidentifier,
-    /// Date and time.
-    Datetime,
-}
-
-/// A column of a Dataverse table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DvColumn {
-    /// Logical name. For a lookup this is the navigation property; the row holds `_<name>_value`.
-    pub name: String,
-    /// Its type.
-    #[serde(rename = "type")]
-    pub kind: DvType,
-    /// Most characters a text column holds.
-    #[serde(default)]
-    pub max_length: Option<usize>,
-    /// System-required: a create must give it and nothing may clear it.
-    #[serde(default)]
-    pub required: bool,
-    /// Target table (logical name) of a lookup.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Picklist labels by value, for formatted-value annotations.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-    /// Set by the platform; a client may not write it.
-    #[serde(default)]
-    pub read_only: bool,
-}
-
-impl DvColumn {
-    /// The attribute name a row stores this column under.
-    pub fn attribute(&self) -> String {
-        if self.kind == DvType::Lookup {
-            format!("_{}_value", self.name)
-        } else {
-            self.name.clone()
-        }
-    }
-}
-
-/// An alternate key of a Dataverse table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DvKey {
-    /// The key's name, as duplicate-key errors name it.
-    pub name: String,
-    /// Row attribute names (`_x_value` for lookups) that make up the key.
-    pub columns: Vec<String>,
-}
-
-/// A Dataverse table definition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DvTable {
-    /// The logical name (`account`).
-    pub logical_name: String,
-    /// The entity set the Web API serves it under (`accounts`).
-    pub entity_set: String,
-    /// The primary id column (`accountid`).
-    pub primary_id: String,
-    /// The primary name column, which lookups are shown by.
-    #[serde(default)]
-    pub primary_name: Option<String>,
-    /// The cdm_company lookup that stripes this table by company, if it is company-specific.
-    #[serde(default)]
-    pub company_lookup: Option<String>,
-    /// User- or team-owned tables carry ownerid and owningbusinessunit.
-    #[serde(default)]
-    pub owned: bool,
-    /// The columns.
-    pub columns: Vec<DvColumn>,
-    /// The alternate keys.
-    #[serde(default)]
-    pub alternate_keys: Vec<DvKey>,
-}
-
-impl DvTable {
-    /// A column by logical name (the navigation property for a lookup).
-    pub fn column(&self, name: &str) -> Option<&DvColumn> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-    /// The column stored under a row attribute name (`_x_value` finds lookup `x`).
-    pub fn column_by_attribute(&self, attribute: &str) -> Option<&DvColumn> {
-        self.columns.iter().find(|c| c.attribute() == attribute)
-    }
-    /// The row attribute of the company lookup (`_msdyn_company_value`), if striped.
-    pub fn company_attribute(&self) -> Option<String> {
-        self.company_lookup.as_ref().map(|c| format!("_{c}_value"))
-    }
 }
 
 /// Field types of an F&O data entity.
