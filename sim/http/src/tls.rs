@@ -118,6 +118,9 @@ impl Authority {
             KeyUsagePurpose::KeyEncipherment,
         ];
         leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        // Strict verifiers (Python 3.13's default context, OpenSSL's -x509_strict) want the
+        // leaf to name its issuer's key.
+        leaf.use_authority_key_identifier_extension = true;
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
         let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
