@@ -97,6 +97,11 @@ enum Command {
         /// once (default: a new CA per run, written to a temporary folder).
         #[arg(long, conflicts_with = "plain_http")]
         ca_dir: Option<PathBuf>,
+        /// Where the virtual clock starts: `now` (the wall clock, so tokens and timestamps
+        /// look current to your own code), `epoch` (2026-01-01T00:00:00Z, as scenario runs:
+        /// the same seed then gives the same bytes) or a time such as 2026-06-01T09:00:00Z.
+        #[arg(long, default_value = "now")]
+        start_time: String,
     },
     /// Re-run a failed model-based test case from its bundle and print the transcript;
     /// exits 1 if the servers still diverge from the reference model.
@@ -144,6 +149,7 @@ fn main() {
             scenarios_dir,
             plain_http,
             ca_dir,
+            start_time,
         } => serve(ServeArgs {
             id: scenario,
             seed,
@@ -151,6 +157,7 @@ fn main() {
             dir: scenarios_dir,
             plain_http,
             ca_dir,
+            start_time,
         }),
         Command::Bench { iterations, seed } => bench(iterations, seed),
         Command::Replay { bundle, transport } => dwsim_harness::replay::run(
@@ -334,6 +341,32 @@ struct ServeArgs {
     dir: Option<PathBuf>,
     plain_http: bool,
     ca_dir: Option<PathBuf>,
+    start_time: String,
+}
+
+/// Milliseconds after the fixed epoch that `--start-time` names.
+fn clock_start(text: &str) -> Result<i64> {
+    let epoch_ms = dwsim_model::clock::EPOCH_UNIX_SECONDS * 1000;
+    let ms = match text {
+        "epoch" => 0,
+        "now" => {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("reading the wall clock")?;
+            // Whole seconds, as tokens and timestamps carry them.
+            wall.as_secs() as i64 * 1000 - epoch_ms
+        }
+        other => {
+            let at = dwsim_model::clock::Instant::parse_iso(other).ok_or_else(|| {
+                anyhow::anyhow!("--start-time takes now, epoch or a UTC time such as 2026-06-01T09:00:00Z, not '{other}'")
+            })?;
+            at.0
+        }
+    };
+    if ms < 0 {
+        anyhow::bail!("--start-time cannot be before the epoch, 2026-01-01T00:00:00Z");
+    }
+    Ok(ms)
 }
 
 /// The CA `serve` speaks HTTPS with, and the file clients are told to trust.
@@ -376,6 +409,7 @@ fn serve(args: ServeArgs) -> Result<bool> {
         fno: sc.start.fno,
         dataverse: sc.start.dataverse,
         data,
+        clock_start_ms: clock_start(&args.start_time)?,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let ca = if args.plain_http {
@@ -399,7 +433,8 @@ fn serve(args: ServeArgs) -> Result<bool> {
             dwsim_protocol::admin::harness(&world, &endpoints)
         };
         let scheme = if args.plain_http { "plain HTTP" } else { "HTTPS" };
-        println!("dwsim serving the starting world of scenario {} (seed {}) over {scheme}", args.id, args.seed);
+        let now = sim.world().clock.now().iso();
+        println!("dwsim serving the starting world of scenario {} (seed {}) over {scheme}; the clock starts at {now}", args.id, args.seed);
         let mut shown = std::collections::BTreeSet::new();
         for (server, origin) in servers.origins() {
             println!("{}", origin_line(&server, &origin));

@@ -16,6 +16,7 @@ fn linked() -> World {
         fno: Start::Existing,
         dataverse: Start::Existing,
         data,
+        clock_start_ms: 0,
     })
     .expect("world");
     w.ensure_dual_write_app_users(ORG).expect("app users");

@@ -19,6 +19,7 @@ fn sim() -> Sim {
         fno: Start::Existing,
         dataverse: Start::Existing,
         data,
+        clock_start_ms: 0,
     })
     .expect("world")
 }

@@ -16,6 +16,7 @@ fn world(fno: Start, dataverse: Start) -> World {
         fno,
         dataverse,
         data,
+        clock_start_ms: 0,
     })
     .expect("world")
 }
@@ -81,7 +82,7 @@ fn item1_fno_odata_queries_keys_companies_paging_and_errors() {
         .expect("metadata")
         .text();
     for needle in [
-        r#"<EntityType Name="CustomerV3"><Key><PropertyRef Name="dataAreaId" /><PropertyRef Name="CustomerAccount" /></Key>"#,
+        r#"<EntityType Name="CustomerV3"><Key><PropertyRef Name="dataAreaId"/><PropertyRef Name="CustomerAccount"/></Key>"#,
         r#"<NavigationProperty Name="CustomerGroup""#,
         r#"<EnumType Name="NoYes">"#,
         r#"<EntitySet Name="CustomersV3""#,

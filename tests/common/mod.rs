@@ -16,6 +16,7 @@ pub fn world(seed: u64, fno: Start, dataverse: Start) -> World {
         fno,
         dataverse,
         data,
+        clock_start_ms: 0,
     })
     .expect("world")
 }

@@ -911,6 +911,7 @@ pub fn run_case(
         fno: Start::Existing,
         dataverse: Start::Existing,
         data,
+        clock_start_ms: 0,
     })
     .map_err(|e| anyhow!("building the starting world: {e}"))?;
     let http;

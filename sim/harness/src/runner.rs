@@ -127,6 +127,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
         fno: scenario.start.fno,
         dataverse: scenario.start.dataverse,
         data: options.data.clone(),
+        clock_start_ms: 0,
     };
     let sim = Sim::new(spec).map_err(|e| anyhow!("building the starting world: {e}"))?;
     let http;

@@ -31,6 +31,21 @@ impl Instant {
                 .saturating_mul(1000),
         )
     }
+    /// Reads `YYYY-MM-DDTHH:MM:SSZ` (what [`Instant::iso`] writes); none when it is not that.
+    pub fn parse_iso(text: &str) -> Option<Instant> {
+        let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+        let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+        let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+        if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 59 {
+            return None;
+        }
+        let days = days_from_civil(y, m, day);
+        Some(Instant::from_unix_seconds(
+            days * 86_400 + h * 3600 + min * 60 + sec,
+        ))
+    }
     /// ISO 8601 in UTC with a `Z`, as Dataverse and F&O write timestamps.
     pub fn iso(self) -> String {
         let secs = self.unix_seconds();
@@ -52,6 +67,12 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock `ms` milliseconds after the epoch (never before it).
+    pub fn starting_at(ms: i64) -> Clock {
+        Clock {
+            now: Instant(ms.max(0)),
+        }
+    }
     /// The virtual now.
     pub fn now(&self) -> Instant {
         self.now
@@ -60,6 +81,17 @@ impl Clock {
     pub fn advance_ms(&mut self, ms: i64) {
         self.now = Instant(self.now.0 + ms.max(0));
     }
+}
+
+/// Howard Hinnant's civil-to-days algorithm, the inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
@@ -88,5 +120,18 @@ mod tests {
             Instant(0).plus_minutes(60 * 24 * 59).iso(),
             "2026-03-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn iso_text_reads_back() {
+        for text in [
+            "2026-01-01T00:00:00Z",
+            "2026-12-03T13:45:07Z",
+            "2028-02-29T23:59:59Z",
+        ] {
+            assert_eq!(Instant::parse_iso(text).unwrap().iso(), text);
+        }
+        assert_eq!(Instant::parse_iso("2026-13-01T00:00:00Z"), None);
+        assert_eq!(Instant::parse_iso("yesterday"), None);
     }
 }

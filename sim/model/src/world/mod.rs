@@ -48,6 +48,11 @@ pub struct WorldSpec {
     pub dataverse: Start,
     /// The rows existing environments (and demo deployments) start with.
     pub data: SeedData,
+    /// Where the clock starts, in milliseconds after the fixed epoch (2026-01-01T00:00:00Z):
+    /// 0 for scenario runs; `serve` starts at the wall clock's now so tokens and timestamps
+    /// look current to the partner's own code.
+    #[serde(default)]
+    pub clock_start_ms: i64,
 }
 
 /// Names of the environments an existing world starts with.
@@ -177,7 +182,7 @@ impl World {
         let mut world = World {
             spec: spec.clone(),
             catalogue,
-            clock: Clock::default(),
+            clock: Clock::starting_at(spec.clock_start_ms),
             ids,
             harness,
             tenant,
