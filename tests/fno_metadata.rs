@@ -190,4 +190,18 @@ fn version_actions_answer_the_environments_versions() {
         let get = c.fno("GET", FO, &path, None).expect("answered");
         assert_eq!(get.status, 405, "{action} by GET: {}", get.text());
     }
+    // $metadata declares what a generic OData client needs to discover them.
+    let csdl = c
+        .fno("GET", FO, "$metadata", None)
+        .expect("metadata")
+        .text();
+    for needle in [
+        r#"<EntitySet Name="Companies" EntityType="Microsoft.Dynamics.DataEntities.Company"/>"#,
+        r#"<EntitySet Name="DataManagementEntities" EntityType="Microsoft.Dynamics.DataEntities.DataManagementEntity"/>"#,
+        r#"<Action Name="GetApplicationVersion" IsBound="true"><Parameter Name="_bindingParameter" Type="Collection(Microsoft.Dynamics.DataEntities.DataManagementEntity)"/><ReturnType Type="Edm.String"/></Action>"#,
+    ] {
+        assert!(csdl.contains(needle), "$metadata lacks {needle}");
+    }
+    let mut reader = quick_xml::Reader::from_str(&csdl);
+    while reader.read_event().expect("well-formed XML") != quick_xml::events::Event::Eof {}
 }

@@ -13,13 +13,15 @@ use base64::Engine;
 use dwsim_model::entra::Audience;
 use dwsim_model::error::{ErrorKind, SimError, SimResult};
 use dwsim_model::fno::{row_id, value_text};
-use dwsim_model::schema::{FnoEntity, FnoType};
+use dwsim_model::schema::FnoEntity;
 use dwsim_model::store::Row;
 use dwsim_model::World;
 use serde_json::{json, Map, Value};
 
 /// F&O's server-driven page size.
 pub const PAGE_SIZE: usize = 10_000;
+mod csdl;
+
 const NAMESPACE: &str = "Microsoft.Dynamics.DataEntities";
 
 /// Answers an F&O request (`/{env}/data/...` and `/{env}/api/services/...`).
@@ -167,7 +169,11 @@ fn data(
                 &json!({"@odata.context": format!("{base}/data/$metadata"), "value": value}),
             ))
         }
-        [m] if m == "$metadata" => Ok(Response::text(200, "application/xml", metadata(world))),
+        [m] if m == "$metadata" => Ok(Response::text(
+            200,
+            "application/xml",
+            csdl::csdl(&world.catalogue),
+        )),
         [b] if b == "$batch" => crate::fno_batch::handle(world, endpoints, req, env),
         [set, action] if set == "DataManagementEntities" => {
             match action.strip_prefix(&format!("{NAMESPACE}.")) {
@@ -254,77 +260,6 @@ fn record(
             format!("The HTTP method '{other}' is not supported on an entity."),
         )),
     }
-}
-
-fn edm(f: FnoType) -> &'static str {
-    match f {
-        FnoType::String => "Edm.String",
-        FnoType::Int => "Edm.Int32",
-        FnoType::Real => "Edm.Decimal",
-        FnoType::Enum => "Edm.String",
-        FnoType::Date => "Edm.Date",
-    }
-}
-
-fn metadata(world: &World) -> String {
-    let mut x = format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="{NAMESPACE}" xmlns="http://docs.oasis-open.org/odata/ns/edm">"#
-    );
-    let mut enums = std::collections::BTreeMap::new();
-    for e in world.catalogue.fno_entities.values() {
-        x.push_str(&format!(r#"<EntityType Name="{}"><Key>"#, e.name));
-        for k in &e.keys {
-            x.push_str(&format!(r#"<PropertyRef Name="{k}" />"#));
-        }
-        x.push_str("</Key>");
-        for f in &e.fields {
-            let ty = match (&f.kind, &f.enum_name) {
-                (FnoType::Enum, Some(n)) => {
-                    enums.insert(n.clone(), f.values.clone());
-                    format!("{NAMESPACE}.{n}")
-                }
-                (k, _) => edm(*k).to_string(),
-            };
-            let nullable = if e.keys.contains(&f.name) {
-                r#" Nullable="false""#
-            } else {
-                ""
-            };
-            let len = f
-                .max_length
-                .map(|m| format!(r#" MaxLength="{m}""#))
-                .unwrap_or_default();
-            x.push_str(&format!(
-                r#"<Property Name="{}" Type="{ty}"{nullable}{len} />"#,
-                f.name
-            ));
-        }
-        for r in &e.relations {
-            if let Some(t) = world.catalogue.fno_entities.get(&r.entity_set) {
-                x.push_str(&format!(
-                    r#"<NavigationProperty Name="{0}" Type="{NAMESPACE}.{0}" />"#,
-                    t.name
-                ));
-            }
-        }
-        x.push_str("</EntityType>");
-    }
-    for (name, values) in enums {
-        x.push_str(&format!(r#"<EnumType Name="{name}">"#));
-        for (i, v) in values.iter().enumerate() {
-            x.push_str(&format!(r#"<Member Name="{v}" Value="{i}" />"#));
-        }
-        x.push_str("</EnumType>");
-    }
-    x.push_str(r#"<EntityContainer Name="Resources">"#);
-    for e in world.catalogue.fno_entities.values() {
-        x.push_str(&format!(
-            r#"<EntitySet Name="{}" EntityType="{NAMESPACE}.{}" />"#,
-            e.entity_set, e.name
-        ));
-    }
-    x.push_str("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
-    x
 }
 
 fn etag(row: &Row) -> String {
