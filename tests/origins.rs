@@ -213,6 +213,22 @@ fn a_client_that_does_not_trust_the_local_ca_is_refused() {
         .build()
         .into();
     assert_eq!(friend.get(&url).call().expect("trusted").status(), 200);
+
+    // Plain HTTP sent to the HTTPS origin is told so with a 400, not a dropped connection.
+    let plain = url.replacen("https://", "http://", 1);
+    let mut answer = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(&plain)
+        .call()
+        .expect("a plain HTTP answer");
+    assert_eq!(answer.status(), 400);
+    let body = answer.body_mut().read_to_string().expect("body");
+    assert!(
+        body.contains("plain HTTP request was sent to an HTTPS port"),
+        "{body}"
+    );
 }
 
 #[test]

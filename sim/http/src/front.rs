@@ -50,6 +50,30 @@ pub(crate) async fn serve(
     }
 }
 
+/// Whether the client's first byte opens a TLS handshake record (content type 22); a plain
+/// HTTP request starts with a method's letters instead.
+async fn starts_tls(client: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, client.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        // Nothing to read (closed or too slow): let the handshake fail as it will.
+        _ => true,
+    }
+}
+
+/// Answers a plain HTTP request sent to an HTTPS origin with a 400 that says so, as web
+/// servers do, instead of dropping the connection.
+async fn refuse_plain_http(mut client: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":{"code":"","message":"The plain HTTP request was sent to an HTTPS port: this dwsim origin speaks HTTPS. Use https:// and trust the CA dwsim serve printed."}}"#;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(answer.as_bytes()).await;
+    let _ = client.shutdown().await;
+}
+
 async fn relay(client: TcpStream, inner: SocketAddr, tls: Option<TlsAcceptor>) {
     let _ = client.set_nodelay(true);
     let Ok(mut upstream) = TcpStream::connect(inner).await else {
@@ -57,6 +81,7 @@ async fn relay(client: TcpStream, inner: SocketAddr, tls: Option<TlsAcceptor>) {
     };
     let _ = upstream.set_nodelay(true);
     match tls {
+        Some(_) if !starts_tls(&client).await => refuse_plain_http(client).await,
         Some(acceptor) => {
             let Ok(Ok(mut stream)) =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(client)).await
