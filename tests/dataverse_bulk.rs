@@ -153,6 +153,14 @@ fn bulk_operations_write_every_target_or_none() {
     assert_eq!(count(&c, "?$filter=startswith(accountnumber,'BLK-')"), 3);
     assert_eq!(count(&c, "?$filter=name eq 'Bulk B renamed'"), 1);
 
+    // A SQL query is refused, not answered with every row.
+    let sql = call(
+        &c,
+        "GET",
+        "accounts?sql=SELECT%20TOP%201%20name%20FROM%20account",
+        None,
+    );
+    assert_eq!(sql.status, 400, "{}", sql.text());
     // $count refuses a filter on a column the table does not have.
     assert_eq!(
         call(&c, "GET", "accounts/$count?$filter=nosuch eq 1", None).status,

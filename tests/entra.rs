@@ -255,6 +255,11 @@ fn a_user_sign_in_gets_an_id_token_client_info_and_a_refresh_token() {
     .unwrap();
     assert_eq!(info["utid"], tenant.as_str());
     assert_eq!(info["uid"], id["oid"]);
+    // MSAL caches the token under the scopes answered, so the `.default` asked for is among them.
+    assert_eq!(
+        body["scope"],
+        format!("{dv}/user_impersonation {dv}/.default")
+    );
     let access = claims(body["access_token"].as_str().unwrap());
     assert_eq!(access["upn"], hv("username").as_str());
     assert_eq!(access["scp"], "user_impersonation");

@@ -190,6 +190,41 @@ fn version_actions_answer_the_environments_versions() {
         let get = c.fno("GET", FO, &path, None).expect("answered");
         assert_eq!(get.status, 405, "{action} by GET: {}", get.text());
     }
+    // The Metadata API lists them, as clients check an entity exists before calling it.
+    let listed = ok(
+        metadata(
+            &c,
+            "DataEntities?$filter=PublicCollectionName eq 'DataManagementEntities'",
+        ),
+        "DataEntities",
+    );
+    assert_eq!(
+        listed["value"][0]["PublicEntityName"],
+        "DataManagementEntity"
+    );
+    let public = ok(
+        metadata(&c, "PublicEntities('DataManagementEntity')"),
+        "PublicEntities",
+    );
+    let actions: Vec<&str> = public["Actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "GetApplicationVersion",
+            "GetPlatformBuildVersion",
+            "GetApplicationBuildVersion"
+        ]
+    );
+    let label = public["LabelId"].as_str().unwrap().to_string();
+    ok(
+        metadata(&c, &format!("Labels(Id='{label}',Language='en-us')")),
+        "its label",
+    );
     // $metadata declares what a generic OData client needs to discover them.
     let csdl = c
         .fno("GET", FO, "$metadata", None)

@@ -488,6 +488,15 @@ fn options(call: &Call) -> SimResult<QueryOptions> {
             "The query parameter $skip is not supported",
         ));
     }
+    // The SQL query parameter some clients send is not answered by dwsim: say so rather
+    // than answer every row.
+    if call.req.param("sql").is_some() {
+        return Err(SimError::new(
+            ErrorKind::BadRequest,
+            "0x80060888",
+            "The query parameter sql is not supported by dwsim; use $select, $filter and $top.",
+        ));
+    }
     if let Some(u) = o.unknown.first() {
         return Err(SimError::new(
             ErrorKind::BadRequest,

@@ -162,6 +162,8 @@ fn data(
                 .catalogue
                 .fno_entities
                 .keys()
+                .map(String::as_str)
+                .chain(["Companies", "DataManagementEntities"])
                 .map(|s| json!({"name": s, "kind": "EntitySet", "url": s}))
                 .collect();
             Ok(Response::json(

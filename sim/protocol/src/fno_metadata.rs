@@ -234,7 +234,51 @@ fn row(v: Value) -> Row {
     }
 }
 
+/// A service entity F&O has besides the catalogue's data entities.
+struct ServiceEntity {
+    name: &'static str,
+    set: &'static str,
+    label: &'static str,
+    /// String key fields.
+    keys: &'static [&'static str],
+    /// Actions bound to its collection.
+    actions: &'static [&'static str],
+}
+
+const SERVICE_ENTITIES: [ServiceEntity; 2] = [
+    ServiceEntity {
+        name: "Company",
+        set: "Companies",
+        label: "Company",
+        keys: &["DataArea"],
+        actions: &[],
+    },
+    ServiceEntity {
+        name: "DataManagementEntity",
+        set: "DataManagementEntities",
+        label: "Data management",
+        keys: &["Name"],
+        actions: &[
+            "GetApplicationVersion",
+            "GetPlatformBuildVersion",
+            "GetApplicationBuildVersion",
+        ],
+    },
+];
+
 fn data_entities(world: &World) -> Vec<Row> {
+    let service = SERVICE_ENTITIES.iter().map(|e| {
+        row(json!({
+            "Name": e.name,
+            "PublicEntityName": e.name,
+            "PublicCollectionName": e.set,
+            "LabelId": label_id(e.name),
+            "DataServiceEnabled": true,
+            "DataManagementEnabled": false,
+            "EntityCategory": "Reference",
+            "IsReadOnly": true,
+        }))
+    });
     world
         .catalogue
         .fno_entities
@@ -251,6 +295,7 @@ fn data_entities(world: &World) -> Vec<Row> {
                 "IsReadOnly": false,
             }))
         })
+        .chain(service)
         .collect()
 }
 
@@ -324,7 +369,53 @@ fn public_entities(world: &World) -> Vec<Row> {
                 "Actions": [],
             }))
         })
+        .chain(SERVICE_ENTITIES.iter().map(service_public_entity))
         .collect()
+}
+
+/// A service entity as `PublicEntities` lists it: string keys, read-only, its bound actions.
+fn service_public_entity(entity: &ServiceEntity) -> Row {
+    let ServiceEntity {
+        name,
+        set,
+        keys,
+        actions,
+        ..
+    } = entity;
+    let properties: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "Name": k, "TypeName": "String", "DataType": "String",
+                "LabelId": label_id(&format!("{name}_{k}")), "IsKey": true, "IsMandatory": true,
+                "ConfigurationEnabled": true, "AllowEdit": false, "AllowEditOnCreate": false,
+                "IsDimension": false, "DimensionRelation": "", "IsDynamicDimension": false,
+                "DimensionLegalEntityProperty": "", "DimensionTypeProperty": "",
+            })
+        })
+        .collect();
+    let actions: Vec<Value> = actions
+        .iter()
+        .map(|a| {
+            json!({
+                "Name": a,
+                "Parameters": [],
+                "ReturnType": {"Name": "String", "Type": "Edm.String", "IsCollection": false},
+                "FieldsMapping": {},
+            })
+        })
+        .collect();
+    row(json!({
+        "Name": name,
+        "EntitySetName": set,
+        "LabelId": label_id(name),
+        "IsReadOnly": true,
+        "ConfigurationEnabled": true,
+        "Properties": properties,
+        "NavigationProperties": [],
+        "PropertyGroups": [],
+        "Actions": actions,
+    }))
 }
 
 /// Every enum a field uses, once, with its members in declaration order.
@@ -364,6 +455,12 @@ fn labels(world: &World) -> Vec<Row> {
         push(label_id(&e.name), &e.label);
         for f in &e.fields {
             push(field_label_id(e, f), &f.label);
+        }
+    }
+    for e in &SERVICE_ENTITIES {
+        push(label_id(e.name), e.label);
+        for k in e.keys {
+            push(label_id(&format!("{}_{k}", e.name)), k);
         }
     }
     for (name, values) in enums(world) {

@@ -68,7 +68,10 @@ fn token(
     v2: bool,
 ) -> Result<Response, EntraError> {
     let grant = grant(world, endpoints, req, tenant, v2)?;
-    Ok(mint(world, endpoints, grant))
+    let requested_default = Form(form(req))
+        .get("scope")
+        .is_some_and(|s| s.split_whitespace().any(|s| s.ends_with("/.default")));
+    Ok(mint(world, endpoints, grant, requested_default))
 }
 
 /// The token request's form fields.
@@ -208,7 +211,12 @@ fn scope_resource(form: &Form) -> Result<String, EntraError> {
 
 /// Issues the tokens of a grant and answers them in the v1 or v2 shape: an access token,
 /// and for a user sign-in an ID token, `client_info` and a refresh token.
-fn mint(world: &mut World, endpoints: &Endpoints, grant: Grant) -> Response {
+fn mint(
+    world: &mut World,
+    endpoints: &Endpoints,
+    grant: Grant,
+    requested_default: bool,
+) -> Response {
     let now = world.clock.now();
     let drawn = Drawn {
         uti: world.ids.guid(),
@@ -231,10 +239,13 @@ fn mint(world: &mut World, endpoints: &Endpoints, grant: Grant) -> Response {
         })
     };
     if grant.user.is_some() {
-        let scope = format!(
-            "{}/user_impersonation",
-            grant.resource.trim_end_matches('/')
-        );
+        // The delegated permission granted, and the `.default` it was asked as: MSAL caches
+        // the token under these scopes and finds it again for the same request.
+        let resource = grant.resource.trim_end_matches('/');
+        let mut scope = format!("{resource}/user_impersonation");
+        if grant.v2 && requested_default {
+            scope.push_str(&format!(" {resource}/.default"));
+        }
         body["scope"] = json!(scope);
     }
     body["access_token"] = json!(issued.access_token);
