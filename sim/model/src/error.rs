@@ -28,6 +28,10 @@ pub enum ErrorKind {
     WriteFailed,
     /// 501: the simulator does not implement this part of the product.
     NotImplemented,
+    /// A request the server refused before reading it as a product request (too large,
+    /// unreadable, too slow, or one that broke a handler); carries the HTTP status (400,
+    /// 408, 413, 414, 431, 500).
+    Transport(u16),
 }
 
 /// What failed, in the product's own words.

@@ -88,6 +88,7 @@ fn status_of(kind: ErrorKind) -> u16 {
         ErrorKind::Throttled(_) => 429,
         ErrorKind::Conflict | ErrorKind::WriteFailed => 500,
         ErrorKind::NotImplemented => 501,
+        ErrorKind::Transport(status) => status,
     }
 }
 

@@ -41,6 +41,7 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
                 ErrorKind::Unauthorized => 401,
                 ErrorKind::NotFound if e.code == "route" => 404,
                 ErrorKind::Throttled(_) => 429,
+                ErrorKind::Transport(status) => status,
                 _ => 200,
             };
             let mut r = envelope(status, false, &activity, Some(&e.message), Map::new());
@@ -53,6 +54,13 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
             r
         }
     }
+}
+
+/// A request LCS refused before reading it (too large, unreadable): the envelope with the
+/// status the front door answers.
+pub(crate) fn refused(world: &mut World, status: u16, message: &str) -> Response {
+    let activity = world.ids.guid();
+    envelope(status, false, &activity, Some(message), Map::new())
 }
 
 fn envelope(
@@ -286,6 +294,7 @@ fn bap_error(e: &SimError) -> Response {
         ErrorKind::NotFound => (404, "NotFound"),
         ErrorKind::Conflict => (409, "Conflict"),
         ErrorKind::MethodNotAllowed => (405, "MethodNotAllowed"),
+        ErrorKind::Transport(status) => (status, "BadRequest"),
         _ => (
             400,
             if e.code.is_empty() {

@@ -17,6 +17,7 @@ pub mod fno_batch;
 mod fno_metadata;
 pub mod lcs;
 pub mod odata;
+pub mod refusal;
 pub mod request;
 
 pub use endpoints::{Endpoints, Server};
@@ -138,25 +139,82 @@ impl Sim {
         let (resp, now) = {
             let mut world = self.world();
             endpoints.open_world(&world);
-            let resp = handle(
-                &mut world,
-                server.product(),
-                &endpoints,
-                routed.as_ref().unwrap_or(req),
-            );
+            let routed = routed.as_ref().unwrap_or(req);
+            // One transaction per request: an answer HTTP cannot carry, or a handler that
+            // panics, leaves nothing written and gets the product's envelope.
+            let outcome = world.contained(|world| {
+                let resp = handle(world, server.product(), &endpoints, routed);
+                match unsendable_header(&resp) {
+                    Some(name) => Err(format!(
+                        "The answer would carry a '{name}' header value that HTTP cannot carry (a control character, such as one in a key); nothing was written."
+                    )),
+                    None => Ok(resp),
+                }
+            });
+            let resp = match outcome {
+                Ok(Ok(resp)) => resp,
+                Ok(Err(refused)) => refusal::refusal(&mut world, &endpoints, server, 400, &refused),
+                Err(panic) => refusal::refusal(
+                    &mut world,
+                    &endpoints,
+                    server,
+                    500,
+                    &format!("The server had an internal error: {panic}"),
+                ),
+            };
             endpoints.open_world(&world);
             (resp, world.clock.now().iso())
         };
-        let mut j = journal();
-        if j.len() >= JOURNAL_LIMIT {
-            j.pop_front();
-        }
-        j.push_back(serde_json::json!({
+        self.journal(serde_json::json!({
             "at": now, "product": server.product().name(), "environment": server.environment(),
             "method": req.method, "path": req.path, "query": req.query, "status": resp.status,
         }));
         resp
     }
+}
+
+impl Sim {
+    /// Answers a request `server` refused before reading it, in the product's envelope
+    /// (see [`refusal`]), and journals it.
+    pub fn refusal(
+        &self,
+        server: &Server,
+        method: &str,
+        path: &str,
+        status: u16,
+        message: &str,
+    ) -> Response {
+        let endpoints = self.endpoints();
+        let (resp, now) = {
+            let mut world = self.world();
+            let resp = refusal::refusal(&mut world, &endpoints, server, status, message);
+            (resp, world.clock.now().iso())
+        };
+        self.journal(serde_json::json!({
+            "at": now, "product": server.product().name(), "environment": server.environment(),
+            "method": method, "path": path, "query": "", "status": resp.status,
+        }));
+        resp
+    }
+
+    fn journal(&self, entry: serde_json::Value) {
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if j.len() >= JOURNAL_LIMIT {
+            j.pop_front();
+        }
+        j.push_back(entry);
+    }
+}
+
+/// The first header of `resp` whose name or value HTTP cannot carry.
+fn unsendable_header(resp: &Response) -> Option<&str> {
+    resp.headers
+        .iter()
+        .find(|(name, value)| {
+            http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+        })
+        .map(|(name, _)| name.as_str())
 }
 
 /// The request as the routers see it: below `/{env}` when it reached an environment's own

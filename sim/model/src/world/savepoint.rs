@@ -71,6 +71,30 @@ impl World {
         result
     }
 
+    /// Runs `f` as one transaction, like [`World::atomically`], that also contains a panic: a
+    /// panic rolls back everything `f` wrote and answers its message, so one broken request
+    /// neither half-writes nor takes the world down with it.
+    pub fn contained<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut World) -> Result<T, E>,
+    ) -> Result<Result<T, E>, String> {
+        let savepoint = self.begin_all();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(result) => {
+                match &result {
+                    Ok(_) => self.commit_all(savepoint),
+                    Err(_) => self.rollback_all(savepoint),
+                }
+                Ok(result)
+            }
+            Err(panic) => {
+                self.rollback_all(savepoint);
+                self.in_flight = Default::default();
+                Err(panic_message(panic.as_ref()))
+            }
+        }
+    }
+
     /// An F&O `$batch` change set: the records `f` dual-writes count together against the
     /// per-transaction limit, as one F&O transaction's do. `f` runs the change set itself,
     /// [`World::atomically`].
@@ -83,4 +107,13 @@ impl World {
         self.in_flight.records = None;
         result
     }
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_string())
 }
