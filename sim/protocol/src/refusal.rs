@@ -28,7 +28,7 @@ pub fn refusal(
     let error = SimError::new(ErrorKind::Transport(status), "", message);
     match server {
         Server::Dataverse(org) => {
-            dataverse::error_response(world, endpoints, &[org.clone()], &error, false)
+            dataverse::error_response(world, endpoints, std::slice::from_ref(org), &error, false)
         }
         Server::Fno(_) => fno::odata_error(&error),
         Server::Lcs => lcs::refused(world, status, message),
