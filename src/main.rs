@@ -102,6 +102,12 @@ enum Command {
         /// the same seed then gives the same bytes) or a time such as 2026-06-01T09:00:00Z.
         #[arg(long, default_value = "now")]
         start_time: String,
+        /// Close a connection idle (or sending its headers) this many seconds.
+        #[arg(long, default_value_t = 30)]
+        idle_timeout: u64,
+        /// Refuse request bodies over this many MiB with 413.
+        #[arg(long, default_value_t = 32)]
+        max_body_mb: usize,
     },
     /// Re-run a failed model-based test case from its bundle and print the transcript;
     /// exits 1 if the servers still diverge from the reference model.
@@ -150,6 +156,8 @@ fn main() {
             plain_http,
             ca_dir,
             start_time,
+            idle_timeout,
+            max_body_mb,
         } => serve(ServeArgs {
             id: scenario,
             seed,
@@ -158,6 +166,11 @@ fn main() {
             plain_http,
             ca_dir,
             start_time,
+            limits: dwsim_http::Limits {
+                header_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
+                max_body_bytes: max_body_mb.saturating_mul(1024 * 1024),
+                ..Default::default()
+            },
         }),
         Command::Bench { iterations, seed } => bench(iterations, seed),
         Command::Replay { bundle, transport } => dwsim_harness::replay::run(
@@ -342,6 +355,7 @@ struct ServeArgs {
     plain_http: bool,
     ca_dir: Option<PathBuf>,
     start_time: String,
+    limits: dwsim_http::Limits,
 }
 
 /// Milliseconds after the fixed epoch that `--start-time` names.
@@ -420,6 +434,7 @@ fn serve(args: ServeArgs) -> Result<bool> {
     let options = ServeOptions {
         port_base: args.port_base.unwrap_or(0),
         tls: ca.as_ref().map(|(authority, _)| authority.clone()),
+        limits: args.limits,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -120,6 +120,7 @@ fn ports_follow_the_port_base_and_a_new_environment_gets_the_next_one() {
         Options {
             port_base: base,
             tls: Some(Arc::new(Authority::generate().expect("CA"))),
+            limits: Default::default(),
         },
     )
     .expect("servers");
@@ -248,6 +249,7 @@ fn a_ca_kept_in_a_folder_is_trusted_across_runs() {
         Options {
             port_base: 0,
             tls: Some(Arc::new(second)),
+            limits: Default::default(),
         },
     )
     .expect("servers");

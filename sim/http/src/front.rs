@@ -1,24 +1,81 @@
-//! The front of one origin: it owns the public listener, terminates TLS when asked, and
-//! relays each connection's bytes to the origin's MockServer on a private loopback port.
-//! Owning the listener lets the shell bind it the moment an environment comes into being
-//! (its URL is valid at once; connections wait in the backlog until the MockServer is
-//! mounted) and keep accepting through errors such as a full file table.
+//! The front of one origin: it owns the public listener, terminates TLS when asked, reads
+//! each request as HTTP/1.1 and hands it to the origin's MockServer over a small pool of
+//! loopback connections.
+//!
+//! Reading the request here is what keeps a long-running `serve` standing whatever clients
+//! send: the limits below are enforced before a body is read whole, in the product's own
+//! error envelope (413, 414, 431, 408, 400); slow or idle clients are timed out; a request
+//! target wiremock cannot take never reaches it; and however many clients connect, the
+//! MockServer sees at most [`UPSTREAM_CONNECTIONS`] of them. Owning the listener also lets the
+//! shell bind it the moment an environment comes into being (its URL is valid at once;
+//! connections wait in the backlog until the MockServer is mounted) and keep accepting
+//! through errors such as a full file table.
 
+use dwsim_protocol::{Server, Sim};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1 as client;
+use hyper::server::conn::http1 as server;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take over the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause after a failed accept (the pause doubles from 5 ms up to this).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Loopback connections to the MockServer one origin keeps at most.
+pub(crate) const UPSTREAM_CONNECTIONS: usize = 16;
 
-/// Accepts on `listener` until `shutdown` is dropped, relaying every connection to `inner`.
+/// What every origin takes from a client, and how long it waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body (413 beyond it): 32 MiB.
+    pub max_body_bytes: usize,
+    /// The longest request target, path and query (414 beyond it): Dataverse's documented
+    /// 32,768 characters for a GET URL.
+    pub max_url_bytes: usize,
+    /// The most header bytes, names and values (431 beyond them): 32 KiB.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's headers, and how long a connection may
+    /// stay idle between requests, before it is closed: 30 s.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (408 beyond it): 60 s.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 32 * 1024 * 1024,
+            max_url_bytes: 32_768,
+            max_header_bytes: 32 * 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One origin's front: what it serves and where it relays.
+pub(crate) struct Front {
+    /// The simulated server behind it, for the envelopes of refused requests.
+    pub(crate) server: Server,
+    pub(crate) sim: Sim,
+    pub(crate) limits: Limits,
+    pub(crate) upstream: Upstream,
+}
+
+/// Accepts on `listener` until `shutdown` is dropped, serving every connection through `front`.
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
-    inner: SocketAddr,
+    front: Arc<Front>,
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<()>,
 ) {
@@ -38,7 +95,7 @@ pub(crate) async fn serve(
         match accepted {
             Ok((stream, _)) => {
                 backoff = Duration::from_millis(5);
-                tokio::spawn(relay(stream, inner, tls.clone()));
+                tokio::spawn(connection(stream, front.clone(), tls.clone()));
             }
             // EMFILE, ECONNABORTED and the like: the listener itself is fine, so wait and
             // go on rather than end the accept loop.
@@ -48,6 +105,236 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+async fn connection(client: TcpStream, front: Arc<Front>, tls: Option<TlsAcceptor>) {
+    let _ = client.set_nodelay(true);
+    match tls {
+        Some(_) if !starts_tls(&client).await => refuse_plain_http(client).await,
+        Some(acceptor) => {
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(client)).await
+            {
+                serve_http(stream, front).await;
+            }
+        }
+        None => serve_http(client, front).await,
+    }
+}
+
+/// Serves HTTP/1.1 requests on one client connection until it closes, idles out or breaks.
+async fn serve_http<S>(stream: S, front: Arc<Front>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = front.limits;
+    let service = hyper::service::service_fn(move |req| {
+        let front = front.clone();
+        async move { Ok::<_, Infallible>(front.answer(req).await) }
+    });
+    // The read buffer holds a request line and headers; beyond it hyper answers 414/431
+    // itself, without an envelope. Below it, `answer` does, with one.
+    let head = (limits.max_url_bytes + limits.max_header_bytes + 16 * 1024).max(8192);
+    let _ = server::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(head)
+        .max_headers(1000)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+impl Front {
+    /// The answer to one request: refused here when it breaks a limit or cannot be read,
+    /// otherwise the MockServer's.
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let method = req.method().as_str().to_string();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_default();
+        let refuse = |status: u16, message: &str| self.refusal(&method, &target, status, message);
+        // Origin form only: a bare word or an authority is no path below this origin.
+        if !target.starts_with('/') {
+            return refuse(
+                400,
+                "The request target must be a path below this origin, such as /api/data/v9.2/accounts.",
+            );
+        }
+        if target.len() > self.limits.max_url_bytes {
+            return refuse(
+                414,
+                &format!(
+                    "The request URL is {} characters long; this server takes at most {}.",
+                    target.len(),
+                    self.limits.max_url_bytes
+                ),
+            );
+        }
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if header_bytes > self.limits.max_header_bytes {
+            return refuse(
+                431,
+                &format!(
+                    "The request headers are {header_bytes} bytes; this server takes at most {}.",
+                    self.limits.max_header_bytes
+                ),
+            );
+        }
+        let too_large = || {
+            format!(
+                "The request body is larger than this server takes ({} bytes).",
+                self.limits.max_body_bytes
+            )
+        };
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limits.max_body_bytes as u64) {
+            return refuse(413, &too_large());
+        }
+        let (parts, body) = req.into_parts();
+        let read = tokio::time::timeout(
+            self.limits.body_timeout,
+            Limited::new(body, self.limits.max_body_bytes).collect(),
+        )
+        .await;
+        let body = match read {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return refuse(413, &too_large())
+            }
+            Ok(Err(_)) => return refuse(400, "The request body could not be read."),
+            Err(_) => return refuse(408, "The request body did not arrive in time."),
+        };
+        let mut upstream = Request::builder().method(parts.method).uri(target.as_str());
+        for (name, value) in parts.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
+            upstream = upstream.header(name, value);
+        }
+        let Ok(upstream) = upstream.body(Full::new(body)) else {
+            return refuse(400, "The request could not be read.");
+        };
+        match self.upstream.send(upstream).await {
+            Ok(response) => response,
+            Err(e) => refuse(500, &format!("The server had an internal error: {e}")),
+        }
+    }
+
+    /// The product's envelope for a request refused here.
+    fn refusal(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        message: &str,
+    ) -> Response<Full<Bytes>> {
+        let resp = self
+            .sim
+            .refusal(&self.server, method, path, status, message);
+        let mut out = Response::builder().status(resp.status);
+        for (name, value) in &resp.headers {
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                hyper::header::HeaderValue::from_str(value),
+            ) {
+                out = out.header(name, value);
+            }
+        }
+        out.body(Full::new(Bytes::from(resp.body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+/// A few loopback HTTP/1.1 connections to one MockServer, shared by every client
+/// connection of the origin.
+pub(crate) struct Upstream {
+    addr: SocketAddr,
+    idle: Mutex<Vec<client::SendRequest<Full<Bytes>>>>,
+    permits: Semaphore,
+}
+
+impl Upstream {
+    pub(crate) fn new(addr: SocketAddr) -> Upstream {
+        Upstream {
+            addr,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(UPSTREAM_CONNECTIONS),
+        }
+    }
+
+    async fn connect(&self) -> Result<client::SendRequest<Full<Bytes>>, String> {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("the origin's server cannot be reached: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = client::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// A connection ready to take a request: an idle one that is still open, or a new one.
+    async fn ready(&self) -> Result<client::SendRequest<Full<Bytes>>, String> {
+        loop {
+            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match pooled {
+                Some(mut sender) => {
+                    if sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                }
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    /// Sends one request and reads its whole answer, then gives the connection back.
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, String> {
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let mut sender = self.ready().await?;
+        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let (mut parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let kept: Vec<_> = parts
+            .headers
+            .iter()
+            .filter(|(n, _)| !hop_by_hop(n))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        parts.headers.clear();
+        parts.headers.extend(kept);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sender);
+        Ok(Response::from_parts(parts, Full::new(body)))
+    }
+}
+
+/// Headers about one connection or one message's framing, which the front sets itself
+/// on each side.
+fn hop_by_hop(name: &hyper::header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
+    )
 }
 
 /// Whether the client's first byte opens a TLS handshake record (content type 22); a plain
@@ -72,27 +359,4 @@ async fn refuse_plain_http(mut client: TcpStream) {
     );
     let _ = client.write_all(answer.as_bytes()).await;
     let _ = client.shutdown().await;
-}
-
-async fn relay(client: TcpStream, inner: SocketAddr, tls: Option<TlsAcceptor>) {
-    let _ = client.set_nodelay(true);
-    let Ok(mut upstream) = TcpStream::connect(inner).await else {
-        return;
-    };
-    let _ = upstream.set_nodelay(true);
-    match tls {
-        Some(_) if !starts_tls(&client).await => refuse_plain_http(client).await,
-        Some(acceptor) => {
-            let Ok(Ok(mut stream)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(client)).await
-            else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
-        }
-        None => {
-            let mut client = client;
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        }
-    }
 }

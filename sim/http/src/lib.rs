@@ -13,6 +13,7 @@
 mod front;
 pub mod tls;
 
+pub use front::Limits;
 pub use tls::Authority;
 
 use dwsim_protocol::{Endpoints, Request, Server, Sim, WeakSim};
@@ -36,6 +37,8 @@ pub struct Options {
     pub port_base: u16,
     /// HTTPS with a leaf certificate of this CA; plain HTTP when `None`.
     pub tls: Option<Arc<Authority>>,
+    /// What each origin takes from a client.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
         Ok(Options {
             port_base: 0,
             tls: Some(Arc::new(Authority::generate()?)),
+            limits: Limits::default(),
         })
     }
 }
@@ -105,6 +109,7 @@ struct Shell {
     /// The next port to try; `None` picks free ports.
     next_port: Arc<Mutex<Option<u32>>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
     scheme: &'static str,
     runtime: Handle,
     shutdown: watch::Receiver<()>,
@@ -152,6 +157,7 @@ impl Shell {
             return;
         };
         let (sites, tls, shutdown) = (self.sites.clone(), self.tls.clone(), self.shutdown.clone());
+        let limits = self.limits;
         self.runtime.spawn(async move {
             let mock = MockServer::builder()
                 .disable_request_recording()
@@ -159,7 +165,7 @@ impl Shell {
                 .await;
             Mock::given(any())
                 .respond_with(CatchAll {
-                    sim,
+                    sim: sim.clone(),
                     server: server.clone(),
                 })
                 .with_priority(u8::MAX)
@@ -176,7 +182,13 @@ impl Shell {
                 }
                 None => return,
             }
-            front::serve(listener, inner, tls, shutdown).await;
+            let front = Arc::new(front::Front {
+                server,
+                sim,
+                limits,
+                upstream: front::Upstream::new(inner),
+            });
+            front::serve(listener, front, tls, shutdown).await;
         });
     }
 
@@ -209,6 +221,7 @@ impl Servers {
                 (options.port_base != 0).then_some(u32::from(options.port_base)),
             )),
             tls: options.tls.as_ref().map(|a| a.acceptor()),
+            limits: options.limits,
             scheme: if options.tls.is_some() {
                 "https"
             } else {

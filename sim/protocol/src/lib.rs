@@ -15,20 +15,19 @@ pub mod entra;
 pub mod fno;
 pub mod fno_batch;
 mod fno_metadata;
+pub mod journal;
 pub mod lcs;
 pub mod odata;
 pub mod refusal;
 pub mod request;
 
 pub use endpoints::{Endpoints, Server};
+pub use journal::{JOURNAL_BYTES, JOURNAL_LIMIT};
 pub use request::{Request, Response};
 
 use dwsim_model::{SimResult, World, WorldSpec};
-use std::collections::VecDeque;
+use journal::{Entry, Journal};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-
-/// Requests the journal keeps (oldest dropped first), so a long `serve` stays bounded.
-pub const JOURNAL_LIMIT: usize = 10_000;
 
 /// The four simulated servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,7 +68,7 @@ impl Product {
 pub struct Sim {
     world: Arc<Mutex<World>>,
     endpoints: Arc<Mutex<Endpoints>>,
-    journal: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    journal: Arc<Mutex<Journal>>,
 }
 
 impl Sim {
@@ -83,7 +82,7 @@ impl Sim {
         Sim {
             world: Arc::new(Mutex::new(world)),
             endpoints: Arc::new(Mutex::new(Endpoints::in_process())),
-            journal: Arc::new(Mutex::new(VecDeque::new())),
+            journal: Arc::new(Mutex::new(Journal::default())),
         }
     }
 
@@ -125,7 +124,7 @@ impl Sim {
             return match req.method.as_str() {
                 "GET" => Response::json(
                     200,
-                    &serde_json::Value::Array(journal().iter().cloned().collect()),
+                    &serde_json::json!(journal().entries().collect::<Vec<_>>()),
                 ),
                 "DELETE" => {
                     journal().clear();
@@ -165,10 +164,15 @@ impl Sim {
             endpoints.open_world(&world);
             (resp, world.clock.now().iso())
         };
-        self.journal(serde_json::json!({
-            "at": now, "product": server.product().name(), "environment": server.environment(),
-            "method": req.method, "path": req.path, "query": req.query, "status": resp.status,
-        }));
+        self.journal(Entry {
+            at: now,
+            product: server.product().name(),
+            environment: server.environment().map(str::to_string),
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            status: resp.status,
+        });
         resp
     }
 }
@@ -190,19 +194,23 @@ impl Sim {
             let resp = refusal::refusal(&mut world, &endpoints, server, status, message);
             (resp, world.clock.now().iso())
         };
-        self.journal(serde_json::json!({
-            "at": now, "product": server.product().name(), "environment": server.environment(),
-            "method": method, "path": path, "query": "", "status": resp.status,
-        }));
+        self.journal(Entry {
+            at: now,
+            product: server.product().name(),
+            environment: server.environment().map(str::to_string),
+            method: method.to_string(),
+            path: path.to_string(),
+            query: String::new(),
+            status: resp.status,
+        });
         resp
     }
 
-    fn journal(&self, entry: serde_json::Value) {
-        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        if j.len() >= JOURNAL_LIMIT {
-            j.pop_front();
-        }
-        j.push_back(entry);
+    fn journal(&self, entry: Entry) {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
     }
 }
 
@@ -234,7 +242,7 @@ fn below_environment(server: &Server, req: &Request) -> Option<Request> {
 pub struct WeakSim {
     world: Weak<Mutex<World>>,
     endpoints: Weak<Mutex<Endpoints>>,
-    journal: Weak<Mutex<VecDeque<serde_json::Value>>>,
+    journal: Weak<Mutex<Journal>>,
 }
 
 impl WeakSim {
