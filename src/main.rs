@@ -280,9 +280,10 @@ fn run_scenario(
 
 fn run(args: RunArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), &args.only)?;
-    let data = Catalogue::builtin()
+    let data = Catalogue::shared()
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .demo;
+        .demo
+        .clone();
     // Human lines go to stderr when a report takes stdout, so the two never mix.
     let stdout_taken = args.format == Format::Json
         || [&args.json, &args.junit]
@@ -415,9 +416,10 @@ fn origin_line(server: &Server, origin: &str) -> String {
 fn serve(args: ServeArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), std::slice::from_ref(&args.id))?;
     let sc = &scenarios[0];
-    let data = Catalogue::builtin()
+    let data = Catalogue::shared()
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .demo;
+        .demo
+        .clone();
     let sim = Sim::new(WorldSpec {
         seed: args.seed,
         fno: sc.start.fno,
@@ -491,9 +493,10 @@ fn serve(args: ServeArgs) -> Result<bool> {
 
 fn bench(iterations: usize, seed: u64) -> Result<bool> {
     let scenarios = dwsim_harness::load_scenarios(None)?;
-    let data = Catalogue::builtin()
+    let data = Catalogue::shared()
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .demo;
+        .demo
+        .clone();
     println!(
         "six scenarios, {iterations} iterations each (steps and invariant checks), seed {seed}"
     );

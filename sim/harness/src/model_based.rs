@@ -905,7 +905,10 @@ pub fn run_case(
     carrier: Carrier,
     seen: Option<&AtomicUsize>,
 ) -> Result<CaseOutcome> {
-    let data = Catalogue::builtin().map_err(|e| anyhow!("{e}"))?.demo;
+    let data = Catalogue::shared()
+        .map_err(|e| anyhow!("{e}"))?
+        .demo
+        .clone();
     let sim = Sim::new(WorldSpec {
         seed,
         fno: Start::Existing,

@@ -33,7 +33,17 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> SimResult<T>
 }
 
 impl Catalogue {
-    /// The definitions shipped with dwsim.
+    /// The definitions shipped with dwsim, parsed once per process and shared: every world
+    /// built on them holds the same copy.
+    pub fn shared() -> SimResult<std::sync::Arc<Catalogue>> {
+        static SHARED: std::sync::OnceLock<SimResult<std::sync::Arc<Catalogue>>> =
+            std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| Catalogue::builtin().map(std::sync::Arc::new))
+            .clone()
+    }
+
+    /// The definitions shipped with dwsim, freshly parsed.
     pub fn builtin() -> SimResult<Catalogue> {
         let mut tables: Vec<DvTable> = parse("dataverse-tables.json", DV_TABLES)?;
         tables.iter_mut().for_each(DvTable::complete);

@@ -80,8 +80,35 @@ pub enum JwtError {
     BadSignature,
 }
 
+/// Tokens already verified and their claims, so a client that sends the same bearer token on
+/// every request pays for one RSA verification, not one per request. A signature never stops
+/// being valid for the same bytes; the cache is only bounded, cleared when full.
+fn verified() -> &'static std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>> {
+    static VERIFIED: OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>>,
+    > = OnceLock::new();
+    VERIFIED.get_or_init(Default::default)
+}
+
+/// Tokens the verification cache holds at most.
+const VERIFIED_LIMIT: usize = 4096;
+
 /// Verifies a compact JWS signed by [`sign`] and answers its claims.
 pub fn verify(token: &str) -> Result<Map<String, Value>, JwtError> {
+    let cache = || verified().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(claims) = cache().get(token) {
+        return Ok(claims.clone());
+    }
+    let claims = verify_signature(token)?;
+    let mut cache = cache();
+    if cache.len() >= VERIFIED_LIMIT {
+        cache.clear();
+    }
+    cache.insert(token.to_string(), claims.clone());
+    Ok(claims)
+}
+
+fn verify_signature(token: &str) -> Result<Map<String, Value>, JwtError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

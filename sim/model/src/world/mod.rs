@@ -123,13 +123,13 @@ pub struct World {
 }
 
 fn default_catalogue() -> Arc<Catalogue> {
-    Arc::new(Catalogue::builtin().unwrap_or_else(|e| panic!("built-in catalogue is invalid: {e}")))
+    Catalogue::shared().unwrap_or_else(|e| panic!("built-in catalogue is invalid: {e}"))
 }
 
 impl World {
     /// Builds the starting world of `spec` with the built-in catalogue.
     pub fn new(spec: WorldSpec) -> SimResult<World> {
-        World::with_catalogue(spec, Arc::new(Catalogue::builtin()?))
+        World::with_catalogue(spec, Catalogue::shared()?)
     }
 
     /// Builds the starting world of `spec` with these definitions.
