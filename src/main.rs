@@ -108,6 +108,14 @@ enum Command {
         /// Refuse request bodies over this many MiB with 413.
         #[arg(long, default_value_t = 32)]
         max_body_mb: usize,
+        /// The key the admin verbs under /_dwsim/ require as `Authorization: Bearer <key>`
+        /// (default: a new random key, printed at start).
+        #[arg(long, conflicts_with = "no_admin_auth")]
+        admin_key: Option<String>,
+        /// Leave the admin verbs open to any local caller (the Host and cross-site checks
+        /// stay).
+        #[arg(long)]
+        no_admin_auth: bool,
     },
     /// Re-run a failed model-based test case from its bundle and print the transcript;
     /// exits 1 if the servers still diverge from the reference model.
@@ -158,6 +166,8 @@ fn main() {
             start_time,
             idle_timeout,
             max_body_mb,
+            admin_key,
+            no_admin_auth,
         } => serve(ServeArgs {
             id: scenario,
             seed,
@@ -166,6 +176,11 @@ fn main() {
             plain_http,
             ca_dir,
             start_time,
+            admin_key: if no_admin_auth {
+                None
+            } else {
+                Some(admin_key.unwrap_or_else(random_key))
+            },
             limits: dwsim_http::Limits {
                 header_timeout: std::time::Duration::from_secs(idle_timeout.max(1)),
                 max_body_bytes: max_body_mb.saturating_mul(1024 * 1024),
@@ -357,6 +372,21 @@ struct ServeArgs {
     ca_dir: Option<PathBuf>,
     start_time: String,
     limits: dwsim_http::Limits,
+    admin_key: Option<String>,
+}
+
+/// A fresh admin key: 128 random bits in hex.
+fn random_key() -> String {
+    let mut bytes = [0u8; 16];
+    // The system source cannot fail on the platforms dwsim runs on; a fixed key would be
+    // worse than none, so fall back to the process id and time only if it ever does.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (t ^ u128::from(std::process::id())).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Milliseconds after the fixed epoch that `--start-time` names.
@@ -428,6 +458,7 @@ fn serve(args: ServeArgs) -> Result<bool> {
         clock_start_ms: clock_start(&args.start_time)?,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    sim.set_admin_key(args.admin_key.clone());
     let ca = if args.plain_http {
         None
     } else {
@@ -470,7 +501,11 @@ fn serve(args: ServeArgs) -> Result<bool> {
             println!("  Node (MSAL, DynamicsWebApi):     export NODE_EXTRA_CA_CERTS={path}");
             println!("  curl:                            curl --cacert {path} ...");
         }
-        println!("Environments created later are listed as they come. Everything above is also at GET {}/_dwsim/harness. Ctrl-C stops.", endpoints.lcs);
+        match &args.admin_key {
+            Some(key) => println!("  admin key       {key}   (the /_dwsim/ verbs need Authorization: Bearer <admin key>)"),
+            None => println!("  admin key       none: --no-admin-auth leaves /_dwsim/ open to local callers"),
+        }
+        println!("Environments created later are listed as they come. Everything above is also at GET {}/_dwsim/harness (with the admin key). Ctrl-C stops.", endpoints.lcs);
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {

@@ -330,7 +330,10 @@ impl Constrained {
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line.unwrap();
             if line.trim_start().starts_with("Dataverse") {
-                dataverse = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string);
+                dataverse = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .map(str::to_string);
             }
             if line.contains("Ctrl-C stops") {
                 break;
@@ -346,7 +349,11 @@ impl Constrained {
 #[test]
 fn a_full_file_table_does_not_silence_a_listener() {
     let served = Constrained::start();
-    let addr = served.dataverse.strip_prefix("http://").unwrap().to_string();
+    let addr = served
+        .dataverse
+        .strip_prefix("http://")
+        .unwrap()
+        .to_string();
     let (host, port) = addr.split_once(':').unwrap();
     // 1,100 idle connections from a process of their own (it raises its own limit), more
     // than the server has file descriptors for.
@@ -375,7 +382,10 @@ sys.stdin.read()
         &mut opened,
     )
     .unwrap();
-    assert!(opened.trim().parse::<usize>().unwrap_or(0) >= 1000, "held {opened}");
+    assert!(
+        opened.trim().parse::<usize>().unwrap_or(0) >= 1000,
+        "held {opened}"
+    );
     // A normal request is still answered: the idle ones time out and the listener, which
     // backs off while the table is full, accepts again.
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -387,7 +397,11 @@ sys.stdin.read()
         .get(&format!("{}/api/data/v9.2/WhoAmI", served.dataverse))
         .call()
         .expect("answered after the idle connections");
-    assert_eq!(answer.status(), 401, "no token: the envelope, from a live server");
+    assert_eq!(
+        answer.status(),
+        401,
+        "no token: the envelope, from a live server"
+    );
     drop(holder.stdin.take());
     let _ = holder.kill();
     let _ = holder.wait();

@@ -84,10 +84,13 @@ impl Served {
             .spawn()
             .expect("dwsim serve starts");
         let stdout = child.stdout.take().expect("stdout");
-        // The last line of the banner names the harness endpoint.
-        let mut harness_url = None;
+        // The last line of the banner names the harness endpoint; the admin key comes before.
+        let (mut harness_url, mut admin_key) = (None, None);
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("serve's output");
+            if let Some(rest) = line.trim_start().strip_prefix("admin key") {
+                admin_key = rest.split_whitespace().next().map(str::to_string);
+            }
             if let Some(rest) = line.split("also at GET ").nth(1) {
                 harness_url = rest
                     .split_whitespace()
@@ -109,8 +112,10 @@ impl Served {
             )
             .build()
             .into();
+        let admin_key = admin_key.expect("serve printed its admin key");
         let text = agent
             .get(&harness_url)
+            .header("Authorization", &format!("Bearer {admin_key}"))
             .call()
             .expect("harness endpoint answers")
             .body_mut()

@@ -356,7 +356,7 @@ impl<'t> Client<'t> {
     pub fn export(&self) -> Result<dwsim_model::World> {
         let reply = self.transport.send(
             "GET",
-            &format!("{}/_dwsim/state", self.endpoints.lcs),
+            &format!("{}/_dwsim/state?secrets=true", self.endpoints.lcs),
             &[],
             &[],
         )?;

@@ -6,18 +6,22 @@ use serde::{Deserialize, Serialize};
 /// Unix seconds of the fixed epoch every world starts at: 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX_SECONDS: i64 = 1_767_225_600;
 
+/// The last instant the clock reaches: 9999-12-31T23:59:59Z, the last one ISO 8601 writes
+/// with four year digits.
+pub const MAX_INSTANT: Instant = Instant((253_402_300_799 - EPOCH_UNIX_SECONDS) * 1000);
+
 /// Milliseconds since [`EPOCH_UNIX_SECONDS`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Instant(pub i64);
 
 impl Instant {
-    /// This instant moved on by whole minutes.
+    /// This instant moved on by whole minutes (saturating at the end of time).
     pub fn plus_minutes(self, minutes: i64) -> Instant {
-        Instant(self.0 + minutes * 60_000)
+        Instant(self.0.saturating_add(minutes.saturating_mul(60_000)))
     }
-    /// This instant moved on by whole seconds.
+    /// This instant moved on by whole seconds (saturating at the end of time).
     pub fn plus_seconds(self, seconds: i64) -> Instant {
-        Instant(self.0 + seconds * 1000)
+        Instant(self.0.saturating_add(seconds.saturating_mul(1000)))
     }
     /// Seconds since the Unix epoch, as tokens and LCS dates carry them.
     pub fn unix_seconds(self) -> i64 {
@@ -77,9 +81,10 @@ impl Clock {
     pub fn now(&self) -> Instant {
         self.now
     }
-    /// Moves the clock on; a negative step does nothing, so time never runs back.
+    /// Moves the clock on; a negative step does nothing, so time never runs back, and it
+    /// stops at [`MAX_INSTANT`] rather than wrap.
     pub fn advance_ms(&mut self, ms: i64) {
-        self.now = Instant(self.now.0 + ms.max(0));
+        self.now = Instant(self.now.0.saturating_add(ms.max(0)).min(MAX_INSTANT.0));
     }
 }
 

@@ -35,6 +35,7 @@ impl FaultKind {
 
 /// One planned fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// The side whose dual-write writes fail.
     pub side: Side,
@@ -95,13 +96,24 @@ pub enum FaultPlanError {
         /// The side it was planned for.
         side: Side,
     },
+    /// A fault for a table its side does not have: it could never fire.
+    #[error("fault {index}: {side:?} has no table '{table}'")]
+    UnknownTable {
+        /// The fault's place in the plan.
+        index: usize,
+        /// The table named.
+        table: String,
+        /// The side it was planned for.
+        side: Side,
+    },
 }
 
-/// The faults still to fire, in the order they were planned.
+/// The faults still to fire, in the order they were planned. A plan is read strictly: a
+/// mistyped field (`{"fault": [...]}`) is refused rather than read as an empty plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultPlan {
     /// The faults, in the order they fire.
-    #[serde(default)]
     pub faults: Vec<Fault>,
 }
 
@@ -116,6 +128,32 @@ impl FaultPlan {
                 return Err(FaultPlanError::WrongSide {
                     index: i,
                     kind: f.kind,
+                    side: f.side,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses faults for tables their side does not have (a Dataverse logical name or entity
+    /// set, an F&O entity set or entity class, ignoring case).
+    pub fn check_tables(&self, catalogue: &crate::Catalogue) -> Result<(), FaultPlanError> {
+        for (index, f) in self.faults.iter().enumerate() {
+            let Some(table) = &f.table else { continue };
+            let known = match f.side {
+                Side::Dataverse => catalogue.dv_tables.values().any(|t| {
+                    t.logical_name.eq_ignore_ascii_case(table)
+                        || t.entity_set.eq_ignore_ascii_case(table)
+                }),
+                Side::Fno => catalogue.fno_entities.values().any(|e| {
+                    e.entity_set.eq_ignore_ascii_case(table)
+                        || e.entity_class.eq_ignore_ascii_case(table)
+                }),
+            };
+            if !known {
+                return Err(FaultPlanError::UnknownTable {
+                    index,
+                    table: table.clone(),
                     side: f.side,
                 });
             }

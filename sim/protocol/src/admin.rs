@@ -25,11 +25,16 @@ pub fn handle(
     let s: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
     match (req.method.as_str(), s.as_slice()) {
         ("GET", ["state"]) => {
-            Response::json(200, &json!(world)).with_header("content-type", "application/json")
+            let mut state = json!(world);
+            if req.param("secrets").as_deref() != Some("true") {
+                redact(&mut state);
+            }
+            Response::json(200, &state).with_header("content-type", "application/json")
         }
         ("PUT", ["state"]) => match serde_json::from_slice::<World>(&req.body) {
             Ok(mut w) => {
                 w.catalogue = world.catalogue.clone();
+                keep_redacted_secrets(&mut w, world);
                 w.apply_custom_maps();
                 *world = w;
                 Response::new(204)
@@ -51,7 +56,12 @@ pub fn handle(
             let minutes = req
                 .param("advanceMinutes")
                 .and_then(|m| m.parse::<i64>().ok());
+            let left = (dwsim_model::clock::MAX_INSTANT.0 - world.clock.now().0) / 60_000;
             match minutes {
+                Some(m) if m > left => error(
+                    400,
+                    &format!("advanceMinutes may be at most {left}: the clock stops at 9999-12-31T23:59:59Z"),
+                ),
                 Some(m) if m >= 0 => {
                     world.advance(m);
                     Response::json(200, &json!({"now": world.clock.now().iso()}))
@@ -92,6 +102,54 @@ pub fn handle(
             404,
             &format!("Unknown admin verb {} {}", req.method, req.path),
         ),
+    }
+}
+
+/// What a redacted secret reads as in an export.
+pub const REDACTED: &str = "<redacted>";
+
+/// Replaces the secrets of an exported world (the harness secret and password, every app's
+/// secret, every user's password) with [`REDACTED`]; `?secrets=true` keeps them.
+fn redact(state: &mut serde_json::Value) {
+    for pointer in ["/harness/client_secret", "/harness/password"] {
+        if let Some(v) = state.pointer_mut(pointer) {
+            *v = json!(REDACTED);
+        }
+    }
+    for (collection, field) in [("apps", "secret"), ("users", "password")] {
+        if let Some(serde_json::Value::Object(items)) =
+            state.pointer_mut(&format!("/tenant/{collection}"))
+        {
+            for item in items.values_mut() {
+                if let Some(v) = item.get_mut(field) {
+                    *v = json!(REDACTED);
+                }
+            }
+        }
+    }
+}
+
+/// An imported world whose secrets were redacted keeps the current world's.
+fn keep_redacted_secrets(imported: &mut World, current: &World) {
+    let keep = |new: &mut String, old: &str| {
+        if new == REDACTED {
+            *new = old.to_string();
+        }
+    };
+    keep(
+        &mut imported.harness.client_secret,
+        &current.harness.client_secret,
+    );
+    keep(&mut imported.harness.password, &current.harness.password);
+    for (id, app) in imported.tenant.apps.iter_mut() {
+        if let Some(old) = current.tenant.apps.get(id) {
+            keep(&mut app.secret, &old.secret);
+        }
+    }
+    for (upn, user) in imported.tenant.users.iter_mut() {
+        if let Some(old) = current.tenant.users.get(upn) {
+            keep(&mut user.password, &old.password);
+        }
     }
 }
 
@@ -167,7 +225,10 @@ fn put_limits(world: &mut World, req: &Request) -> Response {
 /// "count": 1, "kind": "pluginFailure"}]}`. Answers the plan as stored.
 fn put_faults(world: &mut World, req: &Request) -> Response {
     match serde_json::from_slice::<FaultPlan>(&req.body) {
-        Ok(plan) => match plan.validate() {
+        Ok(plan) => match plan
+            .validate()
+            .and_then(|()| plan.check_tables(&world.catalogue))
+        {
             Ok(()) => {
                 world.config.faults = plan;
                 Response::json(200, &json!(world.config.faults))

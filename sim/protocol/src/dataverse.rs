@@ -1146,6 +1146,15 @@ fn delete(world: &mut World, call: &Call, table: &DvTable, key: &KeySpec) -> Sim
         .cloned()
         .unwrap_or_default();
     check_if_match(call.req, &row)?;
+    // Users are disabled, never deleted: a caller cannot remove the application user it
+    // (or dual-write) signs in as.
+    if table.logical_name == "systemuser" {
+        return Err(SimError::new(
+            ErrorKind::BadRequest,
+            "0x80040227",
+            "The 'Delete' method does not support entities of type 'systemuser'. Disable the user instead.",
+        ));
+    }
     world.dv_delete(&call.org, &table.logical_name, &id)?;
     Ok(Response::new(204))
 }

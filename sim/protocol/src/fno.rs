@@ -220,6 +220,38 @@ fn data(
 }
 
 /// One record, addressed by its key: read (with `$select`/`$expand`), update or delete.
+/// Optimistic concurrency: an `If-Match` other than `*` must be the record's current ETag
+/// (its RecVersion moves on with every write), or the write is refused with 412.
+fn check_if_match(
+    world: &World,
+    env: &str,
+    req: &Request,
+    entity: &FnoEntity,
+    id: &str,
+) -> SimResult<()> {
+    let Some(wanted) = req.header("if-match").map(str::trim) else {
+        return Ok(());
+    };
+    if wanted == "*" {
+        return Ok(());
+    }
+    let current = world.fno[env]
+        .get(&entity.entity_set, id)
+        .map(etag)
+        .unwrap_or_default();
+    if wanted.split(',').any(|tag| tag.trim() == current) {
+        return Ok(());
+    }
+    Err(SimError::new(
+        ErrorKind::PreconditionFailed,
+        "",
+        format!(
+            "The record of '{}' was changed after it was read: the If-Match ETag {wanted} is not its current ETag {current}.",
+            entity.name
+        ),
+    ))
+}
+
 fn record(
     world: &mut World,
     env: &str,
@@ -249,11 +281,13 @@ fn record(
             Ok(Response::json(200, &Value::Object(body)))
         }
         "PATCH" | "PUT" => {
+            check_if_match(world, env, req, entity, id)?;
             let changes = body_row(req, entity)?;
             world.fno_update(env, &entity.entity_set, id, changes)?;
             Ok(Response::new(204))
         }
         "DELETE" => {
+            check_if_match(world, env, req, entity, id)?;
             world.fno_delete(env, &entity.entity_set, id)?;
             Ok(Response::new(204))
         }

@@ -4,6 +4,7 @@
 //! [`Sim`] — reach the same routers, so they give the same answers.
 
 pub mod admin;
+pub mod admin_guard;
 pub mod batch;
 pub mod dataverse;
 pub mod dataverse_annotations;
@@ -69,6 +70,7 @@ pub struct Sim {
     world: Arc<Mutex<World>>,
     endpoints: Arc<Mutex<Endpoints>>,
     journal: Arc<Mutex<Journal>>,
+    admin_key: Arc<Mutex<Option<String>>>,
 }
 
 impl Sim {
@@ -83,6 +85,7 @@ impl Sim {
             world: Arc::new(Mutex::new(world)),
             endpoints: Arc::new(Mutex::new(Endpoints::in_process())),
             journal: Arc::new(Mutex::new(Journal::default())),
+            admin_key: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -112,7 +115,14 @@ impl Sim {
             world: Arc::downgrade(&self.world),
             endpoints: Arc::downgrade(&self.endpoints),
             journal: Arc::downgrade(&self.journal),
+            admin_key: Arc::downgrade(&self.admin_key),
         }
+    }
+
+    /// Requires `Authorization: Bearer <key>` (or a harness app token) on the admin verbs
+    /// under `/_dwsim/`; `None` leaves them open (tests, `dwsim run`). See [`admin_guard`].
+    pub fn set_admin_key(&self, key: Option<String>) {
+        *self.admin_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
     }
 
     /// Handles one request that reached `server`, and journals it. An environment's server
@@ -120,6 +130,22 @@ impl Sim {
     /// environment of the world has an origin before and after the request.
     pub fn handle(&self, server: &Server, req: &Request) -> Response {
         let journal = || self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let admin = req.path == "/_dwsim" || req.path.starts_with("/_dwsim/");
+        if admin {
+            let key = self
+                .admin_key
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let endpoints = self.endpoints();
+            let refused = {
+                let world = self.world();
+                admin_guard::check(&world, &endpoints, key.as_deref(), req)
+            };
+            if let Some(refused) = refused {
+                return refused;
+            }
+        }
         if req.path == "/_dwsim/journal" {
             return match req.method.as_str() {
                 "GET" => Response::json(
@@ -243,6 +269,7 @@ pub struct WeakSim {
     world: Weak<Mutex<World>>,
     endpoints: Weak<Mutex<Endpoints>>,
     journal: Weak<Mutex<Journal>>,
+    admin_key: Weak<Mutex<Option<String>>>,
 }
 
 impl WeakSim {
@@ -252,6 +279,7 @@ impl WeakSim {
             world: self.world.upgrade()?,
             endpoints: self.endpoints.upgrade()?,
             journal: self.journal.upgrade()?,
+            admin_key: self.admin_key.upgrade()?,
         })
     }
 }

@@ -651,7 +651,7 @@ pub fn owner_team(dv: &crate::dataverse::DvEnv, partition: &Partition) -> Option
 
 /// The initial-sync limits, configurable so tests can use small numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InitialSyncLimits {
     /// Rows per legal entity per run (the documented 500,000).
     pub rows_per_legal_entity: usize,

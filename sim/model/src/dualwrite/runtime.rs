@@ -23,7 +23,7 @@ pub enum QueueRetention {
 
 /// The live-sync limits, the documented ones by default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LiveSyncSettings {
     /// Dataverse → F&O payload limit per transaction (the docs' 116.85 MB).
     pub payload_limit_bytes: u64,

@@ -165,6 +165,18 @@ impl Tenant {
         }
     }
 
+    /// The app a bearer token of this tenant was issued to, whatever its audience, if it is
+    /// valid at `now` (the simulator's admin verbs accept the harness app's tokens).
+    pub fn client_of(&self, bearer: &str, now: Instant) -> Option<String> {
+        let claims = jwt::verify(bearer).ok()?;
+        let claim = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        if claim("tid") != Some(self.id.as_str()) || claim("typ") == Some(issue::REFRESH_TYPE) {
+            return None;
+        }
+        let exp = claims.get("exp").and_then(serde_json::Value::as_i64)?;
+        (Instant::from_unix_seconds(exp) > now).then(|| claim("appid").map(str::to_string))?
+    }
+
     /// Accepts a bearer token for `expected` at `now`: signed by this tenant's key, issued by
     /// this tenant, not expired, and for that audience (`audience_of` reads the `aud` claim,
     /// which may be an origin or a real host name). The message is what the resource server

@@ -245,7 +245,7 @@ impl World {
 
     /// Advances the virtual clock and finishes every operation that is now due.
     pub fn advance(&mut self, minutes: i64) {
-        self.clock.advance_ms(minutes.max(0) * 60_000);
+        self.clock.advance_ms(minutes.max(0).saturating_mul(60_000));
         self.settle_lcs();
         self.settle_power_platform();
     }
