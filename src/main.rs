@@ -1,6 +1,7 @@
 //! The `dwsim` command: `run` the setup scenarios, `serve` the simulated products, `bench`,
 //! `replay` a model-based test's failure bundle.
 
+mod load;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use dwsim::report::{self, Row};
@@ -131,6 +132,16 @@ enum Command {
         iterations: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Instead of the scenarios, soak a served world with this many requests over HTTPS
+        /// (GET by key and create) and print throughput, latency and memory.
+        #[arg(long)]
+        load: Option<usize>,
+        /// Client threads for --load, each with its own connection.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// For --load: one create in every N requests, the rest GET by key (0: no creates).
+        #[arg(long, default_value_t = 4)]
+        write_every: usize,
     },
 }
 
@@ -187,7 +198,15 @@ fn main() {
                 ..Default::default()
             },
         }),
-        Command::Bench { iterations, seed } => bench(iterations, seed),
+        Command::Bench {
+            load: Some(requests),
+            clients,
+            write_every,
+            ..
+        } => load::run(requests, clients, write_every),
+        Command::Bench {
+            iterations, seed, ..
+        } => bench(iterations, seed),
         Command::Replay { bundle, transport } => dwsim_harness::replay::run(
             &bundle,
             transport.map(|t| match t {

@@ -406,3 +406,58 @@ sys.stdin.read()
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+#[test]
+fn a_server_answers_only_once_its_world_and_endpoints_are_set() {
+    use std::io::BufRead;
+    // Ports from a base below the ephemeral range, so the test can knock before serve says
+    // it is ready (serve skips a port that is taken, so the knock may meet Entra: every
+    // server answers the admin verbs).
+    let base = 20_000 + (std::process::id() % 10_000) as u16;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dwsim"))
+        .args([
+            "serve",
+            "--plain-http",
+            "--no-admin-auth",
+            "--port-base",
+            &base.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let lcs = format!("http://127.0.0.1:{}", base + 1);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    // Knock until answered: the first answer is the whole harness, with real origins.
+    let mut first = None;
+    for _ in 0..2_000 {
+        if let Ok(mut r) = agent.get(&format!("{lcs}/_dwsim/harness")).call() {
+            first = Some((
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, body) = first.expect("serve answered");
+    assert_eq!(status, 200, "{body}");
+    let harness: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        harness["lcs"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        "{body}"
+    );
+    assert!(harness["dataverse"][0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    // Drain what it printed, so the pipe does not hold it up.
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .count();
+}

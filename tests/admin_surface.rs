@@ -260,6 +260,21 @@ fn users_cannot_be_deleted_and_the_clock_cannot_wrap() {
         200
     );
 
+    // A primary key must be a GUID, or nothing could read the record back.
+    let bad_id = c
+        .dv(
+            "POST",
+            EXISTING_DATAVERSE,
+            "transactioncurrencies",
+            Some(&json!({"transactioncurrencyid": "not-a-guid", "isocurrencycode": "XTS", "currencyname": "Test"})),
+        )
+        .unwrap();
+    assert_eq!(bad_id.status, 400, "{}", bad_id.text());
+    assert!(bad_id.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Edm.Guid"));
+
     let huge = admin(
         &h,
         "POST",

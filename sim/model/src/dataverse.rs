@@ -186,7 +186,7 @@ impl DvEnv {
     ) -> SimResult<(String, Row)> {
         let table = self.table(cx.catalogue, logical)?.clone();
         let id = match attrs.remove(&table.primary_id) {
-            Some(Value::String(s)) => s.to_lowercase(),
+            Some(Value::String(s)) if is_guid(&s) => s.to_lowercase(),
             Some(Value::Null) | None => cx.ids.guid(),
             Some(other) => {
                 return Err(error(
@@ -318,7 +318,7 @@ impl DvEnv {
         let type_ok = match col.kind {
             DvType::String | DvType::Memo | DvType::Datetime => v.is_string(),
             DvType::Uniqueidentifier | DvType::Lookup | DvType::Customer | DvType::Owner => {
-                v.is_string()
+                v.as_str().is_some_and(is_guid)
             }
             DvType::Integer
             | DvType::BigInt
@@ -538,6 +538,18 @@ impl DvEnv {
         self.store.put("team", &id, row);
         id
     }
+}
+
+/// Whether `s` is a GUID in its 8-4-4-4-12 hex form, the only form a Dataverse id takes.
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// Dataverse compares strings and GUIDs case-insensitively; numbers by value.
