@@ -447,7 +447,10 @@ fn a_server_answers_only_once_its_world_and_endpoints_are_set() {
     assert_eq!(status, 200, "{body}");
     let harness: Value = serde_json::from_str(&body).expect("JSON");
     assert!(
-        harness["lcs"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        harness["lcs"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
         "{body}"
     );
     assert!(harness["dataverse"][0]["url"]
