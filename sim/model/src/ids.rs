@@ -22,17 +22,7 @@ impl Ids {
     pub fn guid(&mut self) -> String {
         let mut b = [0u8; 16];
         self.rng.fill_bytes(&mut b);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h = hex(&b);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        guid_text(b, 4)
     }
 
     /// `n` random bytes as lowercase hex (LCS environment ids are 32 hex digits).
@@ -54,7 +44,12 @@ pub fn derived_guid(parts: &[&str]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, parts.join("\u{1f}").as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest.as_ref()[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
+    guid_text(b, 5)
+}
+
+/// 16 bytes as a lowercase 8-4-4-4-12 GUID of `version`, with the RFC 4122 variant bits.
+fn guid_text(mut b: [u8; 16], version: u8) -> String {
+    b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
     format!(

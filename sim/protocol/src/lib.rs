@@ -21,6 +21,7 @@ pub mod lcs;
 pub mod odata;
 pub mod refusal;
 pub mod request;
+mod xml;
 
 pub use endpoints::{Endpoints, Server};
 pub use journal::{JOURNAL_BYTES, JOURNAL_LIMIT};

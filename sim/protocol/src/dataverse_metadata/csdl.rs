@@ -5,27 +5,17 @@
 //! answers, and the entity container.
 
 use super::NS;
+use crate::xml::{self, Xml};
 use dwsim_model::schema::{DvTable, DvType};
 use dwsim_model::Catalogue;
-use quick_xml::Writer;
 use std::io;
-
-type Xml = Writer<Vec<u8>>;
 
 /// The document for a catalogue.
 pub(crate) fn csdl(catalogue: &Catalogue) -> String {
-    let mut w = Writer::new(Vec::new());
-    // Writing into a Vec cannot fail.
-    if write_document(&mut w, catalogue).is_err() {
-        return String::new();
-    }
-    String::from_utf8(w.into_inner()).unwrap_or_default()
+    xml::document(|w| write_document(w, catalogue))
 }
 
 fn write_document(w: &mut Xml, catalogue: &Catalogue) -> io::Result<()> {
-    w.write_event(quick_xml::events::Event::Decl(
-        quick_xml::events::BytesDecl::new("1.0", Some("utf-8"), None),
-    ))?;
     w.create_element("edmx:Edmx")
         .with_attributes([
             ("Version", "4.0"),
@@ -100,20 +90,11 @@ fn schema(w: &mut Xml, catalogue: &Catalogue) -> io::Result<()> {
 }
 
 fn key_ref(w: &mut Xml, name: &str) -> io::Result<()> {
-    w.create_element("Key").write_inner_content(|w| {
-        w.create_element("PropertyRef")
-            .with_attribute(("Name", name))
-            .write_empty()?;
-        Ok(())
-    })?;
-    Ok(())
+    xml::key(w, &[name])
 }
 
 fn property(w: &mut Xml, name: &str, edm: &str) -> io::Result<()> {
-    w.create_element("Property")
-        .with_attributes([("Name", name), ("Type", edm)])
-        .write_empty()?;
-    Ok(())
+    xml::property(w, name, edm, false, None)
 }
 
 /// The primary id of the table a relationship points at (`ownerid` for the owner).

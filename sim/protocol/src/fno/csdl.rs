@@ -4,13 +4,11 @@
 //! and the `Resources` container.
 
 use super::NAMESPACE;
+use crate::xml::{self, key as keys, property, Xml};
 use dwsim_model::schema::FnoType;
 use dwsim_model::Catalogue;
-use quick_xml::Writer;
 use std::collections::BTreeMap;
 use std::io;
-
-type Xml = Writer<Vec<u8>>;
 
 /// The version actions bound to `DataManagementEntities`.
 pub(super) const VERSION_ACTIONS: [&str; 3] = [
@@ -21,12 +19,7 @@ pub(super) const VERSION_ACTIONS: [&str; 3] = [
 
 /// The document for a catalogue.
 pub(super) fn csdl(catalogue: &Catalogue) -> String {
-    let mut w = Writer::new(Vec::new());
-    // Writing into a Vec cannot fail.
-    if document(&mut w, catalogue).is_err() {
-        return String::new();
-    }
-    String::from_utf8(w.into_inner()).unwrap_or_default()
+    xml::document(|w| document(w, catalogue))
 }
 
 fn edm(f: FnoType) -> &'static str {
@@ -39,9 +32,6 @@ fn edm(f: FnoType) -> &'static str {
 }
 
 fn document(w: &mut Xml, catalogue: &Catalogue) -> io::Result<()> {
-    w.write_event(quick_xml::events::Event::Decl(
-        quick_xml::events::BytesDecl::new("1.0", Some("utf-8"), None),
-    ))?;
     w.create_element("edmx:Edmx")
         .with_attributes([
             ("Version", "4.0"),
@@ -52,33 +42,6 @@ fn document(w: &mut Xml, catalogue: &Catalogue) -> io::Result<()> {
                 .write_inner_content(|w| schema(w, catalogue))?;
             Ok(())
         })?;
-    Ok(())
-}
-
-fn property(w: &mut Xml, name: &str, kind: &str, key: bool, max: Option<usize>) -> io::Result<()> {
-    let max = max.map(|m| m.to_string());
-    let mut e = w
-        .create_element("Property")
-        .with_attributes([("Name", name), ("Type", kind)]);
-    if key {
-        e = e.with_attribute(("Nullable", "false"));
-    }
-    if let Some(max) = &max {
-        e = e.with_attribute(("MaxLength", max.as_str()));
-    }
-    e.write_empty()?;
-    Ok(())
-}
-
-fn keys(w: &mut Xml, names: &[&str]) -> io::Result<()> {
-    w.create_element("Key").write_inner_content(|w| {
-        for k in names {
-            w.create_element("PropertyRef")
-                .with_attribute(("Name", *k))
-                .write_empty()?;
-        }
-        Ok(())
-    })?;
     Ok(())
 }
 
