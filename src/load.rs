@@ -136,6 +136,13 @@ pub fn run(requests: usize, clients: usize, write_every: usize) -> Result<bool> 
         .store
         .count("contact");
     let state_after = serde_json::to_vec(&*sim.world())?.len();
+    // What the world's data takes in memory: a copy of it costs that much again.
+    let data_mib = {
+        let copy = sim.world().clone();
+        let with_copy = rss_mib();
+        drop(copy);
+        with_copy - rss_after
+    };
     gets.sort_unstable();
     posts.sort_unstable();
     let total = gets.len() + posts.len();
@@ -157,6 +164,10 @@ pub fn run(requests: usize, clients: usize, write_every: usize) -> Result<bool> 
         rows_after - rows_before,
         state_before as f64 / 1048576.0,
         state_after as f64 / 1048576.0
+    );
+    println!(
+        "  the world's data holds {data_mib:.1} MiB in memory (what a copy of it costs); growth beyond it {:.1} MiB",
+        rss_after - rss_before - data_mib
     );
     Ok(failed == 0)
 }
