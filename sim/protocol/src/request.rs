@@ -84,14 +84,12 @@ impl Request {
 
     /// Decoded query parameters in order.
     pub fn params(&self) -> Vec<(String, String)> {
-        self.query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (decode(k, true), decode(v, true))
-            })
-            .collect()
+        url_encoded_pairs(&self.query)
+    }
+
+    /// Decoded fields of an `application/x-www-form-urlencoded` body, in order.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url_encoded_pairs(&self.body_text())
     }
 
     /// A query parameter by name, decoded.
@@ -158,6 +156,17 @@ fn split_path(path: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// `a=1&b=two%20words` as decoded (name, value) pairs, `+` read as a space.
+fn url_encoded_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k, true), decode(v, true))
+        })
+        .collect()
 }
 
 /// Splits at `sep` outside single- and double-quoted runs.

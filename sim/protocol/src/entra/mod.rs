@@ -49,17 +49,6 @@ pub fn handle(world: &mut World, endpoints: &Endpoints, req: &Request) -> Respon
     answer.unwrap_or_else(|e| error_response(world, &e))
 }
 
-fn form(req: &Request) -> Vec<(String, String)> {
-    req.body_text()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k, true), decode(v, true))
-        })
-        .collect()
-}
-
 fn token(
     world: &mut World,
     endpoints: &Endpoints,
@@ -67,8 +56,9 @@ fn token(
     tenant: &str,
     v2: bool,
 ) -> Result<Response, EntraError> {
-    let grant = grant(world, endpoints, req, tenant, v2)?;
-    let requested_default = Form(form(req))
+    let form = Form(req.form());
+    let grant = grant(world, endpoints, req, &form, tenant, v2)?;
+    let requested_default = form
         .get("scope")
         .is_some_and(|s| s.split_whitespace().any(|s| s.ends_with("/.default")));
     Ok(mint(world, endpoints, grant, requested_default))
@@ -94,13 +84,13 @@ fn grant(
     world: &World,
     endpoints: &Endpoints,
     req: &Request,
+    form: &Form,
     tenant: &str,
     v2: bool,
 ) -> Result<Grant, EntraError> {
     if !world.tenant.knows(tenant) {
         return Err(entra::unknown_tenant(tenant));
     }
-    let form = Form(form(req));
     let grant = form.need("grant_type")?;
     if !matches!(
         grant.as_str(),
@@ -108,7 +98,7 @@ fn grant(
     ) {
         return Err(entra::unsupported_grant(&grant));
     }
-    let (client_id, secret) = client_credentials(req, &form)?;
+    let (client_id, secret) = client_credentials(req, form)?;
     world.tenant.app(&client_id)?;
     // A confidential client proves itself with its secret in every grant; a public client
     // (no secret sent) may still sign a user in.
@@ -116,7 +106,7 @@ fn grant(
         world.tenant.check_secret(&client_id, secret)?;
     }
     let resource = if v2 {
-        scope_resource(&form)?
+        scope_resource(form)?
     } else {
         form.need("resource")?
     };
