@@ -2,6 +2,12 @@
 //! `replay` a model-based test's failure bundle.
 
 mod load;
+mod scale;
+
+/// Counts live heap bytes for `bench --scale` (a relaxed add per allocation).
+#[global_allocator]
+static ALLOCATOR: scale::Counting = scale::Counting;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use dwsim::report::{self, Row};
@@ -142,6 +148,11 @@ enum Command {
         /// For --load: one create in every N requests, the rest GET by key (0: no creates).
         #[arg(long, default_value_t = 4)]
         write_every: usize,
+        /// Instead of the scenarios, measure cost against data size: comma-separated F&O
+        /// customer counts in one legal entity (import, initial sync, GET, filter, create,
+        /// heap), e.g. 1000,10000,100000,500000,1000000.
+        #[arg(long, value_delimiter = ',')]
+        scale: Vec<usize>,
     },
 }
 
@@ -198,6 +209,7 @@ fn main() {
                 ..Default::default()
             },
         }),
+        Command::Bench { scale, .. } if !scale.is_empty() => scale::run(&scale),
         Command::Bench {
             load: Some(requests),
             clients,

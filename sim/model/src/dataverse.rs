@@ -90,10 +90,58 @@ impl DvEnv {
 
     /// Finds a row by the values of a key (attribute names), comparing case-insensitively.
     pub fn find_by(&self, logical: &str, key: &[(String, Value)]) -> Option<(String, &Row)> {
+        let pins: Vec<(&str, Option<&Value>)> =
+            key.iter().map(|(k, v)| (k.as_str(), Some(v))).collect();
         self.store
-            .rows(logical)
+            .candidates(logical, &pins)
             .find(|(_, r)| key.iter().all(|(k, v)| same_value(r.get(k), Some(v))))
             .map(|(id, r)| (id.clone(), r))
+    }
+
+    /// Declares the indexes the model looks rows up by: every alternate key, the company
+    /// column, the primary name (what partners filter on most), each map's integration key
+    /// and the keys its lookups resolve by (with the company where the table has one).
+    /// Idempotent; an import declares them again.
+    pub fn declare_indexes(&mut self, catalogue: &Catalogue) {
+        for table in catalogue.dv_tables.values() {
+            if let Some(name) = &table.primary_name {
+                self.store.index(&table.logical_name, std::slice::from_ref(name));
+            }
+            let company = table.company_attribute();
+            for key in &table.alternate_keys {
+                self.store.index(&table.logical_name, &key.columns);
+            }
+            if let Some(attr) = &company {
+                self.store.index(&table.logical_name, std::slice::from_ref(attr));
+            }
+        }
+        for map in &catalogue.maps {
+            let table = catalogue.dv_tables.get(&map.dv_table);
+            let company = table.and_then(|t| t.company_attribute());
+            let mut key: Vec<String> = map
+                .key
+                .iter()
+                .filter_map(|k| map.field_for_fno(k).and_then(crate::dualwrite::transform::dv_attribute))
+                .collect();
+            if key.len() == map.key.len() {
+                key.extend(company.clone());
+                self.store.index(&map.dv_table, &key);
+            }
+            for field in &map.fields {
+                let Some((nav, keyfield)) = field.dv_lookup() else {
+                    continue;
+                };
+                let target = crate::dualwrite::transform::lookup_target(table, nav);
+                let mut columns = vec![keyfield.to_string()];
+                columns.extend(
+                    catalogue
+                        .dv_tables
+                        .get(&target)
+                        .and_then(|t| t.company_attribute()),
+                );
+                self.store.index(&target, &columns);
+            }
+        }
     }
 
     /// The systemuserid of the application user bound to `application_id`, if any.
@@ -184,7 +232,8 @@ impl DvEnv {
         logical: &str,
         mut attrs: Row,
     ) -> SimResult<(String, Row)> {
-        let table = self.table(cx.catalogue, logical)?.clone();
+        let catalogue = cx.catalogue;
+        let table = self.table(catalogue, logical)?;
         let id = match attrs.remove(&table.primary_id) {
             Some(Value::String(s)) if is_guid(&s) => s.to_lowercase(),
             Some(Value::Null) | None => cx.ids.guid(),
@@ -253,7 +302,8 @@ impl DvEnv {
         id: &str,
         attrs: Row,
     ) -> SimResult<Row> {
-        let table = self.table(cx.catalogue, logical)?.clone();
+        let catalogue = cx.catalogue;
+        let table = self.table(catalogue, logical)?;
         let id = id.to_lowercase();
         let mut row = self
             .store
@@ -455,9 +505,14 @@ impl DvEnv {
             if values.iter().any(|(_, v)| v.is_null()) {
                 continue;
             }
-            let clash = self.store.rows(&table.logical_name).any(|(other, r)| {
-                other != id && values.iter().all(|(k, v)| same_value(r.get(k), Some(v)))
-            });
+            let pins: Vec<(&str, Option<&Value>)> =
+                values.iter().map(|(k, v)| (k.as_str(), Some(v))).collect();
+            let clash = self
+                .store
+                .candidates(&table.logical_name, &pins)
+                .any(|(other, r)| {
+                    other != id && values.iter().all(|(k, v)| same_value(r.get(k), Some(v)))
+                });
             if clash {
                 return Err(error(
                     ErrorKind::Duplicate,

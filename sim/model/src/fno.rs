@@ -102,6 +102,36 @@ impl FnoEnv {
         }
     }
 
+    /// Declares the indexes the model looks rows up by: the company of company-specific
+    /// entities, the fields relations point at, and each map's integration key with the
+    /// company. Idempotent; an import declares them again.
+    pub fn declare_indexes(&mut self, catalogue: &Catalogue) {
+        let with_company = |entity: &FnoEntity, mut columns: Vec<String>| {
+            if entity.company_specific {
+                columns.push("dataAreaId".to_string());
+            }
+            columns
+        };
+        for entity in catalogue.fno_entities.values() {
+            if entity.company_specific {
+                self.store
+                    .index(&entity.entity_set, &["dataAreaId".to_string()]);
+            }
+            for rel in &entity.relations {
+                if let Some(target) = catalogue.fno_entities.get(&rel.entity_set) {
+                    let columns = with_company(target, vec![rel.target_field.clone()]);
+                    self.store.index(&rel.entity_set, &columns);
+                }
+            }
+        }
+        for map in &catalogue.maps {
+            if let Some(entity) = catalogue.fno_entities.get(&map.fno_entity) {
+                let columns = with_company(entity, map.key.clone());
+                self.store.index(&map.fno_entity, &columns);
+            }
+        }
+    }
+
     /// Whether a legal entity with this id (any letter case) exists.
     pub fn has_company(&self, code: &str) -> bool {
         self.store
@@ -315,7 +345,12 @@ impl FnoEnv {
                 continue;
             };
             let company = value_text(row.get("dataAreaId")).to_lowercase();
-            let found = self.store.rows(&rel.entity_set).any(|(_, r)| {
+            let (pin_value, pin_company) = (Value::from(value.clone()), Value::from(company.clone()));
+            let mut pins = vec![(rel.target_field.as_str(), Some(&pin_value))];
+            if target.company_specific {
+                pins.push(("dataAreaId", Some(&pin_company)));
+            }
+            let found = self.store.candidates(&rel.entity_set, &pins).any(|(_, r)| {
                 value_text(r.get(&rel.target_field)).eq_ignore_ascii_case(&value)
                     && (!target.company_specific
                         || value_text(r.get("dataAreaId")).eq_ignore_ascii_case(&company))

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A row: column name to JSON value, in sorted order.
 pub type Row = Map<String, Value>;
@@ -27,10 +27,98 @@ enum Undo {
     },
 }
 
-/// Tables of rows keyed by a primary id, with savepoints.
+/// How an index folds a column's value into its key: letter case and number spelling fold
+/// away (a string that reads as a number folds as that number), and a missing value is
+/// null. Two values the model deems equal (Dataverse's case-insensitive `same_value`,
+/// F&O's case-insensitive text of a value) always fold alike; the fold may be coarser than
+/// those comparisons, never finer, because callers still test every candidate with their
+/// own comparison.
+pub fn fold(v: Option<&Value>) -> String {
+    fn number(f: f64) -> String {
+        if f == 0.0 {
+            "0".to_string()
+        } else {
+            f.to_string()
+        }
+    }
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(f) => number(f),
+            Err(_) => s.to_lowercase(),
+        },
+        Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), number),
+        Some(other) => other.to_string().to_lowercase(),
+    }
+}
+
+/// A secondary index: the ids of a table's rows by the folded values of some columns. It
+/// answers candidates in id order, so a first match is the one a scan would find.
+#[derive(Debug, Clone)]
+struct Index {
+    columns: Vec<String>,
+    entries: HashMap<Vec<String>, BTreeSet<String>>,
+}
+
+impl Index {
+    fn key(&self, row: &Row) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|c| fold(row.get(c)))
+            .collect()
+    }
+
+    fn add(&mut self, id: &str, row: &Row) {
+        let key = self.key(row);
+        self.entries.entry(key).or_default().insert(id.to_string());
+    }
+
+    fn drop_row(&mut self, id: &str, row: &Row) {
+        let key = self.key(row);
+        if let Some(ids) = self.entries.get_mut(&key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// One table: rows by primary id, and the indexes its owner declared.
+#[derive(Debug, Clone, Default)]
+struct Table {
+    rows: BTreeMap<String, Row>,
+    indexes: Vec<Index>,
+    /// Whether a row was ever written: declaring an index alone does not make a table
+    /// part of the state.
+    written: bool,
+}
+
+impl Table {
+    fn put(&mut self, id: &str, row: Row) -> Option<Row> {
+        self.written = true;
+        for index in &mut self.indexes {
+            if let Some(old) = self.rows.get(id) {
+                index.drop_row(id, old);
+            }
+            index.add(id, &row);
+        }
+        self.rows.insert(id.to_string(), row)
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Row> {
+        let previous = self.rows.remove(id)?;
+        for index in &mut self.indexes {
+            index.drop_row(id, &previous);
+        }
+        Some(previous)
+    }
+}
+
+/// Tables of rows keyed by a primary id, with secondary indexes and savepoints.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
-    tables: BTreeMap<String, BTreeMap<String, Row>>,
+    tables: BTreeMap<String, Table>,
     undo: Vec<Undo>,
     open: usize,
 }
@@ -42,22 +130,82 @@ pub struct Savepoint(usize);
 impl Store {
     /// A row by table and id.
     pub fn get(&self, table: &str, id: &str) -> Option<&Row> {
-        self.tables.get(table).and_then(|t| t.get(id))
+        self.tables.get(table).and_then(|t| t.rows.get(id))
     }
 
     /// Rows of a table in primary-id order.
     pub fn rows(&self, table: &str) -> impl Iterator<Item = (&String, &Row)> {
-        self.tables.get(table).into_iter().flat_map(|t| t.iter())
+        self.tables.get(table).into_iter().flat_map(|t| t.rows.iter())
+    }
+
+    /// The rows that may hold these column values, in primary-id order: through the index
+    /// that pins most of the columns, or every row when no index applies. Callers still
+    /// test each row with their own comparison; the index only narrows the search.
+    pub fn candidates<'a>(
+        &'a self,
+        table: &str,
+        pins: &[(&str, Option<&Value>)],
+    ) -> Box<dyn Iterator<Item = (&'a String, &'a Row)> + 'a> {
+        let Some(t) = self.tables.get(table) else {
+            return Box::new(std::iter::empty());
+        };
+        let best = t
+            .indexes
+            .iter()
+            .filter(|i| {
+                i.columns
+                    .iter()
+                    .all(|c| pins.iter().any(|(p, _)| p == c))
+            })
+            .max_by_key(|i| i.columns.len());
+        let Some(index) = best else {
+            return Box::new(t.rows.iter());
+        };
+        let key: Vec<String> = index
+            .columns
+            .iter()
+            .map(|c| {
+                let value = pins.iter().find(|(p, _)| p == c).and_then(|(_, v)| *v);
+                fold(value)
+            })
+            .collect();
+        match index.entries.get(&key) {
+            Some(ids) => Box::new(
+                ids.iter()
+                    .filter_map(|id| t.rows.get_key_value(id.as_str())),
+            ),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// Declares an index on `columns` of `table` (idempotent) and builds it from the rows
+    /// already there; every later write keeps it current, rollbacks included.
+    pub fn index(&mut self, table: &str, columns: &[String]) {
+        let t = self.tables.entry(table.to_string()).or_default();
+        if t.indexes.iter().any(|i| i.columns == columns) {
+            return;
+        }
+        let mut index = Index {
+            columns: columns.to_vec(),
+            entries: HashMap::new(),
+        };
+        for (id, row) in &t.rows {
+            index.add(id, row);
+        }
+        t.indexes.push(index);
     }
 
     /// How many rows a table has.
     pub fn count(&self, table: &str) -> usize {
-        self.tables.get(table).map_or(0, |t| t.len())
+        self.tables.get(table).map_or(0, |t| t.rows.len())
     }
 
     /// The tables that have (or had) rows, in name order.
     pub fn table_names(&self) -> impl Iterator<Item = &String> {
-        self.tables.keys()
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.written)
+            .map(|(name, _)| name)
     }
 
     /// Inserts or replaces a row (logged when a transaction is open).
@@ -66,7 +214,7 @@ impl Store {
             .tables
             .entry(table.to_string())
             .or_default()
-            .insert(id.to_string(), row);
+            .put(id, row);
         self.log(table, id, previous);
     }
 
@@ -117,7 +265,7 @@ impl Store {
             let t = self.tables.entry(table).or_default();
             match previous {
                 Some(row) => {
-                    t.insert(id, row);
+                    t.put(&id, row);
                 }
                 None => {
                     t.remove(&id);
@@ -131,17 +279,41 @@ impl Store {
     }
 }
 
-/// Only the rows are state; an open transaction never outlives one World operation.
+/// Only the rows are state: indexes are declared again by their owner after an import,
+/// and an open transaction never outlives one World operation.
 impl Serialize for Store {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.tables.serialize(s)
+        use serde::ser::SerializeMap;
+        let tables: Vec<(&String, &Table)> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.written)
+            .collect();
+        let mut map = s.serialize_map(Some(tables.len()))?;
+        for (name, t) in tables {
+            map.serialize_entry(name, &t.rows)?;
+        }
+        map.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Store {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let tables = BTreeMap::<String, BTreeMap<String, Row>>::deserialize(d)?;
         Ok(Store {
-            tables: BTreeMap::deserialize(d)?,
+            tables: tables
+                .into_iter()
+                .map(|(name, rows)| {
+                    (
+                        name,
+                        Table {
+                            rows,
+                            indexes: Vec::new(),
+                            written: true,
+                        },
+                    )
+                })
+                .collect(),
             undo: Vec::new(),
             open: 0,
         })
@@ -170,6 +342,41 @@ mod tests {
         assert_eq!(s.get("t", "a"), Some(&row(json!({"v": 1}))));
         assert_eq!(s.get("t", "b"), Some(&row(json!({"v": 2}))));
         assert_eq!(s.get("t", "c"), None);
+    }
+
+    #[test]
+    fn indexes_follow_writes_and_rollbacks() {
+        let mut s = Store::default();
+        s.put("t", "a", row(json!({"k": "X", "c": 1})));
+        s.index("t", &["k".to_string(), "c".to_string()]);
+        let find = |s: &Store, k: &str, c: f64| -> Vec<String> {
+            let (k, c) = (json!(k), json!(c));
+            s.candidates("t", &[("k", Some(&k)), ("c", Some(&c))])
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        assert_eq!(find(&s, "x", 1.0), ["a"], "case and number spelling fold away");
+        let sp = s.begin();
+        s.put("t", "a", row(json!({"k": "Y", "c": 1})));
+        s.put("t", "b", row(json!({"k": "X", "c": 1})));
+        assert_eq!(find(&s, "x", 1.0), ["b"]);
+        assert_eq!(find(&s, "y", 1.0), ["a"]);
+        s.rollback(sp);
+        assert_eq!(find(&s, "x", 1.0), ["a"]);
+        assert!(find(&s, "y", 1.0).is_empty());
+        s.remove("t", "a");
+        assert!(find(&s, "x", 1.0).is_empty());
+        // A pin no index covers scans every row.
+        let v = json!(1);
+        assert_eq!(s.candidates("t", &[("c", Some(&v))]).count(), 0);
+    }
+
+    #[test]
+    fn an_index_alone_is_not_state() {
+        let mut s = Store::default();
+        s.index("t", &["k".to_string()]);
+        assert_eq!(serde_json::to_string(&s).unwrap_or_default(), "{}");
+        assert_eq!(s.table_names().count(), 0);
     }
 
     #[test]

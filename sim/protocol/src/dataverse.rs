@@ -153,38 +153,39 @@ fn authorize<'r>(
 fn route_table(world: &mut World, call: &Call, seg: &str, more: &[String]) -> SimResult<Response> {
     let method = call.req.method.as_str();
     let (set, key) = odata::parse_segment(seg).map_err(query_refused)?;
-    let table = world
-        .catalogue
+    // The definitions are shared: hold the catalogue, not a copy of the table's 150-200
+    // columns, while the request writes to the world.
+    let catalogue = world.catalogue.clone();
+    let table = catalogue
         .dv_table_by_set(&set)
-        .cloned()
         .ok_or_else(|| not_found_segment(&set))?;
     match (key, more) {
         (None, []) => match method {
-            "GET" => list(world, call, &table),
-            "POST" => create(world, call, &table),
+            "GET" => list(world, call, table),
+            "POST" => create(world, call, table),
             _ => Err(method_not_allowed(
                 method,
                 &format!("the collection '{set}'"),
             )),
         },
-        (None, [c]) if c == "$count" && method == "GET" => count(world, call, &table),
+        (None, [c]) if c == "$count" && method == "GET" => count(world, call, table),
         (None, [action]) if bulk_action(action).is_some() => match method {
-            "POST" => bulk::run(world, call, &table, bulk_action(action).unwrap_or_default()),
+            "POST" => bulk::run(world, call, table, bulk_action(action).unwrap_or_default()),
             _ => Err(method_not_allowed(
                 method,
                 &format!("the action '{action}'"),
             )),
         },
         (Some(key), []) => match method {
-            "GET" => retrieve(world, call, &table, &key),
-            "PATCH" => upsert(world, call, &table, &key),
-            "DELETE" => delete(world, call, &table, &key),
+            "GET" => retrieve(world, call, table, &key),
+            "PATCH" => upsert(world, call, table, &key),
+            "DELETE" => delete(world, call, table, &key),
             _ => Err(method_not_allowed(
                 method,
                 &format!("a '{}' record", table.logical_name),
             )),
         },
-        (Some(key), [prop]) => property(world, call, &table, &key, prop),
+        (Some(key), [prop]) => property(world, call, table, &key, prop),
         _ => Err(not_found_segment(more.last().map_or(seg, String::as_str))),
     }
 }
@@ -203,10 +204,10 @@ fn count(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
         None => store.count(&table.logical_name),
         Some(f) => {
             check_filter_properties(table, f)?;
-            let rows: Vec<Row> = store
-                .rows(&table.logical_name)
-                .map(|(_, r)| r.clone())
-                .collect();
+            let pins = pins(f);
+            let rows = store
+                .candidates(&table.logical_name, &pins)
+                .map(|(_, r)| r);
             odata::filter_and_sort(rows, &o, Dialect::Dataverse)
                 .map_err(query_refused)?
                 .len()
@@ -557,6 +558,14 @@ fn expand(
     Ok(())
 }
 
+/// A filter's pinned columns, as the store's index lookup takes them.
+fn pins(filter: &odata::filter::Expr) -> Vec<(&str, Option<&Value>)> {
+    odata::equality_pins(filter)
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect()
+}
+
 fn page_size(call: &Call) -> Option<usize> {
     call.req.prefer().iter().find_map(|p| {
         p.strip_prefix("odata.maxpagesize=")
@@ -570,12 +579,23 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
     if let Some(f) = &o.filter {
         check_filter_properties(table, f)?;
     }
-    let rows: Vec<Row> = world.dataverse[&call.org]
+    let pins = o.filter.as_ref().map(pins).unwrap_or_default();
+    let rows = world.dataverse[&call.org]
         .store
-        .rows(&table.logical_name)
-        .map(|(_, r)| r.clone())
-        .collect();
-    let rows = odata::filter_and_sort(rows, &o, Dialect::Dataverse).map_err(query_refused)?;
+        .candidates(&table.logical_name, &pins)
+        .map(|(_, r)| r);
+    // Without a count to report, reading past the page (and one row to know there is a
+    // next page) cannot change the answer.
+    let counted = o.count
+        || call
+            .annotations
+            .wants("Microsoft.Dynamics.CRM.totalrecordcount");
+    let cap = if counted {
+        None
+    } else {
+        Some(Page::of(call, &o, usize::MAX)?.end.saturating_add(1))
+    };
+    let rows = odata::select_rows(rows, &o, Dialect::Dataverse, cap).map_err(query_refused)?;
     let total = rows.len();
     let window = Page::of(call, &o, total)?;
     let mut value = Vec::new();

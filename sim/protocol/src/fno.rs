@@ -140,14 +140,6 @@ fn service_error(world: &mut World, e: &SimError) -> Response {
     r
 }
 
-fn entity<'c>(world: &'c World, set: &str) -> SimResult<&'c FnoEntity> {
-    world
-        .catalogue
-        .fno_entities
-        .get(set)
-        .ok_or_else(|| SimError::not_found(format!("Resource not found for the segment '{set}'.")))
-}
-
 fn data(
     world: &mut World,
     endpoints: &Endpoints,
@@ -191,12 +183,17 @@ fn data(
             if set == fno_metadata::COMPANIES && more.is_empty() {
                 return fno_metadata::companies(world, env, base, req, seg, key);
             }
-            let entity = entity(world, &set)?.clone();
+            // The definitions are shared: hold the catalogue rather than copy the entity.
+            let catalogue = world.catalogue.clone();
+            let entity = catalogue
+                .fno_entities
+                .get(&set)
+                .ok_or_else(|| SimError::not_found(format!("Resource not found for the segment '{set}'.")))?;
             match (key, more, method) {
                 (None, [], "GET") => list(world, env, base, req, &entity),
                 (None, [], "POST") => create(world, env, base, req, &entity),
                 (None, [c], "GET") if c == "$count" => {
-                    let rows = query_rows(world, env, req, &entity)?;
+                    let rows = query_rows(world, env, req, &entity, None)?;
                     Ok(Response::text(200, "text/plain", rows.len().to_string()))
                 }
                 (Some(key), [], m) => {
@@ -468,7 +465,13 @@ fn create(
 
 /// Rows visible to the query: the default company unless `cross-company=true`, filtered
 /// and sorted.
-fn query_rows(world: &World, env: &str, req: &Request, entity: &FnoEntity) -> SimResult<Vec<Row>> {
+fn query_rows<'w>(
+    world: &'w World,
+    env: &str,
+    req: &Request,
+    entity: &FnoEntity,
+    cap: Option<usize>,
+) -> SimResult<Vec<&'w Row>> {
     let params = req.params();
     let o = odata::parse_options(&params, Dialect::FinOps).map_err(query_refused)?;
     if let Some(u) = o.unknown.iter().find(|u| u.as_str() != "$format") {
@@ -487,17 +490,28 @@ fn query_rows(world: &World, env: &str, req: &Request, entity: &FnoEntity) -> Si
         .param("cross-company")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let fno = &world.fno[env];
-    let rows: Vec<Row> = fno
+    let company = Value::from(fno.default_company.clone());
+    let mut pins: Vec<(&str, Option<&Value>)> = o
+        .filter
+        .as_ref()
+        .map(odata::equality_pins)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect();
+    if entity.company_specific && !cross_company {
+        pins.push(("dataAreaId", Some(&company)));
+    }
+    let rows = fno
         .store
-        .rows(&entity.entity_set)
+        .candidates(&entity.entity_set, &pins)
         .filter(|(_, r)| {
             !entity.company_specific
                 || cross_company
                 || value_text(r.get("dataAreaId")).eq_ignore_ascii_case(&fno.default_company)
         })
-        .map(|(_, r)| r.clone())
-        .collect();
-    odata::filter_and_sort(rows, &o, Dialect::FinOps).map_err(query_refused)
+        .map(|(_, r)| r);
+    odata::select_rows(rows, &o, Dialect::FinOps, cap).map_err(query_refused)
 }
 
 fn list(
@@ -507,9 +521,16 @@ fn list(
     req: &Request,
     entity: &FnoEntity,
 ) -> SimResult<Response> {
-    let rows = query_rows(world, env, req, entity)?;
     let params = req.params();
     let o = odata::parse_options(&params, Dialect::FinOps).map_err(query_refused)?;
+    // Without a count, rows past this page (and one to know there is more) change nothing.
+    let cap = (!o.count).then(|| {
+        o.skip
+            .unwrap_or(0)
+            .saturating_add(o.top.unwrap_or(PAGE_SIZE).min(PAGE_SIZE))
+            .saturating_add(1)
+    });
+    let rows = query_rows(world, env, req, entity, cap)?;
     let total = rows.len();
     let skip = o.skip.unwrap_or(0);
     let wanted = o.top.map_or(total.saturating_sub(skip), |t| {

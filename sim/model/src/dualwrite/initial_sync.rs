@@ -148,8 +148,9 @@ enum RowFailure {
     Write { row: String, error: SimError },
 }
 
-/// One row a leg exports: its integration key and the row.
-type Exported = (Vec<String>, Row);
+/// One row a leg exports: its integration key and its id on the exporting side (the row
+/// is read where it lies, never copied out).
+type Exported = (Vec<String>, String);
 
 /// Runs one leg: every exported row with a key is counted, rows the rerun skips are left
 /// alone, and `write` upserts the counterpart of the rest (given the counterpart's id, if
@@ -160,7 +161,7 @@ fn run_leg(
     exported: Vec<Exported>,
     skip: &BTreeSet<String>,
     report: &mut Report,
-    mut write: impl FnMut(&[String], &Row) -> Result<Written, RowFailure>,
+    mut write: impl FnMut(&[String], &str) -> Result<Written, RowFailure>,
 ) -> Leg {
     let mut leg = Leg {
         direction,
@@ -170,12 +171,12 @@ fn run_leg(
         updated: 0,
         errors: 0,
     };
-    for (key, row) in exported {
+    for (key, id) in exported {
         leg.exported += 1;
         if skip.contains(&key.join(",")) {
             continue;
         }
-        match write(&key, &row) {
+        match write(&key, &id) {
             Ok(Written::Inserted) => leg.inserted += 1,
             Ok(Written::Updated) => leg.updated += 1,
             Ok(Written::Unchanged) => {}
@@ -367,9 +368,9 @@ impl DualWrite<'_> {
     ) {
         let catalogue = self.catalogue;
         let limits = &self.settings.initial_sync;
-        let fno_rows = transform::fno_rows(map, self.fno, partition);
-        let dv_rows = transform::dv_rows(catalogue, map, self.dv, partition);
-        if fno_rows.len().max(dv_rows.len()) > limits.rows_per_legal_entity {
+        let fno_exported = transform::fno_ids(map, self.fno, partition, true);
+        let dv_exported = transform::dv_ids(catalogue, map, self.dv, partition, true);
+        if fno_exported.len().max(dv_exported.len()) > limits.rows_per_legal_entity {
             report.errors.push(format!(
                 "{}: we currently limit project executions to {} rows per execution per project.",
                 partition.label(),
@@ -378,14 +379,51 @@ impl DualWrite<'_> {
             legs.push(failed_leg(
                 LegDirection::ToDataverse,
                 partition,
-                fno_rows.len(),
+                fno_exported.len(),
             ));
             return;
         }
-        let counterparts = Counterparts::of(self, map, partition, &fno_rows, &dv_rows);
-        let dv_blocked =
-            dataverse_leg_blocked(limits, catalogue, map, entity, &self.dv.org, dv_rows.len());
-        let fno_rows = keyed(fno_rows, |r| transform::fno_key(map, r));
+        let fno_keys = |ids: &[String], fno: &FnoEnv| -> Vec<Exported> {
+            ids.iter()
+                .filter_map(|id| {
+                    let row = fno.get(&map.fno_entity, id)?;
+                    Some((transform::fno_key(map, row)?, id.clone()))
+                })
+                .collect()
+        };
+        let dv_keys = |ids: &[String], dv: &DvEnv| -> Vec<Exported> {
+            ids.iter()
+                .filter_map(|id| {
+                    let row = dv.get(&map.dv_table, id)?;
+                    Some((transform::dv_key(map, row)?, id.clone()))
+                })
+                .collect()
+        };
+        let fno_rows = fno_keys(&fno_exported, self.fno);
+        let counterparts = Counterparts {
+            dv: dv_keys(
+                &transform::dv_ids(catalogue, map, self.dv, partition, false),
+                self.dv,
+            )
+            .into_iter()
+            .collect(),
+            fno: fno_keys(&transform::fno_ids(map, self.fno, partition, false), self.fno)
+                .into_iter()
+                .collect(),
+            dv_exported: dv_keys(&dv_exported, self.dv)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            fno_exported: fno_rows.iter().map(|(k, _)| k.clone()).collect(),
+        };
+        let dv_blocked = dataverse_leg_blocked(
+            limits,
+            catalogue,
+            map,
+            entity,
+            &self.dv.org,
+            dv_exported.len(),
+        );
         legs.push(self.leg_to_dataverse(
             map,
             master,
@@ -397,20 +435,15 @@ impl DualWrite<'_> {
         ));
         if let Some(message) = dv_blocked {
             report.errors.push(message);
-            legs.push(failed_leg(LegDirection::ToFno, partition, dv_rows.len()));
+            legs.push(failed_leg(
+                LegDirection::ToFno,
+                partition,
+                dv_exported.len(),
+            ));
             return;
         }
         // The rows as the first leg left them.
-        let dv_rows = keyed(
-            dv_rows
-                .iter()
-                .filter_map(|(id, _)| {
-                    let row = self.dv.get(&map.dv_table, id)?;
-                    Some((id.clone(), row.clone()))
-                })
-                .collect(),
-            |r| transform::dv_key(map, r),
-        );
+        let dv_rows = dv_keys(&dv_exported, self.dv);
         legs.push(self.leg_to_fno(
             map,
             entity,
@@ -438,14 +471,17 @@ impl DualWrite<'_> {
         let owner = owner_team(self.dv, partition);
         let writer = self.writer();
         let now = self.clock.now();
-        let (dv, ids) = (&mut *self.dv, &mut *self.ids);
+        let (dv, ids, fno) = (&mut *self.dv, &mut *self.ids, &*self.fno);
         run_leg(
             LegDirection::ToDataverse,
             partition,
             rows,
             skip,
             report,
-            |key, row| {
+            |key, id| {
+                let Some(row) = fno.get(&map.fno_entity, id) else {
+                    return Ok(Written::Unchanged);
+                };
                 let existing = counterparts.dv.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Dataverse
@@ -498,7 +534,10 @@ impl DualWrite<'_> {
             rows,
             skip,
             report,
-            |key, row| {
+            |key, id| {
+                let Some(row) = dv.get(&map.dv_table, id) else {
+                    return Ok(Written::Unchanged);
+                };
                 let existing = counterparts.fno.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Fno
@@ -534,35 +573,6 @@ struct Counterparts {
     fno_exported: BTreeSet<Vec<String>>,
 }
 
-impl Counterparts {
-    fn of(
-        dw: &DualWrite,
-        map: &TableMap,
-        partition: &Partition,
-        fno_rows: &[(String, Row)],
-        dv_rows: &[(String, Row)],
-    ) -> Counterparts {
-        Counterparts {
-            dv: transform::dv_rows_where(dw.catalogue, map, dw.dv, partition, false)
-                .iter()
-                .filter_map(|(id, r)| transform::dv_key(map, r).map(|k| (k, id.clone())))
-                .collect(),
-            fno: transform::fno_rows_where(map, dw.fno, partition, false)
-                .iter()
-                .filter_map(|(id, r)| transform::fno_key(map, r).map(|k| (k, id.clone())))
-                .collect(),
-            dv_exported: dv_rows
-                .iter()
-                .filter_map(|(_, r)| transform::dv_key(map, r))
-                .collect(),
-            fno_exported: fno_rows
-                .iter()
-                .filter_map(|(_, r)| transform::fno_key(map, r))
-                .collect(),
-        }
-    }
-}
-
 /// A leg that did not run: everything it would have exported, and one error.
 fn failed_leg(direction: LegDirection, partition: &Partition, exported: usize) -> Leg {
     Leg {
@@ -573,13 +583,6 @@ fn failed_leg(direction: LegDirection, partition: &Partition, exported: usize) -
         updated: 0,
         errors: 1,
     }
-}
-
-/// Rows with their integration key; rows without one are not exported.
-fn keyed(rows: Vec<(String, Row)>, key: impl Fn(&Row) -> Option<Vec<String>>) -> Vec<Exported> {
-    rows.into_iter()
-        .filter_map(|(_, r)| key(&r).map(|k| (k, r)))
-        .collect()
 }
 
 /// Creates the Dataverse counterpart, or updates the fields that differ. The owner is set

@@ -600,10 +600,7 @@ impl Destination for ToDataverse<'_> {
         [self.map.dv_table.as_str(), set]
     }
     fn find(&self, key: &[String]) -> Option<String> {
-        transform::dv_rows_where(self.cx.catalogue, self.map, self.dv, self.partition, false)
-            .into_iter()
-            .find(|(_, r)| transform::dv_key(self.map, r).as_deref() == Some(key))
-            .map(|(id, _)| id)
+        transform::find_dv(self.cx.catalogue, self.map, self.dv, self.partition, key)
     }
     fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError> {
         let (catalogue, map) = (self.cx.catalogue, self.map);
@@ -675,10 +672,7 @@ impl Destination for ToFno<'_> {
         ]
     }
     fn find(&self, key: &[String]) -> Option<String> {
-        transform::fno_rows_where(self.map, self.fno, self.partition, false)
-            .into_iter()
-            .find(|(_, r)| transform::fno_key(self.map, r).as_deref() == Some(key))
-            .map(|(id, _)| id)
+        transform::find_fno(self.map, self.fno, self.partition, key)
     }
     fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError> {
         let (catalogue, map) = (self.catalogue, self.map);

@@ -79,7 +79,7 @@ pub fn passes_dv_filter(map: &TableMap, row: &Row) -> bool {
 }
 
 /// The Dataverse attribute a mapped key field lands in.
-fn dv_attribute(field: &FieldMap) -> Option<String> {
+pub(crate) fn dv_attribute(field: &FieldMap) -> Option<String> {
     let dv = field.dv.as_ref()?;
     Some(match dv.split_once('.') {
         Some((nav, _)) => format!("_{nav}_value"),
@@ -161,7 +161,7 @@ fn projected(
 }
 
 /// The table a Dataverse lookup column points at ("" when the column is unknown).
-fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
+pub(crate) fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
     table
         .and_then(|t| t.column(nav))
         .and_then(|c| c.targets().first().map(|t| t.to_string()))
@@ -315,12 +315,125 @@ pub fn fno_rows_where(
     partition: &Partition,
     filtered: bool,
 ) -> Vec<(String, Row)> {
+    let company = fno_company_pin(map, partition);
     fno.store
-        .rows(&map.fno_entity)
+        .candidates(&map.fno_entity, &pins(&company))
         .filter(|(_, r)| in_fno_partition(map, r, partition))
         .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
         .map(|(id, r)| (id.clone(), r.clone()))
         .collect()
+}
+
+/// The ids of the map's F&O rows in a partition (in id order); `filtered` applies the
+/// source filter. Initial sync reads rows by id where they lie instead of copying them.
+pub fn fno_ids(map: &TableMap, fno: &FnoEnv, partition: &Partition, filtered: bool) -> Vec<String> {
+    let company = fno_company_pin(map, partition);
+    fno.store
+        .candidates(&map.fno_entity, &pins(&company))
+        .filter(|(_, r)| in_fno_partition(map, r, partition))
+        .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The ids of the map's Dataverse rows in a partition (in id order); `filtered` applies
+/// the reverse filter.
+pub fn dv_ids(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    partition: &Partition,
+    filtered: bool,
+) -> Vec<String> {
+    let company = dv_company_pin(catalogue, map, partition);
+    dv.store
+        .candidates(&map.dv_table, &pins(&company))
+        .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
+        .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Borrowed pins for [`crate::store::Store::candidates`].
+fn pins(owned: &[(String, Value)]) -> Vec<(&str, Option<&Value>)> {
+    owned.iter().map(|(k, v)| (k.as_str(), Some(v))).collect()
+}
+
+/// The column a partition pins on the map's F&O entity: its company.
+fn fno_company_pin(map: &TableMap, partition: &Partition) -> Vec<(String, Value)> {
+    match partition {
+        Partition::Company { code, .. } if map.fno_entity != LEGAL_ENTITIES => {
+            vec![("dataAreaId".to_string(), Value::from(code.clone()))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The column a partition pins on the map's Dataverse table: its company lookup.
+fn dv_company_pin(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    partition: &Partition,
+) -> Vec<(String, Value)> {
+    let attr = catalogue
+        .dv_tables
+        .get(&map.dv_table)
+        .and_then(|t| t.company_attribute());
+    match (partition, attr) {
+        (Partition::Company { dv_company_id, .. }, Some(attr)) => {
+            vec![(attr, Value::from(dv_company_id.clone()))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The id of the F&O row of the map's entity in a partition with this integration key
+/// (an upsert's lookup: filter or not).
+pub fn find_fno(
+    map: &TableMap,
+    fno: &FnoEnv,
+    partition: &Partition,
+    key: &[String],
+) -> Option<String> {
+    let mut pinned = fno_company_pin(map, partition);
+    pinned.extend(
+        map.key
+            .iter()
+            .zip(key)
+            .map(|(k, v)| (k.clone(), Value::from(v.clone()))),
+    );
+    fno.store
+        .candidates(&map.fno_entity, &pins(&pinned))
+        .filter(|(_, r)| in_fno_partition(map, r, partition))
+        .find(|(_, r)| fno_key(map, r).as_deref() == Some(key))
+        .map(|(id, _)| id.clone())
+}
+
+/// The id of the Dataverse row of the map's table in a partition with this integration
+/// key (an upsert's lookup: filter or not).
+pub fn find_dv(
+    catalogue: &Catalogue,
+    map: &TableMap,
+    dv: &DvEnv,
+    partition: &Partition,
+    key: &[String],
+) -> Option<String> {
+    let mut pinned = dv_company_pin(catalogue, map, partition);
+    let attrs: Vec<Option<String>> = map
+        .key
+        .iter()
+        .map(|k| map.field_for_fno(k).and_then(dv_attribute))
+        .collect();
+    for (attr, v) in attrs.into_iter().zip(key) {
+        if let Some(attr) = attr {
+            pinned.push((attr, Value::from(v.clone())));
+        }
+    }
+    dv.store
+        .candidates(&map.dv_table, &pins(&pinned))
+        .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
+        .find(|(_, r)| dv_key(map, r).as_deref() == Some(key))
+        .map(|(id, _)| id.clone())
 }
 
 /// Whether an F&O row belongs to the partition.
@@ -357,8 +470,9 @@ pub fn dv_rows_where(
     partition: &Partition,
     filtered: bool,
 ) -> Vec<(String, Row)> {
+    let company = dv_company_pin(catalogue, map, partition);
     dv.store
-        .rows(&map.dv_table)
+        .candidates(&map.dv_table, &pins(&company))
         .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
         .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
         .map(|(id, r)| (id.clone(), r.clone()))

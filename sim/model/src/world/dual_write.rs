@@ -205,16 +205,29 @@ impl World {
         Ok(map)
     }
 
-    /// Puts the world's edited maps into its catalogue (after building or importing it).
+    /// Puts the world's edited maps into its catalogue (after building or importing it),
+    /// and declares the stores' indexes for the maps as they now are.
     pub fn apply_custom_maps(&mut self) {
-        if self.custom_maps.is_empty() {
-            return;
-        }
-        let catalogue = Arc::make_mut(&mut self.catalogue);
-        for (id, map) in &self.custom_maps {
-            if let Some(slot) = catalogue.maps.iter_mut().find(|m| &m.id == id) {
-                *slot = map.clone();
+        if !self.custom_maps.is_empty() {
+            let catalogue = Arc::make_mut(&mut self.catalogue);
+            for (id, map) in &self.custom_maps {
+                if let Some(slot) = catalogue.maps.iter_mut().find(|m| &m.id == id) {
+                    *slot = map.clone();
+                }
             }
+        }
+        self.declare_indexes();
+    }
+
+    /// Declares every store's indexes (idempotent): after an import, whose stores come
+    /// without them, and after a map changes the keys it looks rows up by.
+    pub fn declare_indexes(&mut self) {
+        let catalogue = self.catalogue.clone();
+        for env in self.fno.values_mut() {
+            env.declare_indexes(&catalogue);
+        }
+        for env in self.dataverse.values_mut() {
+            env.declare_indexes(&catalogue);
         }
     }
 

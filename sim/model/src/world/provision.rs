@@ -19,6 +19,7 @@ impl World {
         let catalogue = self.catalogue.clone();
         let now = self.clock.now();
         let mut env = FnoEnv::new(name, &self.tenant.id);
+        env.declare_indexes(&catalogue);
         env.entra_apps.insert(self.harness.client_id.clone());
         let mut rows = fno_base_rows(demo);
         for company in demo.iter().flat_map(|seed| &seed.companies) {
@@ -61,6 +62,7 @@ impl World {
             next_version: 1_000_000,
             store: Store::default(),
         };
+        env.declare_indexes(&self.catalogue);
         let mut bu = Row::new();
         bu.insert("businessunitid".into(), json!(root_bu));
         bu.insert("name".into(), json!(org));

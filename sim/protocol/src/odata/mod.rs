@@ -5,6 +5,7 @@ pub mod filter;
 
 use filter::{Dialect, Expr, FilterError};
 use serde_json::Value;
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -307,15 +308,34 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 }
 
 /// Filters and sorts rows; answers the rows and how many matched.
-pub fn filter_and_sort(
-    rows: Vec<serde_json::Map<String, Value>>,
+pub fn filter_and_sort<R: Borrow<serde_json::Map<String, Value>>>(
+    rows: impl IntoIterator<Item = R>,
     options: &QueryOptions,
     dialect: Dialect,
-) -> Result<Vec<serde_json::Map<String, Value>>, QueryError> {
-    let mut out = Vec::with_capacity(rows.len());
+) -> Result<Vec<R>, QueryError> {
+    select_rows(rows, options, dialect, None)
+}
+
+/// [`filter_and_sort`] that may stop early: without `$orderby`, rows keep the order they
+/// come in, so once `cap` rows pass the filter the rest cannot change the answer.
+pub fn select_rows<R: Borrow<serde_json::Map<String, Value>>>(
+    rows: impl IntoIterator<Item = R>,
+    options: &QueryOptions,
+    dialect: Dialect,
+    cap: Option<usize>,
+) -> Result<Vec<R>, QueryError> {
+    let cap = if options.orderby.is_empty() {
+        cap.unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    let mut out = Vec::new();
     for r in rows {
+        if out.len() >= cap {
+            break;
+        }
         let keep = match &options.filter {
-            Some(f) => filter::eval(f, &r, dialect)?,
+            Some(f) => filter::eval(f, r.borrow(), dialect)?,
             None => true,
         };
         if keep {
@@ -324,6 +344,7 @@ pub fn filter_and_sort(
     }
     if !options.orderby.is_empty() {
         out.sort_by(|a, b| {
+            let (a, b) = (a.borrow(), b.borrow());
             for (name, desc) in &options.orderby {
                 let o = compare(a.get(name), b.get(name));
                 if o != Ordering::Equal {
@@ -334,6 +355,33 @@ pub fn filter_and_sort(
         });
     }
     Ok(out)
+}
+
+/// The columns a filter pins to one text value (`name eq 'x'`, alone or among `and`ed
+/// terms), for an index to narrow the rows it reads. Only literals whose equality is plain
+/// case-insensitive text are pinned: not numbers or booleans (which compare across types),
+/// not F&O wildcards.
+pub fn equality_pins(filter: &Expr) -> Vec<(&str, &Value)> {
+    fn pin(e: &Expr) -> Option<(&str, &Value)> {
+        let Expr::Eq(l, r) = e else { return None };
+        let (name, value) = match (l.as_ref(), r.as_ref()) {
+            (Expr::Property(p), Expr::Literal(v)) | (Expr::Literal(v), Expr::Property(p)) => {
+                (p, v)
+            }
+            _ => return None,
+        };
+        let text = value.as_str()?;
+        let t = text.trim();
+        let plain = !text.contains('*')
+            && t.parse::<f64>().is_err()
+            && !t.eq_ignore_ascii_case("true")
+            && !t.eq_ignore_ascii_case("false");
+        plain.then_some((name.as_str(), value))
+    }
+    match filter {
+        Expr::And(items) => items.iter().filter_map(pin).collect(),
+        other => pin(other).into_iter().collect(),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,251 @@
+//! `dwsim bench --scale 1000,100000,...`: how the cost grows with the data. For each size it
+//! builds a world whose first legal entity holds that many F&O customers, then measures, in
+//! process (release build for figures worth reading):
+//!
+//! - import: seeding the F&O rows (validation, keys, relations);
+//! - initial sync of `customersv3-accounts` (F&O master), both legs;
+//! - Dataverse GET by key and a `$filter` on a non-key column with `$top`, through the
+//!   protocol layer;
+//! - a create that must check the account's alternate key;
+//! - the heap the world's data holds, counted by the binary's allocator.
+//!
+//! Nothing here is asserted: the figures go into the README and the session notes.
+
+use anyhow::{anyhow, bail, Result};
+use dwsim_harness::client::{enc, Client};
+use dwsim_harness::transport::{InProcess, Transport};
+use dwsim_model::dualwrite::{MapRun, Side};
+use dwsim_model::seed::CustomerSeed;
+use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
+use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_protocol::Sim;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// The system allocator, counting the bytes it has handed out and not had back.
+pub struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call goes to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn live_mib() -> f64 {
+    LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+/// One size's figures.
+struct Figures {
+    rows: usize,
+    import_s: f64,
+    sync_s: f64,
+    get_us: f64,
+    filter_ms: f64,
+    create_us: f64,
+    heap_mib: f64,
+    stored_rows: usize,
+}
+
+/// Runs every size and prints the table.
+pub fn run(sizes: &[usize]) -> Result<bool> {
+    println!("bench scale: one legal entity (USMF), N F&O customers, in process");
+    println!(
+        "{:>9} {:>10} {:>10} {:>9} {:>11} {:>10} {:>10} {:>12} {:>9}",
+        "rows",
+        "import s",
+        "sync s",
+        "sync µs/r",
+        "GET µs",
+        "filter ms",
+        "create µs",
+        "heap MiB",
+        "B/row"
+    );
+    for &n in sizes {
+        let f = measure(n)?;
+        println!(
+            "{:>9} {:>10.3} {:>10.3} {:>9.1} {:>11.1} {:>10.3} {:>10.1} {:>12.1} {:>9.0}",
+            f.rows,
+            f.import_s,
+            f.sync_s,
+            f.sync_s * 1e6 / f.rows.max(1) as f64,
+            f.get_us,
+            f.filter_ms,
+            f.create_us,
+            f.heap_mib,
+            f.heap_mib * 1024.0 * 1024.0 / f.stored_rows.max(1) as f64
+        );
+    }
+    Ok(true)
+}
+
+/// The demo data set with `n` generated organisations in its first company.
+fn generated(n: usize) -> Result<dwsim_model::seed::SeedData> {
+    let mut data = Catalogue::shared().map_err(|e| anyhow!("{e}"))?.demo.clone();
+    let company = data
+        .fno
+        .companies
+        .first_mut()
+        .ok_or_else(|| anyhow!("the demo data set has no company"))?;
+    let group = company
+        .customer_groups
+        .first()
+        .map(|g| g.id.clone())
+        .ok_or_else(|| anyhow!("the first company has no customer group"))?;
+    company.customers.extend((0..n).map(|i| CustomerSeed {
+        account: format!("SC-{i:07}"),
+        party_type: "Organization".into(),
+        name: Some(format!("Scale customer {i}")),
+        first_name: None,
+        last_name: None,
+        group: group.clone(),
+        currency: None,
+        credit_limit: Some((i % 100) as i64 * 1000),
+        email: Some(format!("c{i}@scale.example")),
+    }));
+    Ok(data)
+}
+
+fn measure(n: usize) -> Result<Figures> {
+    let data = generated(n)?;
+    let heap_before = live_mib();
+    let t = Instant::now();
+    let mut world = World::new(WorldSpec {
+        seed: 1,
+        fno: Start::Existing,
+        dataverse: Start::Existing,
+        data,
+        clock_start_ms: 0,
+    })
+    .map_err(|e| anyhow!("{e}"))?;
+    let import_s = t.elapsed().as_secs_f64();
+    world.config.service_protection.enabled = false;
+    world
+        .ensure_dual_write_app_users(EXISTING_DATAVERSE)
+        .map_err(|e| anyhow!("{e}"))?;
+    let companies = world.fno[EXISTING_FNO].companies();
+    world
+        .link(EXISTING_FNO, EXISTING_DATAVERSE, &companies)
+        .map_err(|e| anyhow!("{e}"))?;
+    let upstream: Vec<MapRun> = [
+        "legalentities-companies",
+        "currencies",
+        "paymentterms",
+        "customergroups",
+    ]
+    .iter()
+    .map(|m| MapRun {
+        map: m.to_string(),
+        initial_sync: true,
+        master: Side::Fno,
+    })
+    .collect();
+    world
+        .dual_write(EXISTING_FNO)
+        .map_err(|e| anyhow!("{e}"))?
+        .run(&upstream)
+        .map_err(|e| anyhow!("{e}"))?;
+    let t = Instant::now();
+    let executions = world
+        .dual_write(EXISTING_FNO)
+        .map_err(|e| anyhow!("{e}"))?
+        .run(&[MapRun {
+            map: "customersv3-accounts".into(),
+            initial_sync: true,
+            master: Side::Fno,
+        }])
+        .map_err(|e| anyhow!("{e}"))?;
+    let sync_s = t.elapsed().as_secs_f64();
+    let inserted: usize = executions
+        .iter()
+        .flat_map(|e| &e.legs)
+        .map(|l| l.inserted)
+        .sum();
+    if inserted < n {
+        bail!("initial sync of {n} customers inserted only {inserted} accounts");
+    }
+    let stored_rows = world.fno[EXISTING_FNO].store.count("CustomersV3")
+        + world.dataverse[EXISTING_DATAVERSE].store.count("account");
+    let heap_mib = live_mib() - heap_before;
+
+    let account = world.dataverse[EXISTING_DATAVERSE]
+        .store
+        .rows("account")
+        .nth(n / 2)
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| anyhow!("no accounts after the sync"))?;
+    let company = world.dataverse[EXISTING_DATAVERSE]
+        .store
+        .rows("cdm_company")
+        .next()
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| anyhow!("no company in Dataverse"))?;
+    let sim = Sim::from_world(world);
+    let transport = InProcess { sim: sim.clone() };
+    let client = Client::connect(&transport)?;
+    let base = client.dataverse_base(EXISTING_DATAVERSE);
+    let auth = format!("Bearer {}", client.token(&base)?);
+    let headers = [("Authorization", auth.as_str())];
+    let timed = |count: usize, url: &dyn Fn(usize) -> String, body: &dyn Fn(usize) -> String| {
+        let t = Instant::now();
+        for i in 0..count {
+            let b = body(i);
+            let method = if b.is_empty() { "GET" } else { "POST" };
+            let mut h = headers.to_vec();
+            if !b.is_empty() {
+                h.push(("Content-Type", "application/json"));
+            }
+            let r = transport.send(method, &url(i), &h, b.as_bytes())?;
+            if r.status >= 300 {
+                bail!("{method} {} answered {}: {}", url(i), r.status, r.text());
+            }
+        }
+        Ok(t.elapsed().as_secs_f64() / count as f64)
+    };
+    let api = format!("{base}/api/data/v9.2");
+    let get_us = timed(
+        2000,
+        &|_| format!("{api}/accounts({account})?$select=name"),
+        &|_| String::new(),
+    )? * 1e6;
+    let filter = enc(&format!("name eq 'Scale customer {}'", n.saturating_sub(1)));
+    let filter_ms = timed(
+        5,
+        &|_| format!("{api}/accounts?$select=name&$top=10&$filter={filter}"),
+        &|_| String::new(),
+    )? * 1e3;
+    let create_us = timed(
+        200,
+        &|_| format!("{api}/accounts"),
+        &|i| {
+            format!(
+                r#"{{"name":"Bench {i}","accountnumber":"BENCH-{i}","msdyn_company@odata.bind":"/cdm_companies({company})"}}"#
+            )
+        },
+    )? * 1e6;
+    Ok(Figures {
+        rows: n,
+        import_s,
+        sync_s,
+        get_us,
+        filter_ms,
+        create_us,
+        heap_mib,
+        stored_rows,
+    })
+}
