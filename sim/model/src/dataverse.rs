@@ -105,14 +105,16 @@ impl DvEnv {
     pub fn declare_indexes(&mut self, catalogue: &Catalogue) {
         for table in catalogue.dv_tables.values() {
             if let Some(name) = &table.primary_name {
-                self.store.index(&table.logical_name, std::slice::from_ref(name));
+                self.store
+                    .index(&table.logical_name, std::slice::from_ref(name));
             }
             let company = table.company_attribute();
             for key in &table.alternate_keys {
                 self.store.index(&table.logical_name, &key.columns);
             }
             if let Some(attr) = &company {
-                self.store.index(&table.logical_name, std::slice::from_ref(attr));
+                self.store
+                    .index(&table.logical_name, std::slice::from_ref(attr));
             }
         }
         for map in &catalogue.maps {
@@ -121,7 +123,10 @@ impl DvEnv {
             let mut key: Vec<String> = map
                 .key
                 .iter()
-                .filter_map(|k| map.field_for_fno(k).and_then(crate::dualwrite::transform::dv_attribute))
+                .filter_map(|k| {
+                    map.field_for_fno(k)
+                        .and_then(crate::dualwrite::transform::dv_attribute)
+                })
                 .collect();
             if key.len() == map.key.len() {
                 key.extend(company.clone());
@@ -225,13 +230,14 @@ impl DvEnv {
             .map(str::to_string)
     }
 
-    /// Creates a row. `attrs` are attribute names (`_x_value` for lookups).
-    pub fn create(
+    /// Creates a row, answering its id. `attrs` are attribute names (`_x_value` for
+    /// lookups).
+    pub fn insert(
         &mut self,
         cx: &mut WriteContext,
         logical: &str,
         mut attrs: Row,
-    ) -> SimResult<(String, Row)> {
+    ) -> SimResult<String> {
         let catalogue = cx.catalogue;
         let table = self.table(catalogue, logical)?;
         let id = match attrs.remove(&table.primary_id) {
@@ -254,7 +260,7 @@ impl DvEnv {
                 "Cannot insert duplicate key.",
             ));
         }
-        self.validate(&table, &attrs, None)?;
+        self.validate(table, &attrs, None)?;
         let mut row = Row::new();
         row.insert(table.primary_id.clone(), Value::from(id.clone()));
         // Columns with a default hold it unless the create names them; two-option columns
@@ -274,7 +280,7 @@ impl DvEnv {
         for (k, v) in attrs {
             row.insert(k, v);
         }
-        align_state_and_status(&table, &mut row, status_given);
+        align_state_and_status(table, &mut row, status_given);
         // Records with a currency get the base currency unless they name one.
         if let (Some(col), Some(base)) =
             (table.column("transactioncurrencyid"), &self.base_currency)
@@ -284,13 +290,24 @@ impl DvEnv {
                 row.insert(attr, Value::from(base.clone()));
             }
         }
-        self.stamp(cx, &table, &mut row, true);
-        self.check_keys(&table, &id, &row)?;
-        self.store.put(logical, &id, row.clone());
+        self.stamp(cx, table, &mut row, true);
+        self.check_keys(table, &id, &row)?;
+        self.store.put(logical, &id, row);
         if logical == "cdm_company" {
             self.company_plugin(cx, &id)?;
-            row = self.store.get(logical, &id).cloned().unwrap_or(row);
         }
+        Ok(id)
+    }
+
+    /// [`DvEnv::insert`], answering the row as created (what a Web API create returns).
+    pub fn create(
+        &mut self,
+        cx: &mut WriteContext,
+        logical: &str,
+        attrs: Row,
+    ) -> SimResult<(String, Row)> {
+        let id = self.insert(cx, logical, attrs)?;
+        let row = self.store.get(logical, &id).cloned().unwrap_or_default();
         Ok((id, row))
     }
 
@@ -310,7 +327,7 @@ impl DvEnv {
             .get(logical, &id)
             .cloned()
             .ok_or_else(|| does_not_exist(logical, &id))?;
-        self.validate(&table, &attrs, Some(&row))?;
+        self.validate(table, &attrs, Some(&row))?;
         let status_given = status_given(&attrs);
         for (k, v) in attrs {
             if k == table.primary_id {
@@ -318,9 +335,9 @@ impl DvEnv {
             }
             row.insert(k, v);
         }
-        align_state_and_status(&table, &mut row, status_given);
-        self.stamp(cx, &table, &mut row, false);
-        self.check_keys(&table, &id, &row)?;
+        align_state_and_status(table, &mut row, status_given);
+        self.stamp(cx, table, &mut row, false);
+        self.check_keys(table, &id, &row)?;
         self.store.put(logical, &id, row.clone());
         Ok(row)
     }

@@ -153,14 +153,31 @@ impl FnoEnv {
         self.store.get(entity_set, id)
     }
 
-    /// Validates and inserts a row (validateField, defaultRow, validateWrite, insert).
+    /// Validates and inserts a row, answering it as stored.
     pub fn insert(
+        &mut self,
+        catalogue: &Catalogue,
+        entity: &FnoEntity,
+        row: Row,
+        now: Instant,
+    ) -> SimResult<Row> {
+        let id = self.insert_row(catalogue, entity, row, now)?;
+        Ok(self
+            .store
+            .get(&entity.entity_set, &id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Validates and inserts a row (validateField, defaultRow, validateWrite, insert),
+    /// answering its store id.
+    pub fn insert_row(
         &mut self,
         catalogue: &Catalogue,
         entity: &FnoEntity,
         mut row: Row,
         now: Instant,
-    ) -> SimResult<Row> {
+    ) -> SimResult<String> {
         self.normalise_company(entity, &mut row)?;
         for f in &entity.fields {
             if !row.contains_key(&f.name) || row.get(&f.name) == Some(&Value::Null) {
@@ -201,8 +218,8 @@ impl FnoEnv {
         row.insert("RecId".into(), Value::from(self.next_recid));
         row.insert("RecVersion".into(), Value::from(1));
         row.insert("ModifiedDateTime".into(), Value::from(now.iso()));
-        self.store.put(&entity.entity_set, &id, row.clone());
-        Ok(row)
+        self.store.put(&entity.entity_set, &id, row);
+        Ok(id)
     }
 
     /// Applies `changes` to the row at `id` (forUpdate, validateWrite, update).
@@ -345,7 +362,8 @@ impl FnoEnv {
                 continue;
             };
             let company = value_text(row.get("dataAreaId")).to_lowercase();
-            let (pin_value, pin_company) = (Value::from(value.clone()), Value::from(company.clone()));
+            let (pin_value, pin_company) =
+                (Value::from(value.clone()), Value::from(company.clone()));
             let mut pins = vec![(rel.target_field.as_str(), Some(&pin_value))];
             if target.company_specific {
                 pins.push(("dataAreaId", Some(&pin_company)));

@@ -62,10 +62,7 @@ struct Index {
 
 impl Index {
     fn key(&self, row: &Row) -> Vec<String> {
-        self.columns
-            .iter()
-            .map(|c| fold(row.get(c)))
-            .collect()
+        self.columns.iter().map(|c| fold(row.get(c))).collect()
     }
 
     fn add(&mut self, id: &str, row: &Row) {
@@ -135,7 +132,10 @@ impl Store {
 
     /// Rows of a table in primary-id order.
     pub fn rows(&self, table: &str) -> impl Iterator<Item = (&String, &Row)> {
-        self.tables.get(table).into_iter().flat_map(|t| t.rows.iter())
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|t| t.rows.iter())
     }
 
     /// The rows that may hold these column values, in primary-id order: through the index
@@ -152,11 +152,7 @@ impl Store {
         let best = t
             .indexes
             .iter()
-            .filter(|i| {
-                i.columns
-                    .iter()
-                    .all(|c| pins.iter().any(|(p, _)| p == c))
-            })
+            .filter(|i| i.columns.iter().all(|c| pins.iter().any(|(p, _)| p == c)))
             .max_by_key(|i| i.columns.len());
         let Some(index) = best else {
             return Box::new(t.rows.iter());
@@ -284,11 +280,8 @@ impl Store {
 impl Serialize for Store {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let tables: Vec<(&String, &Table)> = self
-            .tables
-            .iter()
-            .filter(|(_, t)| t.written)
-            .collect();
+        let tables: Vec<(&String, &Table)> =
+            self.tables.iter().filter(|(_, t)| t.written).collect();
         let mut map = s.serialize_map(Some(tables.len()))?;
         for (name, t) in tables {
             map.serialize_entry(name, &t.rows)?;
@@ -355,7 +348,11 @@ mod tests {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        assert_eq!(find(&s, "x", 1.0), ["a"], "case and number spelling fold away");
+        assert_eq!(
+            find(&s, "x", 1.0),
+            ["a"],
+            "case and number spelling fold away"
+        );
         let sp = s.begin();
         s.put("t", "a", row(json!({"k": "Y", "c": 1})));
         s.put("t", "b", row(json!({"k": "X", "c": 1})));

@@ -205,9 +205,7 @@ fn count(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
         Some(f) => {
             check_filter_properties(table, f)?;
             let pins = pins(f);
-            let rows = store
-                .candidates(&table.logical_name, &pins)
-                .map(|(_, r)| r);
+            let rows = store.candidates(&table.logical_name, &pins).map(|(_, r)| r);
             odata::filter_and_sort(rows, &o, Dialect::Dataverse)
                 .map_err(query_refused)?
                 .len()

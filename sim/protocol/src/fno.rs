@@ -185,20 +185,19 @@ fn data(
             }
             // The definitions are shared: hold the catalogue rather than copy the entity.
             let catalogue = world.catalogue.clone();
-            let entity = catalogue
-                .fno_entities
-                .get(&set)
-                .ok_or_else(|| SimError::not_found(format!("Resource not found for the segment '{set}'.")))?;
+            let entity = catalogue.fno_entities.get(&set).ok_or_else(|| {
+                SimError::not_found(format!("Resource not found for the segment '{set}'."))
+            })?;
             match (key, more, method) {
-                (None, [], "GET") => list(world, env, base, req, &entity),
-                (None, [], "POST") => create(world, env, base, req, &entity),
+                (None, [], "GET") => list(world, env, base, req, entity),
+                (None, [], "POST") => create(world, env, base, req, entity),
                 (None, [c], "GET") if c == "$count" => {
-                    let rows = query_rows(world, env, req, &entity, None)?;
+                    let rows = query_rows(world, env, req, entity, None)?;
                     Ok(Response::text(200, "text/plain", rows.len().to_string()))
                 }
                 (Some(key), [], m) => {
-                    let id = key_id(&entity, &key)?;
-                    record(world, env, base, req, &entity, &id, m)
+                    let id = key_id(entity, &key)?;
+                    record(world, env, base, req, entity, &id, m)
                 }
                 (None, [], other) => Err(SimError::new(
                     ErrorKind::MethodNotAllowed,

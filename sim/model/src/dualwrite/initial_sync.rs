@@ -407,9 +407,12 @@ impl DualWrite<'_> {
             )
             .into_iter()
             .collect(),
-            fno: fno_keys(&transform::fno_ids(map, self.fno, partition, false), self.fno)
-                .into_iter()
-                .collect(),
+            fno: fno_keys(
+                &transform::fno_ids(map, self.fno, partition, false),
+                self.fno,
+            )
+            .into_iter()
+            .collect(),
             dv_exported: dv_keys(&dv_exported, self.dv)
                 .into_iter()
                 .map(|(k, _)| k)
@@ -596,11 +599,12 @@ fn upsert_dataverse(
 ) -> SimResult<Written> {
     let Some(id) = existing else {
         return dv
-            .create(cx, &map.dv_table, attrs)
+            .insert(cx, &map.dv_table, attrs)
             .map(|_| Written::Inserted);
     };
-    let current = dv.get(&map.dv_table, id).cloned().unwrap_or_default();
-    let patch = transform::changed(&attrs, &current);
+    let empty = Row::new();
+    let current = dv.get(&map.dv_table, id).unwrap_or(&empty);
+    let patch = transform::changed(&attrs, current);
     let owned = cx
         .catalogue
         .dv_tables
@@ -627,11 +631,12 @@ fn upsert_fno(
 ) -> SimResult<Written> {
     let Some(id) = existing else {
         return fno
-            .insert(catalogue, entity, attrs.clone(), now)
+            .insert_row(catalogue, entity, attrs.clone(), now)
             .map(|_| Written::Inserted);
     };
-    let current = fno.get(&entity.entity_set, id).cloned().unwrap_or_default();
-    let patch = transform::changed(attrs, &current);
+    let empty = Row::new();
+    let current = fno.get(&entity.entity_set, id).unwrap_or(&empty);
+    let patch = transform::changed(attrs, current);
     if patch.is_empty() {
         return Ok(Written::Unchanged);
     }

@@ -626,7 +626,7 @@ impl Destination for ToDataverse<'_> {
     }
     fn create(&mut self, attrs: Row) -> SimResult<()> {
         self.dv
-            .create(&mut self.cx, &self.map.dv_table, attrs)
+            .insert(&mut self.cx, &self.map.dv_table, attrs)
             .map(|_| ())
     }
     fn update(&mut self, id: &str, patch: Row) -> SimResult<()> {

@@ -33,7 +33,7 @@ impl World {
             if set == LEGAL_ENTITIES && env.has_company(&company) {
                 continue;
             }
-            env.insert(&catalogue, entity, row, now)?;
+            env.insert_row(&catalogue, entity, row, now)?;
         }
         self.fno.insert(name.to_string(), env);
         Ok(())

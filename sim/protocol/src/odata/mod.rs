@@ -365,9 +365,7 @@ pub fn equality_pins(filter: &Expr) -> Vec<(&str, &Value)> {
     fn pin(e: &Expr) -> Option<(&str, &Value)> {
         let Expr::Eq(l, r) = e else { return None };
         let (name, value) = match (l.as_ref(), r.as_ref()) {
-            (Expr::Property(p), Expr::Literal(v)) | (Expr::Literal(v), Expr::Property(p)) => {
-                (p, v)
-            }
+            (Expr::Property(p), Expr::Literal(v)) | (Expr::Literal(v), Expr::Property(p)) => (p, v),
             _ => return None,
         };
         let text = value.as_str()?;

@@ -1,0 +1,422 @@
+//! Bounded fuzzing with proptest: malformed and odd input for the parsers and the
+//! routers, in process. Nothing may panic, and nothing a client sends may get a 5xx (a 500
+//! here is a caught panic or an internal error: the product would have answered 400).
+//!
+//! Targets: the `$filter` parser and evaluator (both dialects), key segments, JSON bodies
+//! for creates in both products, `$batch` multipart bodies for both products, raw request
+//! targets, and scenario files. CI runs `FUZZ_CASES` cases per target (default 200); a
+//! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz` (docs/testing.md).
+
+use dwsim_harness::client::Client;
+use dwsim_harness::scenario::Scenario;
+use dwsim_harness::transport::InProcess;
+use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
+use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_protocol::odata::{self, filter, filter::Dialect};
+use dwsim_protocol::Sim;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    })
+}
+
+/// Text built from the pieces a `$filter` is made of, mixed with arbitrary characters.
+fn filter_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("name".to_string()),
+        Just("accountnumber".to_string()),
+        Just("_msdyn_company_value".to_string()),
+        Just("msdyn_company/cdm_companycode".to_string()),
+        Just("creditlimit".to_string()),
+        Just(" eq ".to_string()),
+        Just(" ne ".to_string()),
+        Just(" gt ".to_string()),
+        Just(" and ".to_string()),
+        Just(" or ".to_string()),
+        Just("not ".to_string()),
+        Just(" add ".to_string()),
+        Just(" div ".to_string()),
+        Just("(".to_string()),
+        Just(")".to_string()),
+        Just(",".to_string()),
+        Just("'".to_string()),
+        Just("''".to_string()),
+        Just("null".to_string()),
+        Just("true".to_string()),
+        Just("contains(".to_string()),
+        Just("startswith(".to_string()),
+        Just("Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=[".to_string()),
+        Just("@p1".to_string()),
+        Just("00000000-0000-0000-0000-000000000001".to_string()),
+        Just("2024-01-01T00:00:00Z".to_string()),
+        Just("'*x*'".to_string()),
+        (-1e20f64..1e20).prop_map(|f| f.to_string()),
+        any::<i64>().prop_map(|i| i.to_string()),
+        "[ -~]{0,6}",
+        any::<char>().prop_map(|c| c.to_string()),
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+}
+
+/// A row with a mix of value types, for the evaluator.
+fn row() -> serde_json::Map<String, Value> {
+    dwsim_model::store::obj(json!({
+        "name": "Contoso", "accountnumber": "A-1", "creditlimit": 10.5,
+        "_msdyn_company_value": "00000000-0000-0000-0000-000000000001",
+        "donotemail": false, "description": null, "nested": {"a": [1, "b"]}
+    }))
+}
+
+#[test]
+fn filter_parser_and_evaluator_never_panic() {
+    let aliases: BTreeMap<String, String> = [("@p1".to_string(), "'x'".to_string())].into();
+    let row = row();
+    runner()
+        .run(&filter_text(), |text| {
+            for dialect in [Dialect::Dataverse, Dialect::FinOps] {
+                if let Ok(expr) = filter::parse(&text, dialect, &aliases) {
+                    let _ = filter::eval(&expr, &row, dialect);
+                    let _ = odata::equality_pins(&expr);
+                    let _ = filter::properties(&expr);
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn key_segments_never_panic() {
+    let segment = proptest::collection::vec(
+        prop_oneof![
+            Just("accounts".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just("=".to_string()),
+            Just(",".to_string()),
+            Just("'".to_string()),
+            Just("accountnumber".to_string()),
+            Just("00000000-0000-0000-0000-000000000001".to_string()),
+            "[ -~]{0,5}",
+            any::<char>().prop_map(|c| c.to_string()),
+        ],
+        0..12,
+    )
+    .prop_map(|p| p.concat());
+    runner()
+        .run(&segment, |s| {
+            let _ = odata::parse_segment(&s);
+            let _ = odata::literal(&s);
+            let _ = odata::parse_expand_item(&s);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Arbitrary JSON, nested a few levels, with the column names the tables have.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e300f64..1e300).prop_map(Value::from),
+        "[ -~]{0,12}".prop_map(Value::from),
+        "\\PC{0,6}".prop_map(Value::from),
+        Just(Value::from("00000000-0000-0000-0000-000000000001")),
+        Just(Value::from(
+            "/accounts(00000000-0000-0000-0000-000000000001)"
+        )),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(key(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("name".to_string()),
+        Just("accountnumber".to_string()),
+        Just("creditlimit".to_string()),
+        Just("statecode".to_string()),
+        Just("statuscode".to_string()),
+        Just("customertypecode".to_string()),
+        Just("createdon".to_string()),
+        Just("primarycontactid@odata.bind".to_string()),
+        Just("msdyn_company@odata.bind".to_string()),
+        Just("parentcustomerid_account@odata.bind".to_string()),
+        Just("contact_customer_accounts".to_string()),
+        Just("accountid".to_string()),
+        Just("dataAreaId".to_string()),
+        Just("CustomerAccount".to_string()),
+        Just("CustomerGroupId".to_string()),
+        Just("PartyType".to_string()),
+        Just("CreditLimit".to_string()),
+        "[a-zA-Z_@.]{1,12}",
+    ]
+}
+
+/// A served world and a client signed in to it, in process.
+struct Target {
+    transport: InProcess,
+}
+
+impl Target {
+    fn new() -> Target {
+        let data = Catalogue::builtin().expect("catalogue").demo;
+        let world = World::new(WorldSpec {
+            seed: 5,
+            fno: Start::Existing,
+            dataverse: Start::Existing,
+            data,
+            clock_start_ms: 0,
+        })
+        .expect("world");
+        let sim = Sim::from_world(world);
+        sim.world().config.service_protection.enabled = false;
+        Target {
+            transport: InProcess { sim },
+        }
+    }
+
+    /// Sends as the harness app and answers the status and body.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let c = Client::connect(&self.transport).expect("client");
+        let resource = if url.starts_with(&c.dataverse_base(ORG)) {
+            c.dataverse_base(ORG)
+        } else {
+            c.fno_base(FO)
+        };
+        let r = c
+            .send_as(&resource, method, url, headers, body)
+            .expect("in-process send");
+        (r.status, r.text())
+    }
+}
+
+/// A 5xx is a failure, except F&O's own answer to a write its validation refuses: the
+/// product answers those 500 with `AxODataWriteException` (domain/protocols.md §2.4).
+fn no_server_error(status: u16, what: &str, body: &str) -> Result<(), TestCaseError> {
+    let fno_write_refused = status == 500
+        && body.contains("AxODataWriteException")
+        && body.contains("Write failed for table row of type")
+        && !body.contains("internal error");
+    prop_assert!(
+        status < 500 || fno_write_refused,
+        "{what} answered {status}: {body}"
+    );
+    Ok(())
+}
+
+#[test]
+fn json_bodies_get_client_errors_not_server_errors() {
+    let target = Target::new();
+    let c = Client::connect(&target.transport).expect("client");
+    let (dv, fo) = (c.dataverse_base(ORG), c.fno_base(FO));
+    let urls = [
+        format!("{dv}/api/data/v9.2/accounts"),
+        format!("{dv}/api/data/v9.2/contacts"),
+        format!("{dv}/api/data/v9.2/accounts/Microsoft.Dynamics.CRM.CreateMultiple"),
+        format!("{fo}/data/CustomersV3"),
+        format!("{fo}/data/CustomerGroups"),
+        format!("{fo}/api/services/DualWriteServices/DualWriteMapService/runMaps"),
+    ];
+    let case = (0..urls.len(), json_value(), any::<bool>());
+    runner()
+        .run(&case, |(u, body, patch)| {
+            let url = &urls[u];
+            let method = if patch && !url.contains("/api/services/") {
+                "PATCH"
+            } else {
+                "POST"
+            };
+            let text = body.to_string();
+            let (status, answer) = target.send(
+                method,
+                url,
+                &[("Content-Type", "application/json")],
+                text.as_bytes(),
+            );
+            no_server_error(status, &format!("{method} {url} {text}"), &answer)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A `$batch` body: a boundary, parts with request lines, headers and bodies drawn from
+/// valid and broken pieces.
+fn batch_body() -> impl Strategy<Value = (String, String)> {
+    let line = prop_oneof![
+        Just("GET accounts?$select=name HTTP/1.1".to_string()),
+        Just("POST accounts HTTP/1.1".to_string()),
+        Just("PATCH accounts(00000000-0000-0000-0000-000000000001) HTTP/1.1".to_string()),
+        Just("DELETE $1 HTTP/1.1".to_string()),
+        Just("GET CustomerGroups HTTP/1.1".to_string()),
+        Just("POST CustomerGroups HTTP/1.1".to_string()),
+        Just("Content-Type: application/http".to_string()),
+        Just("Content-Transfer-Encoding: binary".to_string()),
+        Just("Content-Type: application/json".to_string()),
+        Just("Content-Type: multipart/mixed; boundary=changeset_x".to_string()),
+        Just("--changeset_x".to_string()),
+        Just("--changeset_x--".to_string()),
+        Just("Content-ID: 1".to_string()),
+        Just("{\"name\":\"x\"}".to_string()),
+        Just("{\"CustomerGroupId\":\"Z\",\"dataAreaId\":\"usmf\"}".to_string()),
+        Just(String::new()),
+        "[ -~]{0,20}",
+    ];
+    (
+        prop_oneof![Just("batch_x".to_string()), "[a-z_]{0,8}"],
+        proptest::collection::vec(proptest::collection::vec(line, 0..10), 0..5),
+        any::<bool>(),
+    )
+        .prop_map(|(boundary, parts, close)| {
+            let mut body = String::new();
+            for part in parts {
+                body.push_str(&format!("--{boundary}\r\n"));
+                for l in part {
+                    body.push_str(&l);
+                    body.push_str("\r\n");
+                }
+            }
+            if close {
+                body.push_str(&format!("--{boundary}--\r\n"));
+            }
+            (boundary, body)
+        })
+}
+
+#[test]
+fn batch_bodies_get_client_errors_not_server_errors() {
+    let target = Target::new();
+    let c = Client::connect(&target.transport).expect("client");
+    let urls = [
+        format!("{}/api/data/v9.2/$batch", c.dataverse_base(ORG)),
+        format!("{}/data/$batch", c.fno_base(FO)),
+    ];
+    runner()
+        .run(&(0..2usize, batch_body()), |(u, (boundary, body))| {
+            let content_type = format!("multipart/mixed; boundary={boundary}");
+            let (status, answer) = target.send(
+                "POST",
+                &urls[u],
+                &[("Content-Type", &content_type)],
+                body.as_bytes(),
+            );
+            no_server_error(status, &format!("$batch {body:?}"), &answer)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn request_targets_get_client_errors_not_server_errors() {
+    let target = Target::new();
+    let c = Client::connect(&target.transport).expect("client");
+    let (dv, fo) = (c.dataverse_base(ORG), c.fno_base(FO));
+    let path = proptest::collection::vec(
+        prop_oneof![
+            Just("/api/data/v9.2/".to_string()),
+            Just("/data/".to_string()),
+            Just("accounts".to_string()),
+            Just("CustomersV3".to_string()),
+            Just("EntityDefinitions".to_string()),
+            Just("(LogicalName='account')".to_string()),
+            Just("/Attributes".to_string()),
+            Just("$metadata".to_string()),
+            Just("$count".to_string()),
+            Just("?".to_string()),
+            Just("&".to_string()),
+            Just("$filter=".to_string()),
+            Just("$select=".to_string()),
+            Just("$expand=".to_string()),
+            Just("$top=".to_string()),
+            Just("$skiptoken=".to_string()),
+            Just("%".to_string()),
+            Just("%2F".to_string()),
+            Just("%00".to_string()),
+            Just("'".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            "[ -~]{0,6}",
+        ],
+        0..10,
+    )
+    .prop_map(|p| p.concat());
+    let method = prop_oneof![Just("GET"), Just("DELETE"), Just("PATCH"), Just("POST")];
+    runner()
+        .run(&(any::<bool>(), method, path), |(to_dv, method, path)| {
+            let base = if to_dv { &dv } else { &fo };
+            let path = path.replace(' ', "%20");
+            let url = format!(
+                "{base}{}",
+                if path.starts_with('/') {
+                    path.clone()
+                } else {
+                    format!("/{path}")
+                }
+            );
+            let (status, answer) = target.send(method, &url, &[], b"{}");
+            no_server_error(status, &format!("{method} {url}"), &answer)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn scenario_files_never_panic_the_parser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut sources: Vec<String> = std::fs::read_dir(&dir)
+        .expect("scenarios")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    sources.sort();
+    assert!(!sources.is_empty());
+    // A real file with a slice cut out and arbitrary text spliced in.
+    let case = (
+        0..sources.len(),
+        any::<prop::sample::Index>(),
+        0..40usize,
+        "\\PC{0,12}",
+    );
+    runner()
+        .run(&case, |(f, at, cut, insert)| {
+            let src = &sources[f];
+            let chars: Vec<char> = src.chars().collect();
+            let at = at.index(chars.len().max(1));
+            let end = (at + cut).min(chars.len());
+            let mutated: String = chars[..at]
+                .iter()
+                .chain(insert.chars().collect::<Vec<_>>().iter())
+                .chain(chars[end..].iter())
+                .collect();
+            let _ = Scenario::parse(Path::new("fuzzed.toml"), &mutated);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
