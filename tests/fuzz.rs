@@ -30,9 +30,13 @@ fn cases() -> u32 {
 fn runner() -> TestRunner {
     TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: if cfg!(feature = "mutants") {
+            None
+        } else {
+            Some(Box::new(FileFailurePersistence::WithSource(
+                "proptest-regressions",
+            )))
+        },
         ..Config::default()
     })
 }

@@ -253,13 +253,14 @@ fn bundle(name: &str, model: &Model, ops: &[Op]) -> (Bundle, std::path::PathBuf)
 #[test]
 fn live_sync_matches_the_reference_model() {
     // The broken runtime's failures would only replay as passes on the real one.
-    let persistence: Option<Box<dyn FailurePersistence>> = if cfg!(feature = "broken-rollback") {
-        None
-    } else {
-        Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/model_based.txt",
-        )))
-    };
+    let persistence: Option<Box<dyn FailurePersistence>> =
+        if cfg!(any(feature = "broken-rollback", feature = "mutants")) {
+            None
+        } else {
+            Some(Box::new(FileFailurePersistence::Direct(
+                "proptest-regressions/model_based.txt",
+            )))
+        };
     if let Some(Found { reason, model, ops }) = search(config(persistence)) {
         let (bundle, path) = bundle("live_sync_matches_the_reference_model", &model, &ops);
         let steps: Vec<String> = ops.iter().map(Op::to_string).collect();

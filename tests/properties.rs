@@ -265,9 +265,14 @@ fn check_scenario(id: &str) {
     // A fixed RNG: the same cases every run, so a CI failure replays locally as it is.
     let config = Config {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/properties.txt",
-        ))),
+        // A broken runtime's failures (.ci/mutants) are not regressions of the real one.
+        failure_persistence: if cfg!(feature = "mutants") {
+            None
+        } else {
+            Some(Box::new(FileFailurePersistence::Direct(
+                "proptest-regressions/properties.txt",
+            )))
+        },
         max_shrink_iters: 2048,
         ..Config::default()
     };

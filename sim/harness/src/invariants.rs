@@ -181,6 +181,7 @@ pub fn company_integrity(world: &World) -> Check {
                         table.logical_name
                     ));
                 }
+                lookups_in_company(world, dv, table, id, r, company)?;
                 let writer = world.dual_write_user(&c.dataverse);
                 let owner_ok = r.get("_modifiedby_value").and_then(Value::as_str)
                     != Some(writer.as_str())
@@ -221,6 +222,48 @@ pub fn company_integrity(world: &World) -> Check {
                         ));
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every lookup of a company-striped row that points at a company-striped table points at
+/// a row of the same company: a customer in USRT has USRT's customer group "10", never
+/// USMF's. Read straight from the rows and the table definitions, not the runtime's lookup
+/// resolution, so that a runtime resolving in the wrong company cannot pass it.
+fn lookups_in_company(
+    world: &World,
+    dv: &dwsim_model::dataverse::DvEnv,
+    table: &dwsim_model::schema::DvTable,
+    id: &str,
+    row: &Row,
+    company: &str,
+) -> Check {
+    for col in table.columns.iter().filter(|c| c.kind.is_lookup()) {
+        let Some(target_id) = row.get(&col.attribute()).and_then(Value::as_str) else {
+            continue;
+        };
+        for target in col.targets() {
+            let Some(target_table) = world.catalogue.dv_tables.get(target) else {
+                continue;
+            };
+            let (Some(attr), Some(target_row)) =
+                (target_table.company_attribute(), dv.get(target, target_id))
+            else {
+                continue;
+            };
+            let target_company = target_row.get(&attr).and_then(Value::as_str);
+            if target_company.is_some_and(|t| !t.eq_ignore_ascii_case(company)) {
+                return Err(format!(
+                    "{} {id} of company {} looks up {target} {target_id} of company {} through {}",
+                    table.logical_name,
+                    dv.company_code(company).unwrap_or_default(),
+                    target_company
+                        .and_then(|t| dv.company_code(t))
+                        .unwrap_or_default(),
+                    col.name
+                ));
             }
         }
     }

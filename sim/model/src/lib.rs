@@ -36,6 +36,7 @@ pub mod fno;
 pub mod ids;
 pub mod lcs;
 pub mod limits;
+pub mod mutants;
 pub mod power_platform;
 pub mod schema;
 pub mod seed;

@@ -368,6 +368,11 @@ impl DualWrite<'_> {
     ) {
         let catalogue = self.catalogue;
         let limits = &self.settings.initial_sync;
+        let master = if crate::mutants::active("master-ignored") {
+            Side::Dataverse
+        } else {
+            master
+        };
         let fno_exported = transform::fno_ids(map, self.fno, partition, true);
         let dv_exported = transform::dv_ids(catalogue, map, self.dv, partition, true);
         if fno_exported.len().max(dv_exported.len()) > limits.rows_per_legal_entity {

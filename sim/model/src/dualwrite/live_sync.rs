@@ -217,7 +217,9 @@ impl DualWrite<'_> {
         {
             return Some(Partition::Global);
         }
-        if !self.conn.is_connected(&company) {
+        if !self.conn.is_connected(&company)
+            && !crate::mutants::active("company-membership-ignored")
+        {
             return None;
         }
         self.company_partition(map, &company)
@@ -233,7 +235,7 @@ impl DualWrite<'_> {
             None if map.fno_entity == LEGAL_ENTITIES => value_text(row.get("cdm_companycode")),
             None => return Some(Partition::Global),
         };
-        if !self.conn.is_connected(&code) {
+        if !self.conn.is_connected(&code) && !crate::mutants::active("company-membership-ignored") {
             return None;
         }
         self.company_partition(map, &code)
@@ -370,10 +372,13 @@ impl DualWrite<'_> {
     /// Replays the changes queued while `map` was paused, oldest first. A change that fails
     /// stays in the queue as a catch-up error.
     pub fn replay_queue(&mut self, map_id: &str) -> SimResult<usize> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conn.queue)
+        let (mut mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conn.queue)
             .into_iter()
             .partition(|q| q.map == map_id);
         self.conn.queue = rest;
+        if crate::mutants::active("queue-replayed-in-reverse") {
+            mine.reverse();
+        }
         let catalogue = self.catalogue;
         let Some(map) = catalogue.map(map_id) else {
             return Ok(0);

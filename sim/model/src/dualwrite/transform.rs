@@ -70,12 +70,12 @@ fn passes(filter: &[crate::schema::FieldEquals], row: &Row) -> bool {
 
 /// Whether an F&O row passes the map's source filter.
 pub fn passes_fno_filter(map: &TableMap, row: &Row) -> bool {
-    passes(&map.fno_filter, row)
+    crate::mutants::active("source-filter-ignored") || passes(&map.fno_filter, row)
 }
 
 /// Whether a Dataverse row passes the map's Dataverse-side filter.
 pub fn passes_dv_filter(map: &TableMap, row: &Row) -> bool {
-    passes(&map.dv_filter, row)
+    crate::mutants::active("source-filter-ignored") || passes(&map.dv_filter, row)
 }
 
 /// The Dataverse attribute a mapped key field lands in.
@@ -200,7 +200,9 @@ pub fn to_dataverse(
                 if let (Some(company_attr), Partition::Company { dv_company_id, .. }) =
                     (target_table.and_then(|t| t.company_attribute()), partition)
                 {
-                    key.push((company_attr, Value::from(dv_company_id.clone())));
+                    if !crate::mutants::active("lookup-company-ignored") {
+                        key.push((company_attr, Value::from(dv_company_id.clone())));
+                    }
                 }
                 match dv.find_by(&target, &key) {
                     Some((id, _)) => {
