@@ -6,7 +6,7 @@ use crate::client::{enc, Client};
 use crate::invariants;
 use crate::scenario::{Action, Expect, LegalEntities, Master, Scenario};
 use crate::transport::{Http, InProcess, Transport};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use dwsim_model::dualwrite::Side;
 use dwsim_model::{SeedData, World, WorldSpec};
 use dwsim_protocol::Sim;
@@ -892,196 +892,346 @@ fn idempotence(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A connected company to test live sync in, with its Dataverse company id.
-fn live_company(ctx: &Ctx) -> Result<(String, String, String)> {
-    let c = &ctx.client;
-    let env = fno_env(ctx)?;
-    let conn = c.dual_write(
-        &env,
-        "DualWriteConnectionService",
-        "getConnection",
-        json!({}),
-    )?;
-    let company = conn["legalEntities"][0]
-        .as_str()
-        .ok_or_else(|| anyhow!("no legal entity in the connection"))?
-        .to_string();
-    Ok((env, dataverse(ctx)?, company))
+/// What the live checks write through: a running map, one of its rows synced in a
+/// connected company (found by reading both stores, not through the runtime), and a plain
+/// text field the map keeps equal both ways. Any running map serves, so a partner's
+/// scenario that runs only its own maps is checked the same way.
+struct LiveSample {
+    env: String,
+    org: String,
+    map: String,
+    /// The F&O entity set and the row's key segment, `CustomerGroups(dataAreaId='usmf',…)`.
+    fno_path: String,
+    entity_set: String,
+    /// The F&O key fields and values, for making a new row like this one.
+    fno_row: dwsim_model::Row,
+    fno_keys: Vec<(String, usize)>,
+    /// The map's key fields with their Dataverse columns.
+    key_columns: Vec<(String, String)>,
+    dv_set: String,
+    dv_id: String,
+    fno_field: String,
+    dv_column: String,
+    /// The longest value both sides hold.
+    max_len: usize,
 }
 
-fn ensure_group(c: &Client, env: &str, company: &str, group: &str) -> Result<()> {
-    let r = c.fno("POST", env, "CustomerGroups", Some(&json!({"dataAreaId": company.to_lowercase(), "CustomerGroupId": group, "Description": "dwsim check"})))?;
-    if r.status != 201 && !r.text().contains("already exists") {
-        bail!(
-            "creating customer group {group}: HTTP {} {}",
-            r.status,
-            r.text()
-        );
+fn key_literal(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        other => other.to_string(),
     }
-    Ok(())
 }
 
-/// A write whose other side fails is rolled back on both sides with the documented error.
+/// The first running map, in catalogue order, with a synced row and a plain `=` text field.
+fn live_sample(ctx: &Ctx) -> Result<Option<LiveSample>> {
+    use dwsim_model::dualwrite::MapState;
+    use dwsim_model::schema::{Direction, DvType, FnoType};
+    let env = fno_env(ctx)?;
+    let org = dataverse(ctx)?;
+    let world = ctx.client.export()?;
+    let Some(conn) = world.connections.get(&env) else {
+        return Ok(None);
+    };
+    let (Some(fno), Some(dv)) = (world.fno.get(&env), world.dataverse.get(&org)) else {
+        return Ok(None);
+    };
+    let catalogue = &world.catalogue;
+    for map in &catalogue.maps {
+        // A new legal entity is not in the connection until added to it: the company map
+        // is no place for a create that must cross.
+        if conn.maps.get(&map.id).map(|m| m.state) != Some(MapState::Running)
+            || map.fno_entity == dwsim_model::fno::LEGAL_ENTITIES
+        {
+            continue;
+        }
+        let (Some(entity), Some(table)) = (
+            catalogue.fno_entities.get(&map.fno_entity),
+            catalogue.dv_tables.get(&map.dv_table),
+        ) else {
+            continue;
+        };
+        // The integration key's Dataverse columns: plain columns only.
+        let key_columns: Option<Vec<(String, String)>> = map
+            .key
+            .iter()
+            .map(|k| {
+                let dv = map.field_for_fno(k)?.dv.clone()?;
+                (!dv.contains('.')).then(|| (k.clone(), dv))
+            })
+            .collect();
+        let Some(key_columns) = key_columns else {
+            continue;
+        };
+        let field = map.fields.iter().find_map(|f| {
+            let (fo, dvc) = (f.fno.as_ref()?, f.dv.as_ref()?);
+            let fno_field = entity.field(fo)?;
+            let column = table.column(dvc)?;
+            let plain = f.dir == Direction::Both
+                && f.value_map.is_empty()
+                && !dvc.contains('.')
+                && !map.key.contains(fo)
+                && fno_field.kind == FnoType::String
+                && matches!(column.kind, DvType::String | DvType::Memo)
+                && !column.read_only;
+            let max = fno_field
+                .max_length
+                .unwrap_or(usize::MAX)
+                .min(column.max_length.unwrap_or(usize::MAX));
+            (plain && max >= 8).then(|| (fo.clone(), dvc.clone(), max))
+        });
+        let Some((fno_field, dv_column, max_len)) = field else {
+            continue;
+        };
+        let company_attr = table.company_attribute();
+        for (_, row) in fno.store.rows(&map.fno_entity) {
+            let area = row.get("dataAreaId").and_then(Value::as_str).unwrap_or_default();
+            if entity.company_specific && !conn.is_connected(area) {
+                continue;
+            }
+            let company_id = dv
+                .store
+                .rows("cdm_company")
+                .find(|(_, r)| {
+                    r.get("cdm_companycode")
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| c.eq_ignore_ascii_case(area))
+                })
+                .map(|(id, _)| id.clone());
+            let counterpart = dv.store.rows(&map.dv_table).find(|(_, d)| {
+                let same_key = key_columns.iter().all(|(fo, dvc)| {
+                    let (a, b) = (row.get(fo), d.get(dvc));
+                    a.is_some() && !a.is_some_and(Value::is_null) && a == b
+                });
+                let same_company = match (&company_attr, entity.company_specific) {
+                    (Some(attr), true) => {
+                        d.get(attr).and_then(Value::as_str) == company_id.as_deref()
+                    }
+                    _ => true,
+                };
+                same_key && same_company
+            });
+            let Some((dv_id, _)) = counterpart else {
+                continue;
+            };
+            let keys: Vec<String> = entity
+                .keys
+                .iter()
+                .map(|k| format!("{k}={}", key_literal(row.get(k).unwrap_or(&Value::Null))))
+                .collect();
+            let fno_keys = map
+                .key
+                .iter()
+                .filter_map(|k| {
+                    let f = entity.field(k)?;
+                    (f.kind == FnoType::String).then(|| (k.clone(), f.max_length.unwrap_or(20)))
+                })
+                .collect();
+            return Ok(Some(LiveSample {
+                env: env.clone(),
+                org: org.clone(),
+                map: map.id.clone(),
+                fno_path: format!("{}({})", entity.entity_set, keys.join(",")),
+                entity_set: entity.entity_set.clone(),
+                fno_row: row.clone(),
+                fno_keys,
+                key_columns: key_columns.clone(),
+                dv_set: table.entity_set.clone(),
+                dv_id: dv_id.clone(),
+                fno_field,
+                dv_column,
+                max_len,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+impl LiveSample {
+    fn value(&self, text: &str) -> String {
+        text.chars().take(self.max_len).collect()
+    }
+
+    fn fno_value(&self, c: &Client) -> Result<Value> {
+        let r = c.fno("GET", &self.env, &self.fno_path, None)?;
+        if r.status != 200 {
+            bail!("reading F&O {}: HTTP {} {}", self.fno_path, r.status, r.text());
+        }
+        Ok(r.json()[&self.fno_field].clone())
+    }
+
+    fn dv_value(&self, c: &Client) -> Result<Value> {
+        let path = format!("{}({})?$select={}", self.dv_set, self.dv_id, self.dv_column);
+        let r = c.dv("GET", &self.org, &path, None)?;
+        if r.status != 200 {
+            bail!("reading Dataverse {path}: HTTP {} {}", r.status, r.text());
+        }
+        Ok(r.json()[&self.dv_column].clone())
+    }
+
+    fn patch_fno(&self, c: &Client, value: &str) -> Result<crate::transport::Reply> {
+        c.fno(
+            "PATCH",
+            &self.env,
+            &self.fno_path,
+            Some(&json!({ self.fno_field.clone(): value })),
+        )
+    }
+
+    fn patch_dv(&self, c: &Client, value: &str) -> Result<crate::transport::Reply> {
+        c.dv(
+            "PATCH",
+            &self.org,
+            &format!("{}({})", self.dv_set, self.dv_id),
+            Some(&json!({ self.dv_column.clone(): value })),
+        )
+    }
+
+    fn faults(&self, c: &Client, plan: Value) -> Result<()> {
+        let r = c.transport.send(
+            "PUT",
+            &format!("{}/_dwsim/faults", c.endpoints.lcs),
+            &[("Content-Type", "application/json")],
+            plan.to_string().as_bytes(),
+        )?;
+        if r.status != 200 {
+            bail!("setting the fault plan: HTTP {} {}", r.status, r.text());
+        }
+        Ok(())
+    }
+}
+
+/// A write whose other side fails is rolled back on both sides: with the counterpart's
+/// write made to fail (a plug-in on Dataverse, an Infolog error in F&O), an update of a
+/// synced row answers an error and leaves the field as it was on both sides.
 fn atomic_live_sync(ctx: &Ctx) -> Result<()> {
     let c = &ctx.client;
-    let (env, org, company) = live_company(ctx)?;
-    let area = company.to_lowercase();
-    ensure_group(c, &env, &company, "ATOMIC")?;
-    // F&O → Dataverse: an email Dataverse can't hold (max 100) fails the F&O write.
-    let long_email = format!("{}@example.com", "a".repeat(120));
-    let r = c.fno("POST", &env, "CustomersV3", Some(&json!({"dataAreaId": area, "CustomerAccount": "ATOMIC-FO", "OrganizationName": "Atomic F&O", "CustomerGroupId": "ATOMIC", "PrimaryContactEmail": long_email})))?;
-    let msg = r.json()["error"]["innererror"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if r.status != 500 || !msg.contains("Unable to write data to entity accounts") {
-        bail!(
-            "F&O write with a failing Dataverse side answered HTTP {}: {}",
-            r.status,
-            r.text()
-        );
-    }
-    if c.fno(
-        "GET",
-        &env,
-        &format!("CustomersV3(dataAreaId='{area}',CustomerAccount='ATOMIC-FO')"),
-        None,
-    )?
-    .status
-        != 404
-    {
-        bail!("the F&O customer stayed after its Dataverse write failed");
-    }
-    if !c
-        .dv_all(
-            &org,
-            "accounts?$select=accountid&$filter=accountnumber eq 'ATOMIC-FO'",
-        )?
-        .is_empty()
-    {
-        bail!("a Dataverse account exists for a rolled-back F&O customer");
-    }
-    // Dataverse → F&O: a name F&O can't hold (max 100) fails the Dataverse write.
-    let company_ref = format!("/cdm_companies(cdm_companycode='{company}')");
-    let group = c.dv_all(
-        &org,
-        "msdyn_customergroups?$select=msdyn_customergroupid&$filter=msdyn_groupid eq 'ATOMIC'",
-    )?;
-    let group_id = group
-        .first()
-        .and_then(|g| g["msdyn_customergroupid"].as_str())
-        .ok_or_else(|| anyhow!("customer group ATOMIC did not reach Dataverse"))?
-        .to_string();
-    let r = c.dv("POST", &org, "accounts", Some(&json!({"name": "N".repeat(150), "accountnumber": "ATOMIC-DV", "customertypecode": 3, "msdyn_company@odata.bind": company_ref, "msdyn_customergroupid@odata.bind": format!("/msdyn_customergroups({group_id})")})))?;
-    if r.status != 400 || r.json()["error"]["code"] != json!("0x80040265") {
-        bail!(
-            "Dataverse write with a failing F&O side answered HTTP {}: {}",
-            r.status,
-            r.text()
-        );
-    }
-    if !c
-        .dv_all(
-            &org,
-            "accounts?$select=accountid&$filter=accountnumber eq 'ATOMIC-DV'",
-        )?
-        .is_empty()
-    {
-        bail!("the Dataverse account stayed after its F&O write failed");
-    }
-    if c.fno(
-        "GET",
-        &env,
-        &format!("CustomersV3(dataAreaId='{area}',CustomerAccount='ATOMIC-DV')"),
-        None,
-    )?
-    .status
-        != 404
-    {
-        bail!("an F&O customer exists for a rolled-back Dataverse account");
+    let Some(s) = live_sample(ctx)? else {
+        return Ok(());
+    };
+    let (fno_before, dv_before) = (s.fno_value(c)?, s.dv_value(c)?);
+    let steps = [
+        (
+            json!({"faults": [{"side": "Dataverse", "table": s.dv_set, "count": 1, "kind": "pluginFailure"}]}),
+            true,
+        ),
+        (
+            json!({"faults": [{"side": "FinanceAndOperations", "table": s.entity_set, "count": 1, "kind": "infologWriteFailure"}]}),
+            false,
+        ),
+    ];
+    for (plan, from_fno) in steps {
+        s.faults(c, plan)?;
+        let value = s.value("dwsim atomic check");
+        let r = if from_fno {
+            s.patch_fno(c, &value)?
+        } else {
+            s.patch_dv(c, &value)?
+        };
+        s.faults(c, json!({"faults": []}))?;
+        let side = if from_fno { "F&O" } else { "Dataverse" };
+        if r.status < 400 {
+            bail!(
+                "map {}: a {side} update whose counterpart failed answered HTTP {}",
+                s.map,
+                r.status
+            );
+        }
+        let (fno_now, dv_now) = (s.fno_value(c)?, s.dv_value(c)?);
+        if fno_now != fno_before || dv_now != dv_before {
+            bail!(
+                "map {}: a failed {side} update left F&O {} = {fno_now} (was {fno_before}) and Dataverse {} = {dv_now} (was {dv_before})",
+                s.map,
+                s.fno_field,
+                s.dv_column
+            );
+        }
     }
     Ok(())
 }
 
-/// A create and an update on each side show up on the other.
+/// A create and an update on each side show up on the other: the synced row's text field
+/// is updated from F&O, then from Dataverse; a copy of the F&O row under a new key reaches
+/// Dataverse, and its delete removes the counterpart. The row keeps its value at the end.
 fn live_round_trip(ctx: &Ctx) -> Result<()> {
     let c = &ctx.client;
-    let (env, org, company) = live_company(ctx)?;
-    let area = company.to_lowercase();
-    // F&O → Dataverse.
-    ensure_group(c, &env, &company, "RT")?;
-    let find_group = || {
-        c.dv_all(&org, "msdyn_customergroups?$select=msdyn_groupid,msdyn_description&$filter=msdyn_groupid eq 'RT'")
+    let Some(s) = live_sample(ctx)? else {
+        return Ok(());
     };
-    let g = find_group()?;
-    if g.len() != 1 {
-        bail!("F&O customer group RT: {} Dataverse rows", g.len());
+    let original = s.fno_value(c)?;
+    for (from_fno, text) in [(true, "dwsim round trip F"), (false, "dwsim round trip D")] {
+        let value = s.value(text);
+        let r = if from_fno {
+            s.patch_fno(c, &value)?
+        } else {
+            s.patch_dv(c, &value)?
+        };
+        if r.status != 204 {
+            bail!("map {}: updating {}: HTTP {} {}", s.map, if from_fno { &s.fno_path } else { &s.dv_set }, r.status, r.text());
+        }
+        let other = if from_fno { s.dv_value(c)? } else { s.fno_value(c)? };
+        if other != json!(value) {
+            bail!(
+                "map {}: the {} update of {} did not reach the other side (it holds {other})",
+                s.map,
+                if from_fno { "F&O" } else { "Dataverse" },
+                s.fno_path
+            );
+        }
     }
-    let r = c.fno(
-        "PATCH",
-        &env,
-        &format!("CustomerGroups(dataAreaId='{area}',CustomerGroupId='RT')"),
-        Some(&json!({"Description": "Round trip, updated"})),
-    )?;
-    if r.status != 204 {
-        bail!(
-            "updating F&O customer group RT: HTTP {} {}",
-            r.status,
-            r.text()
-        );
+    if let Some(v) = original.as_str() {
+        s.patch_fno(c, v)?;
     }
-    if find_group()?
-        .first()
-        .and_then(|g| g["msdyn_description"].as_str())
-        != Some("Round trip, updated")
-    {
-        bail!("the F&O update of customer group RT did not reach Dataverse");
+    // A new row like the synced one, under a new key.
+    if s.fno_keys.is_empty() {
+        return Ok(());
     }
-    // Dataverse → F&O.
-    let group_id = find_group()?
-        .first()
-        .and_then(|g| g["msdyn_customergroupid"].as_str())
-        .map(str::to_string)
-        .context("RT group id")?;
-    let r = c.dv("POST", &org, "accounts", Some(&json!({"name": "Round trip account", "accountnumber": "RT-DV", "customertypecode": 3, "msdyn_company@odata.bind": format!("/cdm_companies(cdm_companycode='{company}')"), "msdyn_customergroupid@odata.bind": format!("/msdyn_customergroups({group_id})")})))?;
-    if r.status != 204 {
-        bail!(
-            "creating Dataverse account RT-DV: HTTP {} {}",
-            r.status,
-            r.text()
-        );
+    let mut row = s.fno_row.clone();
+    for k in ["RecId", "RecVersion", "ModifiedDateTime"] {
+        row.remove(k);
     }
-    let path = format!("CustomersV3(dataAreaId='{area}',CustomerAccount='RT-DV')");
-    let got = c.fno("GET", &env, &path, None)?;
-    if got.status != 200 || got.json()["OrganizationName"] != json!("Round trip account") {
-        bail!(
-            "Dataverse account RT-DV did not reach F&O: HTTP {} {}",
-            got.status,
-            got.text()
-        );
+    let mut new_keys = Vec::new();
+    for (k, max) in &s.fno_keys {
+        let v: String = "DWSIM-RT".chars().take(*max).collect();
+        row.insert(k.clone(), json!(v));
+        new_keys.push((k.clone(), v));
     }
-    let id = r
-        .header("OData-EntityId")
-        .and_then(|u| u.rsplit('(').next())
-        .map(|s| s.trim_end_matches(')').to_string())
-        .context("OData-EntityId")?;
-    let r = c.dv(
-        "PATCH",
-        &org,
-        &format!("accounts({id})"),
-        Some(&json!({"name": "Round trip account, updated"})),
-    )?;
-    if r.status != 204 {
-        bail!(
-            "updating Dataverse account RT-DV: HTTP {} {}",
-            r.status,
-            r.text()
-        );
+    let created = c.fno("POST", &s.env, &s.entity_set, Some(&Value::Object(row.clone())))?;
+    if created.status != 201 {
+        bail!("map {}: creating a copy of {} in F&O: HTTP {} {}", s.map, s.fno_path, created.status, created.text());
     }
-    if c.fno("GET", &env, &path, None)?.json()["OrganizationName"]
-        != json!("Round trip account, updated")
-    {
-        bail!("the Dataverse update of RT-DV did not reach F&O");
+    let filter: Vec<String> = new_keys
+        .iter()
+        .filter_map(|(k, v)| {
+            let (_, dv) = s.key_columns.iter().find(|(fo, _)| fo == k)?;
+            Some(format!("{dv} eq {}", key_literal(&json!(v))))
+        })
+        .collect();
+    let query = format!("{}?$filter={}", s.dv_set, enc(&filter.join(" and ")));
+    if c.dv_all(&s.org, &query)?.is_empty() {
+        bail!("map {}: the F&O create of a copy of {} did not reach Dataverse", s.map, s.fno_path);
+    }
+    let entity_keys: Vec<String> = s
+        .fno_path
+        .split_once('(')
+        .map(|(_, k)| k.trim_end_matches(')'))
+        .unwrap_or_default()
+        .split(',')
+        .map(|part| {
+            let name = part.split('=').next().unwrap_or_default();
+            match new_keys.iter().find(|(k, _)| k == name) {
+                Some((k, v)) => format!("{k}={}", key_literal(&json!(v))),
+                None => part.to_string(),
+            }
+        })
+        .collect();
+    let copy = format!("{}({})", s.entity_set, entity_keys.join(","));
+    let deleted = c.fno("DELETE", &s.env, &copy, None)?;
+    if deleted.status != 204 {
+        bail!("map {}: deleting the copy {copy}: HTTP {} {}", s.map, deleted.status, deleted.text());
+    }
+    if !c.dv_all(&s.org, &query)?.is_empty() {
+        bail!("map {}: the F&O delete of {copy} did not reach Dataverse", s.map);
     }
     Ok(())
 }
