@@ -33,6 +33,11 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A partner catalogue folder: Dataverse tables, F&O entities, table maps, solutions
+    /// and a data set in the built-in files' formats, merged into the built-in ones
+    /// (docs/partners.md).
+    #[arg(long, global = true, value_name = "DIR")]
+    catalogue: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +89,11 @@ enum Command {
         /// Print only failures and the summary.
         #[arg(short, long)]
         quiet: bool,
+        /// Compare each scenario's steps and end state with DIR/<id>.json, and fail the
+        /// scenario on a difference (the new state goes to DIR/<id>.json.new); a missing
+        /// file is written. For CI outside cargo; snapshots/ holds the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        snapshots: Option<PathBuf>,
     },
     /// Serve the four products with a scenario's starting world until interrupted.
     Serve {
@@ -158,6 +168,14 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.catalogue {
+        let installed =
+            dwsim_model::Catalogue::with_partner_dir(dir).and_then(dwsim_model::Catalogue::install);
+        if let Err(e) = installed {
+            eprintln!("dwsim: --catalogue {}: {}", dir.display(), e.message);
+            std::process::exit(2);
+        }
+    }
     let result = match cli.command {
         Command::Run {
             scenarios,
@@ -168,6 +186,7 @@ fn main() {
             junit,
             format,
             quiet,
+            snapshots,
         } => run(RunArgs {
             only: scenarios,
             seed,
@@ -177,6 +196,7 @@ fn main() {
             junit,
             format,
             quiet,
+            snapshots,
         }),
         Command::Serve {
             scenario,
@@ -247,6 +267,7 @@ struct RunArgs {
     junit: Option<PathBuf>,
     format: Format,
     quiet: bool,
+    snapshots: Option<PathBuf>,
 }
 
 /// The scenarios of `dir` (or the built-in ones), only those named in `only` if any; an
@@ -324,6 +345,48 @@ fn run_scenario(
     })
 }
 
+/// The snapshot of a run, as `--snapshots` keeps it: the steps and the end state.
+fn snapshot_of(run: &runner::ScenarioRun) -> serde_json::Value {
+    serde_json::json!({
+        "scenario": run.scenario,
+        "seed": run.seed,
+        "steps": run.steps.iter().map(|s| format!("{} (line {}): {}", s.action, s.line, s.detail)).collect::<Vec<_>>(),
+        "end_state": run.end_state,
+    })
+}
+
+/// `--snapshots DIR`: compares the run with `DIR/<id>.json`, writing it when missing and
+/// `DIR/<id>.json.new` when it differs.
+fn check_snapshot(dir: &Path, run: &runner::ScenarioRun) -> Result<runner::Outcome> {
+    let started = Instant::now();
+    let path = dir.join(format!("{}.json", run.scenario));
+    let mut text = serde_json::to_string_pretty(&snapshot_of(run))?;
+    text.push('\n');
+    let detail = match std::fs::read_to_string(&path) {
+        Ok(kept) if kept == text => String::new(),
+        Ok(_) => {
+            let new = dir.join(format!("{}.json.new", run.scenario));
+            std::fs::write(&new, &text).with_context(|| format!("writing {}", new.display()))?;
+            format!(
+                "the run differs from {}; it is in {} (diff them, then move it over to accept)",
+                path.display(),
+                new.display()
+            )
+        }
+        Err(_) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            String::new()
+        }
+    };
+    Ok(runner::Outcome {
+        name: "snapshot".into(),
+        passed: detail.is_empty(),
+        detail,
+        elapsed: started.elapsed(),
+    })
+}
+
 fn run(args: RunArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), &args.only)?;
     let data = Catalogue::shared()
@@ -343,7 +406,11 @@ fn run(args: RunArgs) -> Result<bool> {
     let started = Instant::now();
     let mut runs = Vec::new();
     for sc in &scenarios {
-        let ran = run_scenario(sc, args.seed, args.transport, &data)?;
+        let mut ran = run_scenario(sc, args.seed, args.transport, &data)?;
+        if let Some(dir) = &args.snapshots {
+            let outcome = check_snapshot(dir, &ran.run)?;
+            ran.run.invariants.push(outcome);
+        }
         let row = ran.row();
         if args.format == Format::Human && !(args.quiet && report::passed(&row)) {
             write!(human, "{}", report::scenario_line(&row))?;

@@ -254,6 +254,7 @@ fn seed_data() -> impl Strategy<Value = SeedData> {
                 currencies,
             },
             dataverse,
+            rows: Default::default(),
         })
 }
 

@@ -669,11 +669,32 @@ pub fn create_app_users(c: &Client, org: &str) -> Result<usize> {
 /// `company`, customer groups first so that lookups resolve. Answers how many changed.
 pub fn bootstrap(c: &Client, org: &str, company: &str) -> Result<usize> {
     let mut changed = 0;
-    for (set, id) in [
-        ("msdyn_customergroups", "msdyn_customergroupid"),
-        ("accounts", "accountid"),
-        ("contacts", "contactid"),
-    ] {
+    // Every company-striped table of the catalogue, a partner's own included, each after
+    // the tables its lookups point at (groups before the accounts in them), since a row
+    // joining a company is dual-written with its lookups resolved in that company.
+    let catalogue = dwsim_model::Catalogue::shared().map_err(|e| anyhow!("{e}"))?;
+    let mut left: Vec<&dwsim_model::schema::DvTable> = catalogue
+        .dv_tables
+        .values()
+        .filter(|t| t.company_lookup.as_deref() == Some("msdyn_company"))
+        .collect();
+    let mut striped: Vec<(&str, &str)> = Vec::new();
+    while !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|t| t.logical_name.as_str()).collect();
+        let ready = left
+            .iter()
+            .position(|t| {
+                t.columns.iter().filter(|c| c.kind.is_lookup()).all(|c| {
+                    c.targets()
+                        .iter()
+                        .all(|x| *x == t.logical_name || !names.contains(x))
+                })
+            })
+            .unwrap_or(0);
+        let t = left.remove(ready);
+        striped.push((t.entity_set.as_str(), t.primary_id.as_str()));
+    }
+    for (set, id) in striped {
         let rows = c.dv_all(
             org,
             &format!("{set}?$select={id}&$filter=_msdyn_company_value eq null"),
@@ -985,7 +1006,10 @@ fn live_sample(ctx: &Ctx) -> Result<Option<LiveSample>> {
         };
         let company_attr = table.company_attribute();
         for (_, row) in fno.store.rows(&map.fno_entity) {
-            let area = row.get("dataAreaId").and_then(Value::as_str).unwrap_or_default();
+            let area = row
+                .get("dataAreaId")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if entity.company_specific && !conn.is_connected(area) {
                 continue;
             }
@@ -1055,7 +1079,12 @@ impl LiveSample {
     fn fno_value(&self, c: &Client) -> Result<Value> {
         let r = c.fno("GET", &self.env, &self.fno_path, None)?;
         if r.status != 200 {
-            bail!("reading F&O {}: HTTP {} {}", self.fno_path, r.status, r.text());
+            bail!(
+                "reading F&O {}: HTTP {} {}",
+                self.fno_path,
+                r.status,
+                r.text()
+            );
         }
         Ok(r.json()[&self.fno_field].clone())
     }
@@ -1167,9 +1196,19 @@ fn live_round_trip(ctx: &Ctx) -> Result<()> {
             s.patch_dv(c, &value)?
         };
         if r.status != 204 {
-            bail!("map {}: updating {}: HTTP {} {}", s.map, if from_fno { &s.fno_path } else { &s.dv_set }, r.status, r.text());
+            bail!(
+                "map {}: updating {}: HTTP {} {}",
+                s.map,
+                if from_fno { &s.fno_path } else { &s.dv_set },
+                r.status,
+                r.text()
+            );
         }
-        let other = if from_fno { s.dv_value(c)? } else { s.fno_value(c)? };
+        let other = if from_fno {
+            s.dv_value(c)?
+        } else {
+            s.fno_value(c)?
+        };
         if other != json!(value) {
             bail!(
                 "map {}: the {} update of {} did not reach the other side (it holds {other})",
@@ -1196,9 +1235,20 @@ fn live_round_trip(ctx: &Ctx) -> Result<()> {
         row.insert(k.clone(), json!(v));
         new_keys.push((k.clone(), v));
     }
-    let created = c.fno("POST", &s.env, &s.entity_set, Some(&Value::Object(row.clone())))?;
+    let created = c.fno(
+        "POST",
+        &s.env,
+        &s.entity_set,
+        Some(&Value::Object(row.clone())),
+    )?;
     if created.status != 201 {
-        bail!("map {}: creating a copy of {} in F&O: HTTP {} {}", s.map, s.fno_path, created.status, created.text());
+        bail!(
+            "map {}: creating a copy of {} in F&O: HTTP {} {}",
+            s.map,
+            s.fno_path,
+            created.status,
+            created.text()
+        );
     }
     let filter: Vec<String> = new_keys
         .iter()
@@ -1209,7 +1259,11 @@ fn live_round_trip(ctx: &Ctx) -> Result<()> {
         .collect();
     let query = format!("{}?$filter={}", s.dv_set, enc(&filter.join(" and ")));
     if c.dv_all(&s.org, &query)?.is_empty() {
-        bail!("map {}: the F&O create of a copy of {} did not reach Dataverse", s.map, s.fno_path);
+        bail!(
+            "map {}: the F&O create of a copy of {} did not reach Dataverse",
+            s.map,
+            s.fno_path
+        );
     }
     let entity_keys: Vec<String> = s
         .fno_path
@@ -1228,10 +1282,18 @@ fn live_round_trip(ctx: &Ctx) -> Result<()> {
     let copy = format!("{}({})", s.entity_set, entity_keys.join(","));
     let deleted = c.fno("DELETE", &s.env, &copy, None)?;
     if deleted.status != 204 {
-        bail!("map {}: deleting the copy {copy}: HTTP {} {}", s.map, deleted.status, deleted.text());
+        bail!(
+            "map {}: deleting the copy {copy}: HTTP {} {}",
+            s.map,
+            deleted.status,
+            deleted.text()
+        );
     }
     if !c.dv_all(&s.org, &query)?.is_empty() {
-        bail!("map {}: the F&O delete of {copy} did not reach Dataverse", s.map);
+        bail!(
+            "map {}: the F&O delete of {copy} did not reach Dataverse",
+            s.map
+        );
     }
     Ok(())
 }

@@ -28,6 +28,10 @@ pub struct Catalogue {
     pub demo: SeedData,
 }
 
+/// The process's catalogue: the built-in one unless the CLI installed a partner's.
+static SHARED: std::sync::OnceLock<SimResult<std::sync::Arc<Catalogue>>> =
+    std::sync::OnceLock::new();
+
 fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> SimResult<T> {
     serde_json::from_str(text).map_err(|e| SimError::bad_request(format!("{name}: {e}")))
 }
@@ -36,11 +40,24 @@ impl Catalogue {
     /// The definitions shipped with dwsim, parsed once per process and shared: every world
     /// built on them holds the same copy.
     pub fn shared() -> SimResult<std::sync::Arc<Catalogue>> {
-        static SHARED: std::sync::OnceLock<SimResult<std::sync::Arc<Catalogue>>> =
-            std::sync::OnceLock::new();
         SHARED
             .get_or_init(|| Catalogue::builtin().map(std::sync::Arc::new))
             .clone()
+    }
+
+    /// Makes `catalogue` the one [`Catalogue::shared`] answers for the rest of the process
+    /// (the CLI's `--catalogue DIR`); refused once anything has asked for the shared one.
+    pub fn install(catalogue: Catalogue) -> SimResult<()> {
+        SHARED
+            .set(Ok(std::sync::Arc::new(catalogue)))
+            .map_err(|_| SimError::bad_request("the shared catalogue is already in use"))
+    }
+
+    /// The built-in catalogue with a partner's definitions and data from `dir` merged in.
+    pub fn with_partner_dir(dir: &Path) -> SimResult<Catalogue> {
+        let mut catalogue = Catalogue::builtin()?;
+        catalogue.extend_from_dir(dir)?;
+        Ok(catalogue)
     }
 
     /// The definitions shipped with dwsim, freshly parsed.
@@ -65,9 +82,18 @@ impl Catalogue {
         Ok(catalogue)
     }
 
-    /// Adds a partner's definitions from `dir` (any of `dataverse-tables.json`,
-    /// `fno-entities.json`, `table-maps.json`); entries with an existing name replace it.
+    /// Adds a partner's definitions from `dir`, each file in the format of the built-in one
+    /// of the same name (any of `dataverse-tables.json`, `fno-entities.json`,
+    /// `table-maps.json`, `solutions.json`, `demo-data.json`): a table, entity, map or
+    /// solution with an existing name replaces it; the data set is merged (see
+    /// [`SeedData::merge`]). Unknown fields are refused with the file named.
     pub fn extend_from_dir(&mut self, dir: &Path) -> SimResult<()> {
+        if !dir.is_dir() {
+            return Err(SimError::bad_request(format!(
+                "{}: not a catalogue directory",
+                dir.display()
+            )));
+        }
         let read = |name: &str| -> SimResult<Option<String>> {
             let path = dir.join(name);
             if !path.exists() {
@@ -95,6 +121,22 @@ impl Catalogue {
                     None => self.maps.push(m),
                 }
             }
+        }
+        if let Some(text) = read("solutions.json")? {
+            for s in parse::<Vec<SolutionDef>>("solutions.json", &text)? {
+                match self
+                    .solutions
+                    .iter_mut()
+                    .find(|x| x.uniquename == s.uniquename)
+                {
+                    Some(slot) => *slot = s,
+                    None => self.solutions.push(s),
+                }
+            }
+        }
+        if let Some(text) = read("demo-data.json")? {
+            let data = parse::<SeedData>("demo-data.json", &text)?;
+            self.demo.merge(data);
         }
         self.check()
     }

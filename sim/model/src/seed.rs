@@ -1,19 +1,79 @@
 //! Seed data: what the starting world holds before a scenario runs. The demo data set is a
 //! JSON file; property tests generate their own `SeedData` and hand it to the same builder.
 
+use crate::store::Row;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a world's existing environments start with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct SeedData {
     /// Companies of an F&O environment deployed with demo data (or of an existing one).
     pub fno: FnoSeed,
     /// Rows of an existing Dataverse environment, none of them with a company yet.
     pub dataverse: DvSeed,
+    /// Rows of any table, as the products' APIs take them: for a partner's own entities
+    /// and tables, which the typed lists above do not cover.
+    #[serde(default, skip_serializing_if = "RowsSeed::is_empty")]
+    pub rows: RowsSeed,
+}
+
+/// Rows by table, written through each product's own validation after the typed seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RowsSeed {
+    /// F&O rows by entity set; company-specific rows name their `dataAreaId`.
+    #[serde(default)]
+    pub fno: BTreeMap<String, Vec<Row>>,
+    /// Dataverse rows by table logical name, with attribute names (`_x_value` for lookups).
+    #[serde(default)]
+    pub dataverse: BTreeMap<String, Vec<Row>>,
+}
+
+impl RowsSeed {
+    /// Whether there are no rows at all.
+    pub fn is_empty(&self) -> bool {
+        self.fno.values().all(Vec::is_empty) && self.dataverse.values().all(Vec::is_empty)
+    }
+}
+
+impl SeedData {
+    /// Merges a partner's data set into this one: a company with a new id is added, one
+    /// with an existing id gets the partner's groups, customers, terms and vendors
+    /// appended; currencies, Dataverse rows and generic rows are appended.
+    pub fn merge(&mut self, other: SeedData) {
+        for company in other.fno.companies {
+            match self.fno.companies.iter_mut().find(|c| c.id == company.id) {
+                Some(c) => {
+                    c.customer_groups.extend(company.customer_groups);
+                    c.customers.extend(company.customers);
+                    c.payment_terms.extend(company.payment_terms);
+                    c.vendor_groups.extend(company.vendor_groups);
+                    c.vendors.extend(company.vendors);
+                }
+                None => self.fno.companies.push(company),
+            }
+        }
+        self.fno.currencies.extend(other.fno.currencies);
+        self.dataverse.currencies.extend(other.dataverse.currencies);
+        self.dataverse
+            .customer_groups
+            .extend(other.dataverse.customer_groups);
+        self.dataverse.accounts.extend(other.dataverse.accounts);
+        self.dataverse.contacts.extend(other.dataverse.contacts);
+        for (set, rows) in other.rows.fno {
+            self.rows.fno.entry(set).or_default().extend(rows);
+        }
+        for (table, rows) in other.rows.dataverse {
+            self.rows.dataverse.entry(table).or_default().extend(rows);
+        }
+    }
 }
 
 /// The companies and currencies of an F&O deployment with data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct FnoSeed {
     /// The demo companies and their rows.
     pub companies: Vec<CompanySeed>,
@@ -24,6 +84,7 @@ pub struct FnoSeed {
 
 /// A currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CurrencySeed {
     /// The ISO code.
     pub code: String,
@@ -36,6 +97,7 @@ pub struct CurrencySeed {
 
 /// A vendor of a company.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VendorSeed {
     /// The vendor account.
     pub account: String,
@@ -50,6 +112,7 @@ pub struct VendorSeed {
 
 /// A demo company and its rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompanySeed {
     /// The legal entity id (`USMF`).
     pub id: String,
@@ -74,6 +137,7 @@ pub struct CompanySeed {
 
 /// A group (customer, vendor) or a term of payment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupSeed {
     /// Its id.
     pub id: String,
@@ -86,6 +150,7 @@ pub struct GroupSeed {
 
 /// A customer of a company.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerSeed {
     /// The customer account.
     pub account: String,
@@ -115,6 +180,7 @@ pub struct CustomerSeed {
 
 /// The rows an existing Dataverse starts with, none with a company yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct DvSeed {
     /// Currencies besides the organization's base currency (USD).
     #[serde(default)]
@@ -132,6 +198,7 @@ pub struct DvSeed {
 
 /// An account of an existing Dataverse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvAccountSeed {
     /// The account number (the integration key with the company).
     #[serde(default)]
@@ -156,6 +223,7 @@ pub struct DvAccountSeed {
 
 /// A contact of an existing Dataverse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvContactSeed {
     /// The contact person id (the integration key with the company).
     #[serde(default)]

@@ -138,6 +138,7 @@ pub enum RequiredLevel {
 
 /// A column of a Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvColumn {
     /// Logical name. For a lookup this is the navigation property; the row holds `_<name>_value`.
     pub name: String,
@@ -260,6 +261,7 @@ impl DvColumn {
 
 /// An alternate key of a Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvKey {
     /// The key's name, as duplicate-key errors name it.
     pub name: String,
@@ -270,6 +272,7 @@ pub struct DvKey {
 /// A many-to-one relationship: a lookup column of this table pointing at another table, and
 /// the navigation properties on both sides.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvRelationship {
     /// The relationship's schema name (`account_primary_contact`).
     pub schema_name: String,
@@ -286,6 +289,7 @@ pub struct DvRelationship {
 
 /// A Dataverse table definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DvTable {
     /// The logical name (`account`).
     pub logical_name: String,

@@ -37,6 +37,7 @@ pub enum FnoType {
 
 /// A field of an F&O data entity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FnoField {
     /// The OData property name (`CustomerGroupId`).
     pub name: String,
@@ -64,6 +65,7 @@ pub struct FnoField {
 
 /// A foreign key the entity's validateWrite checks ("not found in the related table").
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FnoRelation {
     /// The field holding the foreign key.
     pub field: String,
@@ -75,6 +77,7 @@ pub struct FnoRelation {
 
 /// An F&O data entity definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FnoEntity {
     /// Entity type name (`CustomerV3`), read through the entity set (`CustomersV3`).
     pub name: String,
@@ -154,6 +157,7 @@ impl Direction {
 
 /// One field mapping. `dv` may be a lookup path `nav.keyfield`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldMap {
     /// The F&O field, or none for a default into Dataverse.
     #[serde(default)]
@@ -180,6 +184,7 @@ impl FieldMap {
 
 /// An equality filter on one side of a map (the simulator's form of a source filter).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldEquals {
     /// The field or column the filter reads.
     pub field: String,
@@ -193,6 +198,7 @@ pub struct FieldEquals {
 
 /// A dual-write table map between one F&O entity and one Dataverse table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TableMap {
     /// Stable id used by the services and scenario files (`customersv3-accounts`).
     pub id: String,
@@ -249,6 +255,7 @@ pub enum SolutionGroup {
 
 /// A Dataverse solution as listed in `solutions`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SolutionDef {
     /// The solution's unique name.
     pub uniquename: String,

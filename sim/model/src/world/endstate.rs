@@ -112,7 +112,7 @@ pub struct DvView {
     pub rows: BTreeMap<String, Vec<BTreeMap<String, Value>>>,
 }
 
-/// Tables whose rows the snapshot shows.
+/// Tables whose rows the snapshot shows, besides those of a partner's maps.
 const DV_BUSINESS_TABLES: [&str; 8] = [
     "cdm_company",
     "transactioncurrency",
@@ -302,8 +302,14 @@ fn dv_view(catalogue: &Catalogue, dv: &DvEnv) -> DvView {
         .map(|(_, r)| format!("{} ({})", text(r, "fullname"), text(r, "applicationid")))
         .collect();
     application_users.sort();
-    let rows = DV_BUSINESS_TABLES
+    let partner_tables = catalogue
+        .maps
         .iter()
+        .map(|m| m.dv_table.as_str())
+        .filter(|t| !DV_BUSINESS_TABLES.contains(t));
+    let rows = DV_BUSINESS_TABLES
+        .into_iter()
+        .chain(partner_tables)
         .map(|table| (table.to_string(), business_rows(catalogue, dv, table)))
         .collect();
     DvView {

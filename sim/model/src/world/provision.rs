@@ -35,6 +35,25 @@ impl World {
             }
             env.insert_row(&catalogue, entity, row, now)?;
         }
+        // A data set's rows of any entity (a partner's own), after the typed ones they
+        // may refer to.
+        if demo.is_some() {
+            for (set, rows) in &self.spec.data.rows.fno {
+                let entity = catalogue.fno_entities.get(set).ok_or_else(|| {
+                    SimError::bad_request(format!("the data set has rows for {set}, which is not an F&O entity in the catalogue"))
+                })?;
+                for row in rows {
+                    env.insert_row(&catalogue, entity, row.clone(), now)
+                        .map_err(|e| {
+                            SimError::bad_request(format!(
+                                "the data set's {set} row {}: {}",
+                                Value::Object(row.clone()),
+                                e.message
+                            ))
+                        })?;
+                }
+            }
+        }
         self.fno.insert(name.to_string(), env);
         Ok(())
     }
@@ -217,6 +236,33 @@ impl World {
             put_opt(&mut row, "emailaddress1", c.email.clone());
             put_opt(&mut row, "_msdyn_customergroupid_value", group(&c.group));
             env.create(&mut cx, "contact", row)?;
+        }
+        // A data set's rows of any table (a partner's own).
+        let rows = self.spec.data.rows.dataverse.clone();
+        let env = self
+            .dataverse
+            .get_mut(org)
+            .ok_or_else(|| SimError::not_found(org.to_string()))?;
+        let mut cx = WriteContext {
+            catalogue: &catalogue,
+            ids: &mut self.ids,
+            now,
+            caller: env
+                .find_by("systemuser", &[("fullname".into(), json!("Contoso Admin"))])
+                .map(|(id, _)| id)
+                .unwrap_or_default(),
+            owner: None,
+        };
+        for (table, rows) in rows {
+            for row in rows {
+                env.insert(&mut cx, &table, row.clone()).map_err(|e| {
+                    SimError::bad_request(format!(
+                        "the data set's {table} row {}: {}",
+                        Value::Object(row),
+                        e.message
+                    ))
+                })?;
+            }
         }
         Ok(())
     }

@@ -1,0 +1,129 @@
+//! The worked example of docs/partners.md, run as the page writes it: a partner catalogue
+//! (own F&O entity, Dataverse table, map and rows), a scenario with the vendor map and the
+//! partner's map in two companies, and the committed snapshot it must match.
+
+use std::path::Path;
+use std::process::Command;
+
+fn dwsim(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dwsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("dwsim runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_worked_example_runs_as_written() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/partners.md"))
+            .expect("docs/partners.md");
+    let args = [
+        "run",
+        "--catalogue",
+        "docs/partner-example/catalogue",
+        "--scenarios-dir",
+        "docs/partner-example/scenarios",
+        "--snapshots",
+        "docs/partner-example/snapshots",
+    ];
+    for a in &args[1..] {
+        assert!(page.contains(a), "docs/partners.md no longer shows {a}");
+    }
+    let (ok, text) = dwsim(&args);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("PASS") && text.contains("warehouses-and-vendors"),
+        "{text}"
+    );
+    assert!(
+        !Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/partner-example/snapshots/warehouses-and-vendors.json.new")
+            .exists(),
+        "the run differs from the committed snapshot"
+    );
+}
+
+#[test]
+fn a_catalogue_with_an_unknown_field_is_refused_with_the_file_named() {
+    let dir = std::env::temp_dir().join(format!("dwsim-bad-catalogue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("table-maps.json"),
+        r#"[{"id": "x", "name": "x", "version": "1", "fno_entity": "CustomerGroups", "dv_table": "msdyn_customergroup", "key": ["CustomerGroupId"], "fields": [], "mastr": "fno"}]"#,
+    )
+    .expect("write");
+    let (ok, text) = dwsim(&["run", "--catalogue", dir.to_str().unwrap_or_default()]);
+    assert!(!ok);
+    assert!(
+        text.contains("table-maps.json") && text.contains("mastr"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_catalogue_folder_is_refused() {
+    let (ok, text) = dwsim(&["serve", "--catalogue", "docs/partner-example/nowhere"]);
+    assert!(!ok);
+    assert!(text.contains("not a catalogue directory"), "{text}");
+}
+
+#[test]
+fn the_partner_entity_and_table_are_served_with_their_rows() {
+    use dwsim_harness::client::Client;
+    use dwsim_harness::transport::InProcess;
+    use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
+    use dwsim_model::{Catalogue, Start, World, WorldSpec};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/partner-example/catalogue");
+    let catalogue = Catalogue::with_partner_dir(&dir).expect("the example catalogue loads");
+    let data = catalogue.demo.clone();
+    let world = World::with_catalogue(
+        WorldSpec {
+            seed: 1,
+            fno: Start::Existing,
+            dataverse: Start::Existing,
+            data,
+            clock_start_ms: 0,
+        },
+        std::sync::Arc::new(catalogue),
+    )
+    .expect("the example's world builds");
+    let t = InProcess {
+        sim: dwsim_protocol::Sim::from_world(world),
+    };
+    let c = Client::connect(&t).expect("client");
+    let fo = c.fno_raw("GET", FO, "ContosoWarehouses?cross-company=true", "");
+    assert_eq!(fo.status, 200, "{}", fo.text());
+    assert_eq!(fo.json()["value"].as_array().map(Vec::len), Some(3));
+    let dv = c
+        .dv(
+            "GET",
+            ORG,
+            "contoso_warehouses?$select=contoso_code,contoso_name",
+            None,
+        )
+        .expect("dataverse");
+    assert_eq!(dv.status, 200, "{}", dv.text());
+    assert_eq!(
+        dv.json()["value"][0]["contoso_code"],
+        serde_json::json!("WH-9")
+    );
+    let defs = c
+        .dv(
+            "GET",
+            ORG,
+            "EntityDefinitions(LogicalName='contoso_warehouse')?$select=EntitySetName",
+            None,
+        )
+        .expect("metadata");
+    assert_eq!(
+        defs.json()["EntitySetName"],
+        serde_json::json!("contoso_warehouses")
+    );
+}
