@@ -125,6 +125,10 @@ enum Command {
         /// Refuse request bodies over this many MiB with 413.
         #[arg(long, default_value_t = 32)]
         max_body_mb: usize,
+        /// Serve the world after the scenario's first N steps (their expectations checked),
+        /// e.g. a linked world with running maps, instead of its starting world.
+        #[arg(long, value_name = "N")]
+        through_step: Option<usize>,
         /// The key the admin verbs under /_dwsim/ require as `Authorization: Bearer <key>`
         /// (default: a new random key, printed at start).
         #[arg(long, conflicts_with = "no_admin_auth")]
@@ -210,8 +214,10 @@ fn main() {
             max_body_mb,
             admin_key,
             no_admin_auth,
+            through_step,
         } => serve(ServeArgs {
             id: scenario,
+            through_step,
             seed,
             port_base,
             dir: scenarios_dir,
@@ -463,6 +469,7 @@ fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
 /// `dwsim serve`'s arguments.
 struct ServeArgs {
     id: String,
+    through_step: Option<usize>,
     seed: u64,
     port_base: Option<u16>,
     dir: Option<PathBuf>,
@@ -548,14 +555,53 @@ fn serve(args: ServeArgs) -> Result<bool> {
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .demo
         .clone();
-    let sim = Sim::new(WorldSpec {
-        seed: args.seed,
-        fno: sc.start.fno,
-        dataverse: sc.start.dataverse,
-        data,
-        clock_start_ms: clock_start(&args.start_time)?,
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let start_ms = clock_start(&args.start_time)?;
+    let build = |clock_start_ms: i64| {
+        Sim::new(WorldSpec {
+            seed: args.seed,
+            fno: sc.start.fno,
+            dataverse: sc.start.dataverse,
+            data: data.clone(),
+            clock_start_ms,
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let mut sim = build(start_ms)?;
+    let mut served = "the starting world".to_string();
+    if let Some(n) = args.through_step {
+        if n > sc.steps.len() {
+            bail!(
+                "--through-step {n}: scenario {} has {} steps",
+                sc.id,
+                sc.steps.len()
+            );
+        }
+        if args.start_time == "now" {
+            // The steps move the virtual clock (deployments, syncs): run them once to see
+            // how far, then start that much earlier, so that the served clock and the
+            // tokens it signs stand at the wall clock.
+            let before = sim.world().clock.now().0;
+            runner::run_first_steps(&sim, sc, n)?;
+            let moved = sim.world().clock.now().0 - before;
+            sim = build(start_ms - moved)?;
+        }
+        let steps = runner::run_first_steps(&sim, sc, n)?;
+        if let Some(failed) = steps.iter().find(|s| !s.ok) {
+            bail!(
+                "--through-step {n}: {}:{} {} failed: {}",
+                sc.path.display(),
+                failed.line,
+                failed.action,
+                failed.detail
+            );
+        }
+        if let Some(last) = steps.last() {
+            served = format!(
+                "the world after step {n} ({}, line {})",
+                last.action, last.line
+            );
+        }
+    }
     sim.set_admin_key(args.admin_key.clone());
     let ca = if args.plain_http {
         None
@@ -580,7 +626,8 @@ fn serve(args: ServeArgs) -> Result<bool> {
         };
         let scheme = if args.plain_http { "plain HTTP" } else { "HTTPS" };
         let now = sim.world().clock.now().iso();
-        println!("dwsim serving the starting world of scenario {} (seed {}) over {scheme}; the clock starts at {now}", args.id, args.seed);
+        let clock = if args.through_step.is_some() { "the clock stands at" } else { "the clock starts at" };
+        println!("dwsim serving {served} of scenario {} (seed {}) over {scheme}; {clock} {now}", args.id, args.seed);
         let mut shown = std::collections::BTreeSet::new();
         for (server, origin) in servers.origins() {
             println!("{}", origin_line(&server, &origin));

@@ -5,7 +5,7 @@
 //! Targets: the `$filter` parser and evaluator (both dialects), key segments, JSON bodies
 //! for creates in both products, `$batch` multipart bodies for both products, raw request
 //! targets, and scenario files. CI runs `FUZZ_CASES` cases per target (default 200); a
-//! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz` (docs/testing.md).
+//! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz` (see the README).
 
 use dwsim_harness::client::Client;
 use dwsim_harness::scenario::Scenario;

@@ -187,6 +187,16 @@ impl<'c> Ctx<'c> {
     }
 }
 
+/// Runs the first `count` steps of `scenario` (and their expectations) on `sim`, in
+/// process: what `serve --through-step` serves afterwards. Stops at the first that fails.
+pub fn run_first_steps(sim: &Sim, scenario: &Scenario, count: usize) -> Result<Vec<StepOutcome>> {
+    let transport = InProcess { sim: sim.clone() };
+    let mut ctx = Ctx::at_start(Client::connect(&transport)?)?;
+    let mut first = scenario.clone();
+    first.steps.truncate(count);
+    Ok(run_steps(&mut ctx, &first))
+}
+
 /// Runs the steps in order, each followed by its expectations, up to the first that fails.
 fn run_steps(ctx: &mut Ctx, scenario: &Scenario) -> Vec<StepOutcome> {
     let mut steps = Vec::new();
