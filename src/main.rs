@@ -548,6 +548,14 @@ fn origin_line(server: &Server, origin: &str) -> String {
     }
 }
 
+/// `println!` that shrugs off a closed stdout (`dwsim serve | head`): the servers keep
+/// serving when nobody reads what they print.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn serve(args: ServeArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), std::slice::from_ref(&args.id))?;
     let sc = &scenarios[0];
@@ -627,30 +635,30 @@ fn serve(args: ServeArgs) -> Result<bool> {
         let scheme = if args.plain_http { "plain HTTP" } else { "HTTPS" };
         let now = sim.world().clock.now().iso();
         let clock = if args.through_step.is_some() { "the clock stands at" } else { "the clock starts at" };
-        println!("dwsim serving {served} of scenario {} (seed {}) over {scheme}; {clock} {now}", args.id, args.seed);
+        say!("dwsim serving {served} of scenario {} (seed {}) over {scheme}; {clock} {now}", args.id, args.seed);
         let mut shown = std::collections::BTreeSet::new();
         for (server, origin) in servers.origins() {
-            println!("{}", origin_line(&server, &origin));
+            say!("{}", origin_line(&server, &origin));
             shown.insert(server);
         }
-        println!("  tenant          {}", harness["tenant_id"].as_str().unwrap_or_default());
-        println!("  client id       {}", harness["client_id"].as_str().unwrap_or_default());
-        println!("  client secret   {}", harness["client_secret"].as_str().unwrap_or_default());
-        println!("  user / password {} / {}", harness["username"].as_str().unwrap_or_default(), harness["password"].as_str().unwrap_or_default());
-        println!("  lcs project     {}", harness["lcs_project_id"]);
-        println!("  token endpoint  {}", harness["token_endpoint_v2"].as_str().unwrap_or_default());
+        say!("  tenant          {}", harness["tenant_id"].as_str().unwrap_or_default());
+        say!("  client id       {}", harness["client_id"].as_str().unwrap_or_default());
+        say!("  client secret   {}", harness["client_secret"].as_str().unwrap_or_default());
+        say!("  user / password {} / {}", harness["username"].as_str().unwrap_or_default(), harness["password"].as_str().unwrap_or_default());
+        say!("  lcs project     {}", harness["lcs_project_id"]);
+        say!("  token endpoint  {}", harness["token_endpoint_v2"].as_str().unwrap_or_default());
         if let Some((_, path)) = &ca {
             let path = path.display();
-            println!("Trust the local CA, written to {path}:");
-            println!("  Python (requests, httpx, MSAL):  export REQUESTS_CA_BUNDLE={path} SSL_CERT_FILE={path}");
-            println!("  Node (MSAL, DynamicsWebApi):     export NODE_EXTRA_CA_CERTS={path}");
-            println!("  curl:                            curl --cacert {path} ...");
+            say!("Trust the local CA, written to {path}:");
+            say!("  Python (requests, httpx, MSAL):  export REQUESTS_CA_BUNDLE={path} SSL_CERT_FILE={path}");
+            say!("  Node (MSAL, DynamicsWebApi):     export NODE_EXTRA_CA_CERTS={path}");
+            say!("  curl:                            curl --cacert {path} ...");
         }
         match &args.admin_key {
-            Some(key) => println!("  admin key       {key}   (the /_dwsim/ verbs need Authorization: Bearer <admin key>)"),
-            None => println!("  admin key       none: --no-admin-auth leaves /_dwsim/ open to local callers"),
+            Some(key) => say!("  admin key       {key}   (the /_dwsim/ verbs need Authorization: Bearer <admin key>)"),
+            None => say!("  admin key       none: --no-admin-auth leaves /_dwsim/ open to local callers"),
         }
-        println!("Environments created later are listed as they come. Everything above is also at GET {}/_dwsim/harness (with the admin key). Ctrl-C stops.", endpoints.lcs);
+        say!("Environments created later are listed as they come. Everything above is also at GET {}/_dwsim/harness (with the admin key). Ctrl-C stops.", endpoints.lcs);
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         loop {
@@ -659,7 +667,7 @@ fn serve(args: ServeArgs) -> Result<bool> {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
                     for (server, origin) in servers.origins() {
                         if shown.insert(server.clone()) {
-                            println!("{}", origin_line(&server, &origin));
+                            say!("{}", origin_line(&server, &origin));
                         }
                     }
                 }

@@ -765,6 +765,187 @@ fn check(ctx: &Ctx, expect: &Expect) -> Result<()> {
     if let Some(want) = &expect.solutions {
         check_solutions(ctx, want)?;
     }
+    if expect.counts.is_some() || expect.rows.is_some() {
+        let world = ctx.client.export()?;
+        if let Some(want) = &expect.counts {
+            check_counts(&world, want)?;
+        }
+        for row in expect.rows.iter().flatten() {
+            check_row(&world, row)?;
+        }
+    }
+    for leg in expect.legs.iter().flatten() {
+        check_leg(ctx, leg)?;
+    }
+    Ok(())
+}
+
+/// The rows of `product/table`, each with its company code (Dataverse: the code of the
+/// company its company lookup points at; F&O: `dataAreaId`), read straight from the stores.
+fn rows_of<'w>(world: &'w World, table: &str) -> Result<Vec<(String, &'w dwsim_model::Row)>> {
+    let (product, name) = table.split_once('/').ok_or_else(|| {
+        anyhow!("'{table}' is not product/table (dataverse/account, fno/CustomersV3)")
+    })?;
+    match product {
+        "dataverse" => {
+            let dv = world
+                .dataverse
+                .values()
+                .next()
+                .ok_or_else(|| anyhow!("no Dataverse environment"))?;
+            let attr = world
+                .catalogue
+                .dv_tables
+                .get(name)
+                .ok_or_else(|| anyhow!("no Dataverse table '{name}'"))?
+                .company_attribute();
+            Ok(dv
+                .store
+                .rows(name)
+                .map(|(_, r)| {
+                    let code = attr
+                        .as_ref()
+                        .and_then(|a| r.get(a))
+                        .and_then(Value::as_str)
+                        .and_then(|id| dv.store.get("cdm_company", id))
+                        .and_then(|c| c.get("cdm_companycode"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    (code, r)
+                })
+                .collect())
+        }
+        "fno" => {
+            let fno = world
+                .fno
+                .values()
+                .next()
+                .ok_or_else(|| anyhow!("no F&O environment"))?;
+            if !world.catalogue.fno_entities.contains_key(name) {
+                bail!("no F&O entity '{name}'");
+            }
+            Ok(fno
+                .store
+                .rows(name)
+                .map(|(_, r)| {
+                    let code = r
+                        .get("dataAreaId")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    (code, r)
+                })
+                .collect())
+        }
+        other => bail!("'{other}' is not a product: dataverse or fno"),
+    }
+}
+
+fn check_counts(world: &World, want: &std::collections::BTreeMap<String, usize>) -> Result<()> {
+    for (key, n) in want {
+        let (table, company) = match key.split_once('@') {
+            Some((t, c)) => (t, Some(c)),
+            None => (key.as_str(), None),
+        };
+        let found = rows_of(world, table)?
+            .iter()
+            .filter(|(code, _)| company.is_none_or(|c| code.eq_ignore_ascii_case(c)))
+            .count();
+        if found != *n {
+            bail!("expected {n} rows in {key}, found {found}");
+        }
+    }
+    Ok(())
+}
+
+/// A TOML value against a stored JSON one: numbers by value, everything else exactly.
+fn same(want: &toml::Value, got: Option<&Value>) -> bool {
+    let got = got.unwrap_or(&Value::Null);
+    match want {
+        toml::Value::Integer(i) => got.as_f64() == Some(*i as f64),
+        toml::Value::Float(f) => got.as_f64() == Some(*f),
+        toml::Value::String(s) => got.as_str() == Some(s.as_str()),
+        toml::Value::Boolean(b) => got.as_bool() == Some(*b),
+        other => serde_json::to_value(other).ok().as_ref() == Some(got),
+    }
+}
+
+fn check_row(world: &World, want: &crate::scenario::RowExpect) -> Result<()> {
+    let rows = rows_of(world, &want.table)?;
+    let matching: Vec<&(String, &dwsim_model::Row)> = rows
+        .iter()
+        .filter(|(code, r)| {
+            want.filter.iter().all(|(k, v)| match (k.as_str(), v) {
+                ("company", toml::Value::String(c)) if want.table.starts_with("dataverse/") => {
+                    code.eq_ignore_ascii_case(c)
+                }
+                _ => same(v, r.get(k)),
+            })
+        })
+        .collect();
+    let [(_, row)] = matching.as_slice() else {
+        bail!(
+            "expected one row in {} where {:?}, found {}",
+            want.table,
+            want.filter,
+            matching.len()
+        );
+    };
+    for (k, v) in &want.values {
+        if !same(v, row.get(k)) {
+            bail!(
+                "{} where {:?}: expected {k} = {v}, found {}",
+                want.table,
+                want.filter,
+                row.get(k).unwrap_or(&Value::Null)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_leg(ctx: &Ctx, want: &crate::scenario::LegExpect) -> Result<()> {
+    use crate::scenario::LegWay;
+    let direction = match want.direction {
+        LegWay::ToDataverse => "FinanceAndOperations to Dataverse",
+        LegWay::ToFno => "Dataverse to FinanceAndOperations",
+    };
+    let leg = ctx
+        .executions
+        .iter()
+        .filter(|e| e["map"] == json!(want.map))
+        .flat_map(|e| e["legs"].as_array().cloned().unwrap_or_default())
+        .find(|l| {
+            l["direction"] == json!(direction)
+                && l["company"]
+                    .as_str()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&want.company))
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "expected a {direction} leg of {} for {}; the step ran none",
+                want.map,
+                want.company
+            )
+        })?;
+    for (name, n) in [
+        ("exported", want.exported),
+        ("inserted", want.inserted),
+        ("updated", want.updated),
+        ("errors", want.errors),
+    ] {
+        if let Some(n) = n {
+            if leg[name] != json!(n) {
+                bail!(
+                    "{} {direction} leg for {}: expected {name} {n}, found {}",
+                    want.map,
+                    want.company,
+                    leg[name]
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -164,7 +164,7 @@ impl Action {
 }
 
 /// What must hold after a step, checked through the public HTTP surface.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// LCS deployment state of the scenario's F&O environment.
@@ -181,6 +181,61 @@ pub struct Expect {
     pub solutions: Option<Vec<String>>,
     /// Status of every initial-sync execution the step produced.
     pub executions: Option<String>,
+    /// Row counts by `product/table` or `product/table@COMPANY`
+    /// (`"dataverse/account@USMF" = 4`, `"fno/CustomersV3@usmf" = 6`), read from the stores.
+    pub counts: Option<BTreeMap<String, usize>>,
+    /// Rows that must exist, found by column values, with the values they must hold.
+    pub rows: Option<Vec<RowExpect>>,
+    /// Legs the step's initial syncs must have run, with their counts.
+    pub legs: Option<Vec<LegExpect>>,
+}
+
+/// A row a step must leave: `{ in = "dataverse/account", where = { accountnumber =
+/// "US-001", company = "USMF" }, values = { name = "Contoso Retail San Diego" } }`. In
+/// `where`, `company` names a Dataverse row's company by code; F&O rows use `dataAreaId`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowExpect {
+    /// `dataverse/<table>` or `fno/<entity set>`.
+    #[serde(rename = "in")]
+    pub table: String,
+    /// Column values that pick the row (exactly one must match).
+    #[serde(rename = "where")]
+    pub filter: BTreeMap<String, toml::Value>,
+    /// Column values it must hold.
+    #[serde(default)]
+    pub values: BTreeMap<String, toml::Value>,
+}
+
+/// A leg a step's initial sync must have run: `{ map = "customersv3-accounts", direction
+/// = "to-dataverse", company = "USMF", inserted = 4 }`; counts left out are not checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegExpect {
+    /// The map id.
+    pub map: String,
+    /// `to-dataverse` or `to-fno`.
+    pub direction: LegWay,
+    /// The company code, or `global`.
+    pub company: String,
+    /// Rows the source exported.
+    pub exported: Option<usize>,
+    /// Counterparts created.
+    pub inserted: Option<usize>,
+    /// Counterparts changed.
+    pub updated: Option<usize>,
+    /// Rows that failed.
+    pub errors: Option<usize>,
+}
+
+/// Which way a leg went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegWay {
+    /// F&O rows to Dataverse.
+    ToDataverse,
+    /// Dataverse rows to F&O.
+    ToFno,
 }
 
 /// One step: an action and what must hold after it.
