@@ -106,3 +106,38 @@ fn json_format_puts_the_report_on_stdout() {
     assert_eq!(report[0]["scenario"], "new-new");
     assert_eq!(report[0]["passed"], true);
 }
+
+/// A failed step stops its scenario: the report names that step and judges no invariant
+/// on the half-set-up world (which would fail for reasons the step already explains).
+#[test]
+fn a_failed_step_stops_the_scenario_without_cascading() {
+    let dir = std::env::temp_dir().join(format!("dwsim-failing-step-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("half-done.toml"),
+        "id = \"half-done\"\ntitle = \"t\"\nguidance = \"g\"\n\n[start]\nfno = \"existing\"\ndataverse = \"existing\"\n\n[[step]]\naction = \"dual-write.health-check\"\nexpect = { health_check = true }\n",
+    )
+    .expect("write");
+    let out = dwsim(&[
+        "run",
+        "--scenarios-dir",
+        dir.to_str().unwrap_or_default(),
+        "--transport",
+        "in-process",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let names: Vec<&str> = report[0]["invariants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert_eq!(names, ["steps"], "{report}");
+    assert!(report[0]["invariants"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("half-done.toml:9 dual-write.health-check"));
+}

@@ -146,7 +146,11 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
     let steps = run_steps(&mut ctx, scenario);
     let end_state = ctx.client.end_state()?;
     let mut outcomes = vec![steps_outcome(scenario, &steps)];
-    outcomes.extend(check_invariants(&ctx)?);
+    // A failed step stops the scenario: the invariants would judge a setup left half-done
+    // and bury the one failure that matters under others it caused.
+    if steps.iter().all(|s| s.ok) {
+        outcomes.extend(check_invariants(&ctx)?);
+    }
     outcomes.sort_by_key(|o| INVARIANTS.iter().position(|n| *n == o.name));
     Ok(ScenarioRun {
         scenario: scenario.id.clone(),

@@ -274,22 +274,20 @@ struct Raw {
     guidance: String,
     start: StartSpec,
     #[serde(default)]
-    step: Vec<toml::Table>,
+    step: Vec<toml::Spanned<toml::Table>>,
 }
 
 impl Scenario {
     /// Parses a scenario from `text`; errors name `path` and the line.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         let raw: Raw = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let header_lines: Vec<usize> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| l.trim() == "[[step]]")
-            .map(|(i, _)| i + 1)
-            .collect();
+        // A step's line is where the parser's span of its table starts: its `[[step]]`
+        // header, however the file is laid out.
+        let line_of = |offset: usize| text.get(..offset).unwrap_or(text).matches('\n').count() + 1;
         let mut steps = Vec::new();
-        for (i, mut table) in raw.step.into_iter().enumerate() {
-            let line = header_lines.get(i).copied().unwrap_or(0);
+        for (i, spanned) in raw.step.into_iter().enumerate() {
+            let line = line_of(spanned.span().start);
+            let mut table = spanned.into_inner();
             let at = || format!("{}:{line}: step {}", path.display(), i + 1);
             let expect = match table.remove("expect") {
                 Some(v) => v

@@ -261,18 +261,24 @@ fn connection_view(c: &Connection) -> ConnectionView {
 }
 
 /// `table:name` for a lookup target, by the table's primary name (the id when it has none).
+/// A looked-up row as `table:name`, or `table:COMPANY/name` for a company-striped table,
+/// so that a lookup into the wrong company shows in the snapshot (two companies' customer
+/// group "10" are different rows).
 fn name_of(catalogue: &Catalogue, dv: &DvEnv, table: &str, id: &str) -> String {
-    let name = catalogue
-        .dv_tables
-        .get(table)
+    let definition = catalogue.dv_tables.get(table);
+    let row = dv.get(table, id);
+    let name = definition
         .and_then(|t| t.primary_name.as_ref())
-        .and_then(|n| {
-            dv.get(table, id)
-                .and_then(|r| r.get(n))
-                .and_then(Value::as_str)
-        })
+        .and_then(|n| row.and_then(|r| r.get(n)).and_then(Value::as_str))
         .unwrap_or(id);
-    format!("{table}:{name}")
+    let company = definition
+        .and_then(|t| t.company_attribute())
+        .and_then(|attr| row.and_then(|r| r.get(&attr)).and_then(Value::as_str))
+        .and_then(|company| dv.company_code(company));
+    match company {
+        Some(code) => format!("{table}:{code}/{name}"),
+        None => format!("{table}:{name}"),
+    }
 }
 
 /// Sorted texts of a table's rows.
