@@ -301,3 +301,68 @@ fn ci_breaks_every_mutant() {
         "CI does not run .ci/mutants"
     );
 }
+
+/// The convergence invariant compares by the rules, not by the runtime's helpers: a
+/// difference only in letter case, and a lookup into another company's row with the same
+/// key, are both divergence. The world is edited behind the runtime's back to make them.
+#[test]
+fn convergence_sees_case_and_company_of_lookups() {
+    let sim = linked(&["USMF", "USRT"]);
+    let t = InProcess { sim: sim.clone() };
+    customers_running(
+        &Client::connect(&t).expect("client"),
+        "FinanceAndOperations",
+    );
+    let mut w = world(&sim);
+    assert_eq!(dwsim_harness::invariants::convergence(&w), Ok(()));
+
+    let usmf = company_id(&w, "USMF").expect("USMF");
+    let usrt = company_id(&w, "USRT").expect("USRT");
+    let (id, mut account) = w.dataverse[ORG]
+        .store
+        .rows("account")
+        .find(|(_, r)| {
+            r.get("accountnumber") == Some(&json!("US-002"))
+                && r.get("_msdyn_company_value") == Some(&json!(usmf))
+        })
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("US-002");
+    let original = account.clone();
+
+    account.insert("name".into(), json!("CONTOSO RETAIL LOS ANGELES"));
+    w.dataverse
+        .get_mut(ORG)
+        .expect("org")
+        .store
+        .put("account", &id, account);
+    let found = dwsim_harness::invariants::convergence(&w);
+    assert!(
+        found.as_ref().is_err_and(|e| e.contains("name")),
+        "{found:?}"
+    );
+
+    // USRT's group 10 instead of USMF's.
+    let other_group = w.dataverse[ORG]
+        .store
+        .rows("msdyn_customergroup")
+        .find(|(_, r)| {
+            r.get("msdyn_groupid") == Some(&json!("10"))
+                && r.get("_msdyn_company_value") == Some(&json!(usrt))
+        })
+        .map(|(id, _)| id.clone())
+        .expect("USRT's group 10");
+    let mut account = original;
+    account.insert("_msdyn_customergroupid_value".into(), json!(other_group));
+    w.dataverse
+        .get_mut(ORG)
+        .expect("org")
+        .store
+        .put("account", &id, account);
+    let found = dwsim_harness::invariants::convergence(&w);
+    assert!(
+        found
+            .as_ref()
+            .is_err_and(|e| e.contains("msdyn_customergroupid")),
+        "{found:?}"
+    );
+}

@@ -2,14 +2,18 @@
 //! integrity and the master rule. Each answers the first violation found, with what and
 //! where, so a failing scenario or property names the row.
 
-use dwsim_model::dualwrite::transform::{self, Partition};
-use dwsim_model::dualwrite::{MapState, Side};
+use dwsim_model::dualwrite::transform;
+use dwsim_model::dualwrite::Side;
 use dwsim_model::fno::value_text;
 use dwsim_model::schema::{Direction, TableMap};
 use dwsim_model::store::Row;
 use dwsim_model::world::World;
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+mod convergence;
+
+pub use convergence::convergence;
 
 type Check = Result<(), String>;
 
@@ -23,104 +27,6 @@ fn compared(map: &TableMap) -> impl Iterator<Item = &dwsim_model::schema::FieldM
                 Direction::DefaultToDataverse | Direction::DefaultToFno
             )
     })
-}
-
-fn differences(
-    map: &TableMap,
-    world: &World,
-    org: &str,
-    partition: &Partition,
-    fno_row: &Row,
-    dv_row: &Row,
-) -> Vec<String> {
-    let dv = &world.dataverse[org];
-    let mut out = Vec::new();
-    let to_dv =
-        transform::to_dataverse(&world.catalogue, map, dv, fno_row, partition, false, false);
-    let to_fo = transform::to_fno(&world.catalogue, map, dv, dv_row, partition, false, false);
-    for f in compared(map) {
-        let (Some(fo_name), Some(dv_name)) = (&f.fno, &f.dv) else {
-            continue;
-        };
-        if f.dir.flows_to_dataverse() {
-            let attr = match f.dv_lookup() {
-                Some((nav, _)) => format!("_{nav}_value"),
-                None => dv_name.clone(),
-            };
-            let want = to_dv.as_ref().ok().and_then(|r| r.get(&attr).cloned());
-            if to_dv.is_err() || !transform::equivalent(want.as_ref(), dv_row.get(&attr)) {
-                out.push(format!(
-                    "{dv_name}: Dataverse has {:?}, F&O {fo_name} gives {:?}",
-                    dv_row.get(&attr),
-                    fno_row.get(fo_name)
-                ));
-            }
-        }
-        if f.dir.flows_to_fno() && !transform::equivalent(to_fo.get(fo_name), fno_row.get(fo_name))
-        {
-            out.push(format!(
-                "{fo_name}: F&O has {:?}, Dataverse {dv_name} gives {:?}",
-                fno_row.get(fo_name),
-                to_fo.get(fo_name)
-            ));
-        }
-    }
-    out
-}
-
-/// Every running map, per connected company: rows correspond one to one by integration
-/// key, and mapped fields are equal under the map's transforms.
-pub fn convergence(world: &World) -> Check {
-    for (env_name, env) in &world.fno {
-        let Some(c) = world.connections.get(env_name) else {
-            continue;
-        };
-        for map in &world.catalogue.maps {
-            if c.maps.get(&map.id).map(|m| m.state) != Some(MapState::Running) {
-                continue;
-            }
-            for partition in world.partitions(&c.dataverse, map, &c.legal_entities) {
-                let dv = &world.dataverse[&c.dataverse];
-                let fno_rows: BTreeMap<Vec<String>, Row> =
-                    transform::fno_rows(map, env, &partition)
-                        .into_iter()
-                        .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
-                        .collect();
-                let dv_rows: BTreeMap<Vec<String>, Row> =
-                    transform::dv_rows(&world.catalogue, map, dv, &partition)
-                        .into_iter()
-                        .filter_map(|(_, r)| transform::dv_key(map, &r).map(|k| (k, r)))
-                        .collect();
-                // Counterparts are any row with the key; the filters decide what is sent.
-                let fno_all: BTreeMap<Vec<String>, Row> =
-                    transform::fno_rows_where(map, env, &partition, false)
-                        .into_iter()
-                        .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
-                        .collect();
-                let dv_all: BTreeMap<Vec<String>, Row> =
-                    transform::dv_rows_where(&world.catalogue, map, dv, &partition, false)
-                        .into_iter()
-                        .filter_map(|(_, r)| transform::dv_key(map, &r).map(|k| (k, r)))
-                        .collect();
-                let place = format!("{env_name} map {} company {}", map.id, partition.label());
-                let pairs = fno_rows
-                    .iter()
-                    .map(|(k, fr)| (k, Some(fr), dv_all.get(k)))
-                    .chain(dv_rows.iter().map(|(k, dr)| (k, fno_all.get(k), Some(dr))));
-                for (k, fr, dr) in pairs {
-                    let (Some(fr), Some(dr)) = (fr, dr) else {
-                        let missing = if fr.is_none() { "F&O" } else { "Dataverse" };
-                        return Err(format!("{place}: row {k:?} has no {missing} counterpart"));
-                    };
-                    let diffs = differences(map, world, &c.dataverse, &partition, fr, dr);
-                    if !diffs.is_empty() {
-                        return Err(format!("{place}: row {k:?} differs: {}", diffs.join("; ")));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Business rows of a world: (product/env/table, id) → row.
