@@ -94,6 +94,11 @@ enum Command {
         /// file is written. For CI outside cargo; snapshots/ holds the built-in ones.
         #[arg(long, value_name = "DIR")]
         snapshots: Option<PathBuf>,
+        /// Compare each scenario with its committed insta snapshot in snapshots/ (as
+        /// `cargo test --test scenarios` does), and fail it on a difference or a missing
+        /// snapshot: for CI outside cargo.
+        #[arg(long)]
+        check_snapshots: bool,
     },
     /// Serve the four products with a scenario's starting world until interrupted.
     Serve {
@@ -191,6 +196,7 @@ fn main() {
             format,
             quiet,
             snapshots,
+            check_snapshots,
         } => run(RunArgs {
             only: scenarios,
             seed,
@@ -201,6 +207,7 @@ fn main() {
             format,
             quiet,
             snapshots,
+            check_snapshots,
         }),
         Command::Serve {
             scenario,
@@ -274,6 +281,7 @@ struct RunArgs {
     format: Format,
     quiet: bool,
     snapshots: Option<PathBuf>,
+    check_snapshots: bool,
 }
 
 /// The scenarios of `dir` (or the built-in ones), only those named in `only` if any; an
@@ -393,6 +401,43 @@ fn check_snapshot(dir: &Path, run: &runner::ScenarioRun) -> Result<runner::Outco
     })
 }
 
+/// `--check-snapshots`: the run against `dir/scenario__<id>.snap`, the snapshot
+/// `tests/scenarios.rs` keeps (an insta header, then the JSON it shows here).
+fn check_insta_snapshot(dir: &Path, sc: &Scenario, run: &runner::ScenarioRun) -> runner::Outcome {
+    let started = Instant::now();
+    let path = dir.join(format!("scenario__{}.snap", sc.id));
+    let now = serde_json::json!({
+        "scenario": sc.id,
+        "title": sc.title,
+        "seed": run.seed,
+        "steps": run.steps.iter().map(|s| format!("{} (line {}): {}", s.action, s.line, s.detail)).collect::<Vec<_>>(),
+        "invariants": run.invariants.iter().map(|o| (o.name.clone(), if o.passed { "pass" } else { "FAIL" })).collect::<std::collections::BTreeMap<_, _>>(),
+        "end_state": run.end_state,
+    });
+    let kept = std::fs::read_to_string(&path)
+        .map_err(|e| format!("no snapshot {}: {e}", path.display()))
+        .and_then(|text| {
+            // The JSON starts after the header's closing `---` line.
+            let body = text.splitn(3, "---\n").nth(2).unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(body)
+                .map_err(|e| format!("{} is not a scenario snapshot: {e}", path.display()))
+        });
+    let detail = match kept {
+        Ok(kept) if kept == now => String::new(),
+        Ok(_) => format!(
+            "the run differs from {} (cargo insta test --test scenarios shows the diff)",
+            path.display()
+        ),
+        Err(e) => e,
+    };
+    runner::Outcome {
+        name: "snapshot".into(),
+        passed: detail.is_empty(),
+        detail,
+        elapsed: started.elapsed(),
+    }
+}
+
 fn run(args: RunArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), &args.only)?;
     let data = Catalogue::shared()
@@ -415,6 +460,10 @@ fn run(args: RunArgs) -> Result<bool> {
         let mut ran = run_scenario(sc, args.seed, args.transport, &data)?;
         if let Some(dir) = &args.snapshots {
             let outcome = check_snapshot(dir, &ran.run)?;
+            ran.run.invariants.push(outcome);
+        }
+        if args.check_snapshots {
+            let outcome = check_insta_snapshot(Path::new("snapshots"), sc, &ran.run);
             ran.run.invariants.push(outcome);
         }
         let row = ran.row();

@@ -141,3 +141,22 @@ fn a_failed_step_stops_the_scenario_without_cascading() {
         .unwrap_or_default()
         .contains("half-done.toml:9 dual-write.health-check"));
 }
+
+/// `run --check-snapshots` holds each scenario to its committed insta snapshot outside
+/// cargo: the seed the snapshots were taken with passes, another seed does not.
+#[test]
+fn check_snapshots_compares_with_the_committed_ones() {
+    let args = [
+        "run",
+        "--check-snapshots",
+        "--transport",
+        "in-process",
+        "--scenario",
+        "new-new",
+    ];
+    assert_eq!(dwsim(&args).status.code(), Some(0));
+    let other = dwsim(&[&args[..], &["--seed", "2"]].concat());
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stdout)
+        .contains("the run differs from snapshots/scenario__new-new.snap"));
+}
