@@ -238,27 +238,12 @@ impl World {
             env.create(&mut cx, "contact", row)?;
         }
         // A data set's rows of any table (a partner's own).
-        let rows = self.spec.data.rows.dataverse.clone();
-        let env = self
-            .dataverse
-            .get_mut(org)
-            .ok_or_else(|| SimError::not_found(org.to_string()))?;
-        let mut cx = WriteContext {
-            catalogue: &catalogue,
-            ids: &mut self.ids,
-            now,
-            caller: env
-                .find_by("systemuser", &[("fullname".into(), json!("Contoso Admin"))])
-                .map(|(id, _)| id)
-                .unwrap_or_default(),
-            owner: None,
-        };
-        for (table, rows) in rows {
+        for (table, rows) in &self.spec.data.rows.dataverse {
             for row in rows {
-                env.insert(&mut cx, &table, row.clone()).map_err(|e| {
+                env.insert(&mut cx, table, row.clone()).map_err(|e| {
                     SimError::bad_request(format!(
                         "the data set's {table} row {}: {}",
-                        Value::Object(row),
+                        Value::Object(row.clone()),
                         e.message
                     ))
                 })?;
