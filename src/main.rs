@@ -608,10 +608,8 @@ macro_rules! say {
 fn serve(args: ServeArgs) -> Result<bool> {
     let scenarios = select_scenarios(args.dir.as_deref(), std::slice::from_ref(&args.id))?;
     let sc = &scenarios[0];
-    let data = Catalogue::shared()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .demo
-        .clone();
+    let catalogue = Catalogue::shared().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data = runner::start_data(sc, &catalogue.demo)?;
     let start_ms = clock_start(&args.start_time)?;
     let build = |clock_start_ms: i64| {
         Sim::new(WorldSpec {

@@ -195,3 +195,28 @@ fn serve_through_more_steps_than_the_scenario_has_is_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn a_scenario_brings_its_own_data_set() {
+    let (ok, text) = dwsim(&[
+        "run",
+        "--catalogue",
+        "docs/partner-example/catalogue",
+        "--scenarios-dir",
+        "docs/partner-example/scenarios",
+        "--scenario",
+        "warehouses-own-data",
+        "--transport",
+        "in-process",
+    ]);
+    assert!(ok, "{text}");
+    // Its expectations name the Hamburg warehouse only its own data set has.
+    let scenario = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/partner-example/scenarios/warehouses-own-data.toml"),
+    )
+    .expect("scenario");
+    assert!(
+        scenario.contains("data = \"warehouses-extra-data.json\"") && scenario.contains("WH-3")
+    );
+}

@@ -126,7 +126,7 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
         seed: options.seed,
         fno: scenario.start.fno,
         dataverse: scenario.start.dataverse,
-        data: options.data.clone(),
+        data: start_data(scenario, &options.data)?,
         clock_start_ms: 0,
     };
     let sim = Sim::new(spec).map_err(|e| anyhow!("building the starting world: {e}"))?;
@@ -161,6 +161,24 @@ pub fn run(scenario: &Scenario, options: &Options) -> Result<ScenarioRun> {
         end_state,
         elapsed: started.elapsed(),
     })
+}
+
+/// The data set a scenario starts from: the run's, with the scenario's own merged in.
+pub fn start_data(scenario: &Scenario, data: &SeedData) -> Result<SeedData> {
+    let mut data = data.clone();
+    if let Some(path) = &scenario.start.data {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "{}: the scenario's data set {}: {e}",
+                scenario.path.display(),
+                path.display()
+            )
+        })?;
+        let own: SeedData =
+            serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        data.merge(own);
+    }
+    Ok(data)
 }
 
 impl<'c> Ctx<'c> {

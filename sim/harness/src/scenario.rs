@@ -16,6 +16,10 @@ pub struct StartSpec {
     pub fno: Start,
     /// Dataverse's start.
     pub dataverse: Start,
+    /// A data set of the scenario's own (`demo-data.json` format), merged into the run's
+    /// data set; the path is relative to the scenario file and resolved when it is read.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
 }
 
 /// Which side wins a conflict in initial sync.
@@ -304,11 +308,15 @@ impl Scenario {
                 line,
             });
         }
+        let mut start = raw.start;
+        if let Some(data) = &start.data {
+            start.data = Some(path.parent().unwrap_or(Path::new(".")).join(data));
+        }
         Ok(Scenario {
             id: raw.id,
             title: raw.title,
             guidance: raw.guidance,
-            start: raw.start,
+            start,
             steps,
             path: path.to_path_buf(),
         })
