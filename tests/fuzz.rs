@@ -7,11 +7,13 @@
 //! targets, and scenario files. CI runs `FUZZ_CASES` cases per target (default 200); a
 //! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz` (see the README).
 
+mod common;
+
 use dwsim_harness::client::Client;
 use dwsim_harness::scenario::Scenario;
 use dwsim_harness::transport::InProcess;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_model::Start;
 use dwsim_protocol::odata::{self, filter, filter::Dialect};
 use dwsim_protocol::Sim;
 use proptest::prelude::*;
@@ -180,48 +182,31 @@ fn key() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A served world and a client signed in to it, in process.
-struct Target {
-    transport: InProcess,
+/// The demo world (existing F&O and Dataverse), served in process, unthrottled.
+fn served() -> InProcess {
+    let sim = Sim::from_world(common::world(5, Start::Existing, Start::Existing));
+    sim.world().config.service_protection.enabled = false;
+    InProcess { sim }
 }
 
-impl Target {
-    fn new() -> Target {
-        let data = Catalogue::builtin().expect("catalogue").demo;
-        let world = World::new(WorldSpec {
-            seed: 5,
-            fno: Start::Existing,
-            dataverse: Start::Existing,
-            data,
-            clock_start_ms: 0,
-        })
-        .expect("world");
-        let sim = Sim::from_world(world);
-        sim.world().config.service_protection.enabled = false;
-        Target {
-            transport: InProcess { sim },
-        }
-    }
-
-    /// Sends as the harness app and answers the status and body.
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, String) {
-        let c = Client::connect(&self.transport).expect("client");
-        let resource = if url.starts_with(&c.dataverse_base(ORG)) {
-            c.dataverse_base(ORG)
-        } else {
-            c.fno_base(FO)
-        };
-        let r = c
-            .send_as(&resource, method, url, headers, body)
-            .expect("in-process send");
-        (r.status, r.text())
-    }
+/// Sends as the harness app (one client per test, so its tokens are reused) and answers
+/// the status and body.
+fn send(
+    c: &Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let resource = if url.starts_with(&c.dataverse_base(ORG)) {
+        c.dataverse_base(ORG)
+    } else {
+        c.fno_base(FO)
+    };
+    let r = c
+        .send_as(&resource, method, url, headers, body)
+        .expect("in-process send");
+    (r.status, r.text())
 }
 
 /// A 5xx is a failure, except F&O's own answer to a write its validation refuses: the
@@ -240,8 +225,8 @@ fn no_server_error(status: u16, what: &str, body: &str) -> Result<(), TestCaseEr
 
 #[test]
 fn json_bodies_get_client_errors_not_server_errors() {
-    let target = Target::new();
-    let c = Client::connect(&target.transport).expect("client");
+    let transport = served();
+    let c = Client::connect(&transport).expect("client");
     let (dv, fo) = (c.dataverse_base(ORG), c.fno_base(FO));
     let urls = [
         format!("{dv}/api/data/v9.2/accounts"),
@@ -261,7 +246,8 @@ fn json_bodies_get_client_errors_not_server_errors() {
                 "POST"
             };
             let text = body.to_string();
-            let (status, answer) = target.send(
+            let (status, answer) = send(
+                &c,
                 method,
                 url,
                 &[("Content-Type", "application/json")],
@@ -317,8 +303,8 @@ fn batch_body() -> impl Strategy<Value = (String, String)> {
 
 #[test]
 fn batch_bodies_get_client_errors_not_server_errors() {
-    let target = Target::new();
-    let c = Client::connect(&target.transport).expect("client");
+    let transport = served();
+    let c = Client::connect(&transport).expect("client");
     let urls = [
         format!("{}/api/data/v9.2/$batch", c.dataverse_base(ORG)),
         format!("{}/data/$batch", c.fno_base(FO)),
@@ -326,7 +312,8 @@ fn batch_bodies_get_client_errors_not_server_errors() {
     runner()
         .run(&(0..2usize, batch_body()), |(u, (boundary, body))| {
             let content_type = format!("multipart/mixed; boundary={boundary}");
-            let (status, answer) = target.send(
+            let (status, answer) = send(
+                &c,
                 "POST",
                 &urls[u],
                 &[("Content-Type", &content_type)],
@@ -339,8 +326,8 @@ fn batch_bodies_get_client_errors_not_server_errors() {
 
 #[test]
 fn request_targets_get_client_errors_not_server_errors() {
-    let target = Target::new();
-    let c = Client::connect(&target.transport).expect("client");
+    let transport = served();
+    let c = Client::connect(&transport).expect("client");
     let (dv, fo) = (c.dataverse_base(ORG), c.fno_base(FO));
     let path = proptest::collection::vec(
         prop_oneof![
@@ -384,7 +371,7 @@ fn request_targets_get_client_errors_not_server_errors() {
                     format!("/{path}")
                 }
             );
-            let (status, answer) = target.send(method, &url, &[], b"{}");
+            let (status, answer) = send(&c, method, &url, &[], b"{}");
             no_server_error(status, &format!("{method} {url}"), &answer)
         })
         .unwrap_or_else(|e| panic!("{e}"));
