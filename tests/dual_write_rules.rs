@@ -366,3 +366,128 @@ fn convergence_sees_case_and_company_of_lookups() {
         "{found:?}"
     );
 }
+
+#[test]
+fn the_master_rule_invariant_tells_the_masters_apart() {
+    // The same linked world, synced once with each master: the invariant holds each end
+    // state to the master it was run with, and refuses the other's.
+    let ended = |master: &str| {
+        let sim = linked(&["USMF"]);
+        let t = InProcess { sim: sim.clone() };
+        let c = Client::connect(&t).expect("client");
+        run(&c, &["legalentities-companies"], master);
+        dwsim_harness::runner::bootstrap(&c, ORG, "USMF").expect("bootstrap");
+        run(
+            &c,
+            &["currencies", "paymentterms", "customergroups"],
+            master,
+        );
+        let before = world(&sim).clone();
+        run(&c, &["customersv3-accounts"], master);
+        let after = world(&sim).clone();
+        (before, after)
+    };
+    let (fno_before, fno_after) = ended("FinanceAndOperations");
+    let (dv_before, dv_after) = ended("Dataverse");
+    let rule = dwsim_harness::invariants::master_rule;
+    let map = "customersv3-accounts";
+    use dwsim_model::dualwrite::Side::{Dataverse, Fno};
+    assert_eq!(rule(&fno_before, &fno_after, FO, map, Fno), Ok(()));
+    assert_eq!(rule(&dv_before, &dv_after, FO, map, Dataverse), Ok(()));
+    let wrong = rule(&fno_before, &dv_after, FO, map, Fno);
+    assert!(
+        wrong.as_ref().is_err_and(|e| e.contains("us-001")),
+        "{wrong:?}"
+    );
+    let wrong = rule(&dv_before, &fno_after, FO, map, Dataverse);
+    assert!(
+        wrong.as_ref().is_err_and(|e| e.contains("us-001")),
+        "{wrong:?}"
+    );
+}
+
+#[test]
+fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
+    let sim = linked(&["USMF", "USRT"]);
+    let t = InProcess { sim: sim.clone() };
+    customers_running(
+        &Client::connect(&t).expect("client"),
+        "FinanceAndOperations",
+    );
+    let mut w = world(&sim);
+    assert_eq!(dwsim_harness::invariants::company_integrity(&w), Ok(()));
+    let clean = w.clone();
+
+    // A USMF account that looks up USRT's customer group "10".
+    let usmf = company_id(&w, "USMF").expect("USMF");
+    let usrt = company_id(&w, "USRT").expect("USRT");
+    let group_of = |w: &World, company: &str| {
+        w.dataverse[ORG]
+            .store
+            .rows("msdyn_customergroup")
+            .find(|(_, r)| {
+                r.get("msdyn_groupid") == Some(&json!("10"))
+                    && r.get("_msdyn_company_value") == Some(&json!(company))
+            })
+            .map(|(id, _)| id.clone())
+            .expect("group 10")
+    };
+    let usrt_group = group_of(&w, &usrt);
+    let (id, mut account) = w.dataverse[ORG]
+        .store
+        .rows("account")
+        .find(|(_, r)| r.get("_msdyn_company_value") == Some(&json!(usmf)))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("a USMF account");
+    account.insert("_msdyn_customergroupid_value".into(), json!(usrt_group));
+    let dv = w.dataverse.get_mut(ORG).expect("org");
+    dv.store.put("account", &id, account);
+    let found = dwsim_harness::invariants::company_integrity(&w);
+    assert!(
+        found
+            .as_ref()
+            .is_err_and(|e| e.contains("msdyn_customergroupid") && e.contains("USRT")),
+        "{found:?}"
+    );
+
+    // A DEMF customer (DEMF is not in the connection) whose account crossed to Dataverse.
+    *w = clean;
+    let (_, demf) = w.fno[FO]
+        .store
+        .rows("CustomersV3")
+        .find(|(_, r)| r["dataAreaId"].as_str() == Some("demf"))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("a DEMF customer");
+    let number = demf["CustomerAccount"].clone();
+    // A DEMF company row made by hand, and a copy of a USMF account pointed at it.
+    let demf_company = "00000000-0000-0000-0000-00000000de3f";
+    let mut company = w.dataverse[ORG]
+        .store
+        .get("cdm_company", &usmf)
+        .cloned()
+        .expect("USMF company");
+    company.insert("cdm_companycode".into(), json!("DEMF"));
+    company.insert("cdm_companyid".into(), json!(demf_company));
+    let dv = w.dataverse.get_mut(ORG).expect("org");
+    dv.store.put("cdm_company", demf_company, company);
+    let (_, mut account) = w.dataverse[ORG]
+        .store
+        .rows("account")
+        .find(|(_, r)| r.get("_msdyn_company_value") == Some(&json!(usmf)))
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("a USMF account");
+    account.insert("accountnumber".into(), number);
+    account.insert("_msdyn_company_value".into(), json!(demf_company));
+    account.insert(
+        "accountid".into(),
+        json!("00000000-0000-0000-0000-00000000d3f0"),
+    );
+    let dv = w.dataverse.get_mut(ORG).expect("org");
+    dv.store
+        .put("account", "00000000-0000-0000-0000-00000000d3f0", account);
+    let found = dwsim_harness::invariants::company_integrity(&w);
+    assert!(
+        found.as_ref().is_err_and(|e| e.contains("DEMF")),
+        "{found:?}"
+    );
+}

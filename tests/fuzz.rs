@@ -35,8 +35,8 @@ fn runner() -> TestRunner {
         failure_persistence: if cfg!(feature = "mutants") {
             None
         } else {
-            Some(Box::new(FileFailurePersistence::WithSource(
-                "proptest-regressions",
+            Some(Box::new(FileFailurePersistence::Direct(
+                "proptest-regressions/fuzz.txt",
             )))
         },
         ..Config::default()

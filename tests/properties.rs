@@ -39,7 +39,8 @@ fn key_space() -> u16 {
 }
 
 /// Names as people type them: any letter case, accents and other scripts, digits,
-/// apostrophes and hyphens, up to `max` characters.
+/// apostrophes and hyphens, up to `max` characters. Callers pass the tighter of the two
+/// products' column lengths, so values reach the longest both sides accept.
 fn text(max: usize) -> impl Strategy<Value = String> {
     proptest::string::string_regex(&format!(
         "[A-Za-zÀ-ÖØ-öø-ÿĀ-žΑ-ωА-я一-龥][A-Za-z0-9À-ÖØ-öø-ÿĀ-žΑ-ωА-я一-龥 '-]{{1,{}}}",
@@ -77,7 +78,9 @@ fn fno_currency() -> impl Strategy<Value = Option<String>> {
 }
 
 fn groups() -> impl Strategy<Value = Vec<GroupSeed>> {
-    proptest::collection::btree_map("[0-9]{2}", text(30), 1..4).prop_map(|m| {
+    // Descriptions up to F&O's 60 characters, or empty (no description).
+    let description = prop_oneof![1 => Just(String::new()), 4 => text(60)];
+    proptest::collection::btree_map("[0-9]{2}", description, 1..4).prop_map(|m| {
         m.into_iter()
             .map(|(id, description)| GroupSeed {
                 id,
@@ -96,8 +99,8 @@ fn customers(groups: Vec<GroupSeed>) -> impl Strategy<Value = Vec<CustomerSeed>>
         0u16..key_space(),
         (
             any::<bool>(),
-            text(40),
-            text(20),
+            text(100),
+            text(25),
             0..ids.len(),
             proptest::option::of(0i64..100_000),
             any::<bool>(),
@@ -116,7 +119,7 @@ fn customers(groups: Vec<GroupSeed>) -> impl Strategy<Value = Vec<CustomerSeed>>
                     },
                     party_type: if person { "Person" } else { "Organization" }.into(),
                     name: (!person).then(|| name.clone()),
-                    first_name: person.then(|| name.chars().take(20).collect()),
+                    first_name: person.then(|| name.chars().take(25).collect()),
                     last_name: person.then(|| last.clone()),
                     group: ids[g].clone(),
                     currency,
@@ -129,7 +132,7 @@ fn customers(groups: Vec<GroupSeed>) -> impl Strategy<Value = Vec<CustomerSeed>>
 }
 
 fn company(id: &'static str, index: usize) -> impl Strategy<Value = CompanySeed> {
-    (text(40), groups()).prop_flat_map(move |(name, groups)| {
+    (text(60), groups()).prop_flat_map(move |(name, groups)| {
         let vendor_currencies = proptest::collection::vec(fno_currency(), 12);
         (customers(groups.clone()), vendor_currencies).prop_map(
             move |(customers, vendor_currencies)| CompanySeed {
@@ -199,7 +202,7 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
         let accounts = proptest::collection::btree_map(
             (any::<bool>(), 0u16..key_space()),
             (
-                text(40),
+                text(100),
                 prop_oneof![Just(3i64), Just(3), Just(1), Just(11)],
                 0..n,
                 proptest::option::of(0i64..100_000),
@@ -210,7 +213,13 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
         );
         let contacts = proptest::collection::btree_map(
             (any::<bool>(), 0u16..key_space()),
-            (text(20), text(20), 0..n, any::<bool>(), any::<bool>()),
+            (
+                proptest::option::of(text(25)),
+                text(25),
+                0..n,
+                any::<bool>(),
+                any::<bool>(),
+            ),
             0..max_rows(),
         );
         (Just(groups), Just(currencies), accounts, contacts).prop_map(
@@ -245,7 +254,7 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
                             } else {
                                 format!("P-{k:03}")
                             }),
-                            firstname: Some(first),
+                            firstname: first,
                             lastname: last,
                             group: Some(groups[g].id.clone()),
                             email: email.then(|| format!("p{k}@example.com")),

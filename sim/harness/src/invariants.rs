@@ -2,34 +2,24 @@
 //! integrity and the master rule. Each answers the first violation found, with what and
 //! where, so a failing scenario or property names the row.
 
-use dwsim_model::dualwrite::transform;
 use dwsim_model::dualwrite::Side;
-use dwsim_model::fno::value_text;
-use dwsim_model::schema::{Direction, TableMap};
 use dwsim_model::store::Row;
 use dwsim_model::world::World;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 mod convergence;
+mod reading;
 
 pub use convergence::convergence;
+use reading::{
+    dv_key, dv_value, expected_in_dv, expected_in_fno, fno_key, passes, scopes, seen, sides, Seen,
+};
 
 type Check = Result<(), String>;
 
-/// Fields compared for convergence: every mapping that has both a source and a destination.
-fn compared(map: &TableMap) -> impl Iterator<Item = &dwsim_model::schema::FieldMap> {
-    map.fields.iter().filter(|f| {
-        f.fno.is_some()
-            && f.dv.is_some()
-            && !matches!(
-                f.dir,
-                Direction::DefaultToDataverse | Direction::DefaultToFno
-            )
-    })
-}
-
-/// Business rows of a world: (product/env/table, id) → row.
+/// Business rows of a world: (product/env/table, id) → row, for every F&O table and every
+/// Dataverse table a map of the catalogue writes (and the companies).
 pub fn business_rows(world: &World) -> BTreeMap<(String, String), Row> {
     let mut out = BTreeMap::new();
     for (name, env) in &world.fno {
@@ -40,7 +30,10 @@ pub fn business_rows(world: &World) -> BTreeMap<(String, String), Row> {
         }
     }
     for (org, dv) in &world.dataverse {
-        for table in ["cdm_company", "msdyn_customergroup", "account", "contact"] {
+        let tables: std::collections::BTreeSet<&str> = std::iter::once("cdm_company")
+            .chain(world.catalogue.maps.iter().map(|m| m.dv_table.as_str()))
+            .collect();
+        for table in tables {
             for (id, r) in dv.store.rows(table) {
                 out.insert((format!("dataverse/{org}/{table}"), id.clone()), r.clone());
             }
@@ -101,32 +94,45 @@ pub fn company_integrity(world: &World) -> Check {
             }
         }
         for map in &world.catalogue.maps {
-            if !transform::is_company_specific(&world.catalogue, map) {
+            let (Some(entity), Some(table)) = (
+                world.catalogue.fno_entities.get(&map.fno_entity),
+                world.catalogue.dv_tables.get(&map.dv_table),
+            ) else {
+                continue;
+            };
+            let Some(attr) = table.company_attribute() else {
+                continue;
+            };
+            if !entity.company_specific {
                 continue;
             }
             for (id, r) in env.store.rows(&map.fno_entity) {
-                let company = value_text(r.get("dataAreaId"));
+                let company = r
+                    .get("dataAreaId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let was_connected = c
                     .removed_legal_entities
                     .iter()
-                    .any(|r| r.eq_ignore_ascii_case(&company));
-                if c.is_connected(&company) || was_connected {
+                    .any(|r| r.eq_ignore_ascii_case(company));
+                if c.is_connected(company) || was_connected {
                     continue;
                 }
-                if let Some(key) = transform::fno_key(map, r) {
-                    let crossed = dv.store.rows(&map.dv_table).any(|(_, d)| {
-                        transform::dv_key(map, d).as_ref() == Some(&key)
-                            && d.get("_msdyn_company_value")
-                                .and_then(Value::as_str)
-                                .and_then(|co| dv.company_code(co))
-                                .is_some_and(|code| code.eq_ignore_ascii_case(&company))
-                    });
-                    if crossed {
-                        return Err(format!(
-                            "{} {id} of unconnected company {company} crossed to Dataverse",
-                            map.fno_entity
-                        ));
-                    }
+                let Some(key) = fno_key(map, r) else {
+                    continue;
+                };
+                let crossed = dv.store.rows(&map.dv_table).any(|(_, d)| {
+                    d.get(&attr)
+                        .and_then(Value::as_str)
+                        .map(|co| reading::company_code(dv, co))
+                        .is_some_and(|code| code.eq_ignore_ascii_case(company))
+                        && dv_key(world, dv, table, map, d).as_ref() == Some(&key)
+                });
+                if crossed {
+                    return Err(format!(
+                        "{} {id} of unconnected company {company} crossed to Dataverse",
+                        map.fno_entity
+                    ));
                 }
             }
         }
@@ -176,8 +182,9 @@ fn lookups_in_company(
     Ok(())
 }
 
-/// For an initial sync of `map` with `master`: rows present on both sides before with
-/// differing bidirectional values end with the master's values on both sides.
+/// For an initial sync of `map` with `master`: rows present on both sides before whose
+/// values differ in a field the map sends both ways end with the master's value on both
+/// sides. Read by the same documented rules as convergence, not the runtime's transform.
 pub fn master_rule(
     before: &World,
     after: &World,
@@ -185,79 +192,72 @@ pub fn master_rule(
     map_id: &str,
     master: Side,
 ) -> Check {
-    let (Some(env_before), Some(env_after)) = (before.fno.get(fno_env), after.fno.get(fno_env))
+    let (Some(fno_before), Some(fno_after)) = (before.fno.get(fno_env), after.fno.get(fno_env))
     else {
         return Ok(());
     };
-    let Some(c) = after.connections.get(fno_env) else {
+    let Some(conn) = after.connections.get(fno_env) else {
         return Ok(());
     };
-    let Some(map) = after.catalogue.map(map_id) else {
+    let Some(map) = after.catalogue.maps.iter().find(|m| m.id == map_id) else {
         return Ok(());
     };
-    let org = &c.dataverse;
+    let (Some(entity), Some(table)) = (
+        after.catalogue.fno_entities.get(&map.fno_entity),
+        after.catalogue.dv_tables.get(&map.dv_table),
+    ) else {
+        return Ok(());
+    };
+    let org = &conn.dataverse;
     let (Some(dv_before), Some(dv_after)) = (before.dataverse.get(org), after.dataverse.get(org))
     else {
         return Ok(());
     };
-    for partition in before.partitions(org, map, &c.legal_entities) {
-        let fno_before: BTreeMap<Vec<String>, Row> =
-            transform::fno_rows(map, env_before, &partition)
-                .into_iter()
-                .filter_map(|(_, r)| transform::fno_key(map, &r).map(|k| (k, r)))
-                .collect();
-        for (_, dvr) in transform::dv_rows(&before.catalogue, map, dv_before, &partition) {
-            let Some(key) = transform::dv_key(map, &dvr) else {
+    let both_ways = map.fields.iter().filter(|f| {
+        f.fno.is_some()
+            && f.dv.as_deref().is_some_and(|d| !d.contains('.'))
+            && f.dir.flows_to_dataverse()
+            && f.dir.flows_to_fno()
+    });
+    let both_ways: Vec<_> = both_ways.collect();
+    for scope in scopes(dv_after, conn, map, entity) {
+        let was = sides(
+            before, fno_before, dv_before, conn, map, entity, table, &scope,
+        );
+        let now = sides(after, fno_after, dv_after, conn, map, entity, table, &scope);
+        for (key, fr) in &was.fno {
+            let Some(dr) = was.dv.get(key) else {
                 continue;
             };
-            let Some(fr) = fno_before.get(&key) else {
+            if !passes(&map.fno_filter, fr) || !passes(&map.dv_filter, dr) {
                 continue;
-            };
-            for f in compared(map).filter(|f| {
-                matches!(f.dir, Direction::Both | Direction::BothTransformed)
-                    && f.dv_lookup().is_none()
-            }) {
-                let (Some(fo), Some(dvn)) = (&f.fno, &f.dv) else {
+            }
+            for f in &both_ways {
+                let (Some(fo), Some(dvn)) = (f.fno.as_deref(), f.dv.as_deref()) else {
                     continue;
                 };
-                let projected = transform::to_fno(
-                    &before.catalogue,
-                    map,
-                    dv_before,
-                    &dvr,
-                    &partition,
-                    false,
-                    false,
-                );
-                if transform::equivalent(projected.get(fo), fr.get(fo)) {
-                    continue;
+                let fno_was = seen(fr.get(fo));
+                let dv_was = dv_value(before, dv_before, table, dr, dvn);
+                let from_fno = expected_in_dv(before, table, f, fr.get(fo), &scope);
+                if from_fno == dv_was {
+                    continue; // no conflict in this field
                 }
-                let fno_now = transform::fno_rows(map, env_after, &partition)
-                    .into_iter()
-                    .map(|(_, r)| r)
-                    .find(|r| transform::fno_key(map, r).as_ref() == Some(&key));
-                let dv_now = transform::dv_rows(&after.catalogue, map, dv_after, &partition)
-                    .into_iter()
-                    .map(|(_, r)| r)
-                    .find(|r| transform::dv_key(map, r).as_ref() == Some(&key));
-                let (Some(fno_now), Some(dv_now)) = (fno_now, dv_now) else {
+                let (Some(fn_), Some(dn)) = (now.fno.get(key), now.dv.get(key)) else {
                     return Err(format!(
-                        "map {map_id}: row {key:?} disappeared during initial sync"
+                        "map {map_id} company {}: row {key:?} disappeared during initial sync",
+                        scope.label()
                     ));
                 };
-                let ok = match master {
-                    Side::Dataverse => {
-                        transform::equivalent(dv_now.get(dvn), dvr.get(dvn))
-                            && transform::equivalent(fno_now.get(fo), projected.get(fo))
-                    }
-                    Side::Fno => transform::equivalent(fno_now.get(fo), fr.get(fo)),
+                let fno_now = seen(fn_.get(fo));
+                let dv_now = dv_value(after, dv_after, table, dn, dvn);
+                let (fno_want, dv_want): (Seen, Seen) = match master {
+                    Side::Dataverse => (expected_in_fno(before, dv_before, table, f, dr), dv_was),
+                    Side::Fno => (fno_was, from_fno),
                 };
-                if !ok {
+                if fno_now != fno_want || dv_now != dv_want {
                     return Err(format!(
-                        "map {map_id} row {key:?} field {fo}/{dvn}: master {master:?} had {:?}, ended with F&O {:?} and Dataverse {:?}",
-                        if master == Side::Fno { fr.get(fo) } else { dvr.get(dvn) },
-                        fno_now.get(fo),
-                        dv_now.get(dvn)
+                        "map {map_id} company {} row {key:?} field {fo}/{dvn}: {master:?} is master, so F&O should hold {fno_want:?} and Dataverse {dv_want:?}; they hold {fno_now:?} and {dv_now:?}",
+                        scope.label()
                     ));
                 }
             }
