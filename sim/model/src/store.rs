@@ -53,31 +53,104 @@ pub fn fold(v: Option<&Value>) -> String {
 }
 
 /// A secondary index: the ids of a table's rows by the folded values of some columns. It
-/// answers candidates in id order, so a first match is the one a scan would find.
+/// answers candidates in id order, so a first match is the one a scan would find. The
+/// folded values are joined into one key (a separator inside a value can only merge two
+/// keys, which keeps the index coarser, never finer), and a key held by a single row (the
+/// usual case: alternate and integration keys) keeps its id inline, so that an index
+/// costs one small allocation per row rather than a set per row.
 #[derive(Debug, Clone)]
 struct Index {
     columns: Vec<String>,
-    entries: HashMap<Vec<String>, BTreeSet<String>>,
+    entries: HashMap<Box<str>, Ids>,
+}
+
+/// The ids under one index key, in id order.
+#[derive(Debug, Clone)]
+enum Ids {
+    One(Box<str>),
+    Many(BTreeSet<Box<str>>),
+}
+
+impl Ids {
+    fn insert(&mut self, id: &str) {
+        match self {
+            Ids::One(only) if &**only == id => {}
+            Ids::One(only) => {
+                let first = std::mem::take(only);
+                *self = Ids::Many([first, id.into()].into_iter().collect());
+            }
+            Ids::Many(set) => {
+                set.insert(id.into());
+            }
+        }
+    }
+
+    /// Removes `id`; answers whether no id is left.
+    fn remove(&mut self, id: &str) -> bool {
+        match self {
+            Ids::One(only) => &**only == id,
+            Ids::Many(set) => {
+                set.remove(id);
+                if set.len() == 1 {
+                    let last = set.pop_first().unwrap_or_default();
+                    *self = Ids::One(last);
+                }
+                false // a set holds two ids or more, so one is left
+            }
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            Ids::One(only) => Box::new(std::iter::once(&**only)),
+            Ids::Many(set) => Box::new(set.iter().map(|id| &**id)),
+        }
+    }
+}
+
+/// Joins folded values into one index key.
+fn joined<'v>(values: impl Iterator<Item = Option<&'v Value>>) -> Box<str> {
+    let mut key = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(&fold(v));
+    }
+    key.into_boxed_str()
 }
 
 impl Index {
-    fn key(&self, row: &Row) -> Vec<String> {
-        self.columns.iter().map(|c| fold(row.get(c))).collect()
+    fn key(&self, row: &Row) -> Box<str> {
+        joined(self.columns.iter().map(|c| row.get(c)))
     }
 
     fn add(&mut self, id: &str, row: &Row) {
         let key = self.key(row);
-        self.entries.entry(key).or_default().insert(id.to_string());
+        match self.entries.get_mut(&key) {
+            Some(ids) => ids.insert(id),
+            None => {
+                self.entries.insert(key, Ids::One(id.into()));
+            }
+        }
     }
 
     fn drop_row(&mut self, id: &str, row: &Row) {
         let key = self.key(row);
         if let Some(ids) = self.entries.get_mut(&key) {
-            ids.remove(id);
-            if ids.is_empty() {
+            if ids.remove(id) {
                 self.entries.remove(&key);
             }
         }
+    }
+
+    /// Moves `id` from `old`'s key to `new`'s, or leaves it when the key is the same.
+    fn update(&mut self, id: &str, old: &Row, new: &Row) {
+        if self.columns.iter().all(|c| old.get(c) == new.get(c)) {
+            return;
+        }
+        self.drop_row(id, old);
+        self.add(id, new);
     }
 }
 
@@ -95,10 +168,10 @@ impl Table {
     fn put(&mut self, id: &str, row: Row) -> Option<Row> {
         self.written = true;
         for index in &mut self.indexes {
-            if let Some(old) = self.rows.get(id) {
-                index.drop_row(id, old);
+            match self.rows.get(id) {
+                Some(old) => index.update(id, old, &row),
+                None => index.add(id, &row),
             }
-            index.add(id, &row);
         }
         self.rows.insert(id.to_string(), row)
     }
@@ -157,19 +230,14 @@ impl Store {
         let Some(index) = best else {
             return Box::new(t.rows.iter());
         };
-        let key: Vec<String> = index
-            .columns
-            .iter()
-            .map(|c| {
-                let value = pins.iter().find(|(p, _)| p == c).and_then(|(_, v)| *v);
-                fold(value)
-            })
-            .collect();
+        let key = joined(
+            index
+                .columns
+                .iter()
+                .map(|c| pins.iter().find(|(p, _)| p == c).and_then(|(_, v)| *v)),
+        );
         match index.entries.get(&key) {
-            Some(ids) => Box::new(
-                ids.iter()
-                    .filter_map(|id| t.rows.get_key_value(id.as_str())),
-            ),
+            Some(ids) => Box::new(ids.iter().filter_map(|id| t.rows.get_key_value(id))),
             None => Box::new(std::iter::empty()),
         }
     }
