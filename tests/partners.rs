@@ -220,3 +220,50 @@ fn a_scenario_brings_its_own_data_set() {
         scenario.contains("data = \"warehouses-extra-data.json\"") && scenario.contains("WH-3")
     );
 }
+
+#[test]
+fn a_data_set_asks_for_generated_rows() {
+    // tests/data/volume: USRT with 2,000 generated customers and 300 vendors, and 600
+    // accounts and 200 contacts generated in the existing Dataverse, synced both ways;
+    // the scenario's expectations count them.
+    let (ok, text) = dwsim(&[
+        "run",
+        "--scenarios-dir",
+        "tests/data/volume",
+        "--scenario",
+        "generated-tenant",
+        "--transport",
+        "in-process",
+    ]);
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn generated_customers_need_a_group_to_belong_to() {
+    let dir = std::env::temp_dir().join(format!("dwsim-generate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("data.json"),
+        r#"{"fno": {"companies": [{"id": "ZZ01", "name": "No groups", "generate": {"customers": 5}}]}, "dataverse": {}}"#,
+    )
+    .expect("data set");
+    let scenario = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/volume/generated-tenant.toml"),
+    )
+    .expect("scenario")
+    .replace("generated-tenant.json", "data.json");
+    std::fs::write(dir.join("generated-tenant.toml"), scenario).expect("scenario");
+    let (ok, text) = dwsim(&[
+        "run",
+        "--scenarios-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--transport",
+        "in-process",
+    ]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("company ZZ01 asks for 5 generated customers but has no customer group"),
+        "{text}"
+    );
+}

@@ -177,6 +177,7 @@ fn company(id: &'static str, index: usize) -> impl Strategy<Value = CompanySeed>
                     })
                     .collect(),
                 customers,
+                generate: Default::default(),
             },
         )
     })
@@ -263,6 +264,7 @@ fn dataverse() -> impl Strategy<Value = DvSeed> {
                     )
                     .collect(),
                 customer_groups: groups,
+                generate: Default::default(),
             },
         )
     })

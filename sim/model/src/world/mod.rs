@@ -196,6 +196,17 @@ impl World {
             in_flight: Default::default(),
             custom_maps: BTreeMap::new(),
         };
+        if let Some(problem) = spec
+            .data
+            .fno
+            .companies
+            .iter()
+            .find_map(|c| c.generation_problem())
+        {
+            return Err(crate::error::SimError::bad_request(format!(
+                "The data set is not valid: {problem}."
+            )));
+        }
         if spec.fno == Start::Existing {
             world.existing_fno(&spec.data.fno)?;
         }

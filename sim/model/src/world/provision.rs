@@ -214,7 +214,7 @@ impl World {
             group_ids.insert(g.id.clone(), id);
         }
         let group = |g: &Option<String>| g.as_ref().and_then(|g| group_ids.get(g)).cloned();
-        for a in &seed.accounts {
+        for a in seed.all_accounts() {
             let mut row = obj(json!({"name": a.name, "customertypecode": a.customertypecode}));
             put_opt(&mut row, "accountnumber", a.accountnumber.clone());
             put_opt(&mut row, "emailaddress1", a.email.clone());
@@ -229,7 +229,7 @@ impl World {
             }
             env.create(&mut cx, "account", row)?;
         }
-        for c in &seed.contacts {
+        for c in seed.all_contacts() {
             let mut row = obj(json!({"lastname": c.lastname, "msdyn_sellable": c.sellable}));
             put_opt(&mut row, "firstname", c.firstname.clone());
             put_opt(&mut row, "msdyn_contactpersonid", c.contactpersonid.clone());
@@ -332,7 +332,7 @@ fn company_demo_rows(c: &CompanySeed) -> Vec<(&'static str, Row)> {
             obj(json!({"dataAreaId": area, "VendorGroupId": g.id, "Description": g.description}));
         rows.push(("VendorGroups", row));
     }
-    for v in &c.vendors {
+    for v in c.all_vendors() {
         let mut row = obj(
             json!({"dataAreaId": area, "VendorAccountNumber": v.account, "VendorOrganizationName": v.name, "VendorGroupId": v.group}),
         );
@@ -341,8 +341,8 @@ fn company_demo_rows(c: &CompanySeed) -> Vec<(&'static str, Row)> {
         }
         rows.push(("VendorsV2", row));
     }
-    for (n, cu) in c.customers.iter().enumerate() {
-        rows.push(("CustomersV3", customer_row(&area, n, cu)));
+    for (n, cu) in c.all_customers().enumerate() {
+        rows.push(("CustomersV3", customer_row(&area, n, &cu)));
     }
     rows
 }
