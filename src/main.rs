@@ -2,6 +2,7 @@
 //! `replay` a model-based test's failure bundle.
 
 mod load;
+mod ready;
 mod scale;
 
 /// Counts live heap bytes for `bench --scale` (a relaxed add per allocation).
@@ -172,6 +173,10 @@ enum Command {
         /// heap), e.g. 1000,10000,100000,500000,1000000.
         #[arg(long, value_delimiter = ',')]
         scale: Vec<usize>,
+        /// Instead of the scenarios, start `dwsim serve` this many times (plain HTTP and
+        /// HTTPS) and time process start to the first answer from Entra.
+        #[arg(long)]
+        ready: Option<usize>,
     },
 }
 
@@ -243,6 +248,9 @@ fn main() {
             },
         }),
         Command::Bench { scale, .. } if !scale.is_empty() => scale::run(&scale),
+        Command::Bench {
+            ready: Some(times), ..
+        } => ready::run(times),
         Command::Bench {
             load: Some(requests),
             clients,
