@@ -90,7 +90,10 @@ pub fn run(times: usize) -> Result<bool> {
         .build()
         .into();
     println!("bench ready: process start to Entra's first 200, {times} starts each");
-    println!("{:>10} {:>9} {:>9} {:>9}", "", "min ms", "median ms", "max ms");
+    println!(
+        "{:>10} {:>9} {:>9} {:>9}",
+        "", "min ms", "median ms", "max ms"
+    );
     for (name, tls) in [("plain HTTP", None), ("HTTPS", Some(&agent))] {
         let mut ms = (0..times.max(1))
             .map(|_| once(tls, &ca_dir))

@@ -367,10 +367,62 @@ fn convergence_sees_case_and_company_of_lookups() {
     );
 }
 
+/// Makes USMF's Dataverse account `number` differ from its F&O customer in every field the
+/// customer map sends both ways: name, credit limit, email, the mandatory flag, the
+/// customer group and the currency (both lookups, to other rows of the same company).
+fn conflict_everywhere(sim: &Sim, number: &str) {
+    let mut w = world(sim);
+    let fo = customer(&w, "usmf", number).expect("the F&O customer");
+    let usmf = company_id(&w, "USMF").expect("USMF");
+    let dv = w.dataverse.get_mut(ORG).expect("org");
+    let other_group = dv
+        .store
+        .rows("msdyn_customergroup")
+        .find(|(_, r)| {
+            r.get("_msdyn_company_value") == Some(&json!(usmf))
+                && r.get("msdyn_groupid") != fo.get("CustomerGroupId")
+        })
+        .map(|(id, _)| id.clone())
+        .expect("another USMF customer group");
+    let fo_currency = fo
+        .get("SalesCurrencyCode")
+        .and_then(Value::as_str)
+        .unwrap_or("USD");
+    let other_currency = dv
+        .store
+        .rows("transactioncurrency")
+        .find(|(_, r)| r.get("isocurrencycode").and_then(Value::as_str) != Some(fo_currency))
+        .map(|(id, _)| id.clone())
+        .expect("another currency");
+    let (id, mut account) = dv
+        .store
+        .rows("account")
+        .find(|(_, r)| {
+            r.get("accountnumber") == Some(&json!(number))
+                && r.get("_msdyn_company_value") == Some(&json!(usmf))
+        })
+        .map(|(id, r)| (id.clone(), r.clone()))
+        .expect("the Dataverse account");
+    let mandatory = fo.get("CreditLimitIsMandatory") != Some(&json!("Yes"));
+    for (k, v) in [
+        ("name", json!("Conflicting name")),
+        ("creditlimit", json!(777)),
+        ("emailaddress1", json!("conflict@example.com")),
+        ("msdyn_creditlimitismandatory", json!(mandatory)),
+        ("_msdyn_customergroupid_value", json!(other_group)),
+        ("_transactioncurrencyid_value", json!(other_currency)),
+    ] {
+        assert_ne!(account.get(k), Some(&v), "{k} already conflicts");
+        account.insert(k.into(), v);
+    }
+    dv.store.put("account", &id, account);
+}
+
 #[test]
 fn the_master_rule_invariant_tells_the_masters_apart() {
-    // The same linked world, synced once with each master: the invariant holds each end
-    // state to the master it was run with, and refuses the other's.
+    // The same linked world, synced once with each master, US-001 conflicting in every
+    // field the map sends both ways: the invariant holds each end state to the master it
+    // was run with, and refuses the other's.
     let ended = |master: &str| {
         let sim = linked(&["USMF"]);
         let t = InProcess { sim: sim.clone() };
@@ -382,6 +434,7 @@ fn the_master_rule_invariant_tells_the_masters_apart() {
             &["currencies", "paymentterms", "customergroups"],
             master,
         );
+        conflict_everywhere(&sim, "US-001");
         let before = world(&sim).clone();
         run(&c, &["customersv3-accounts"], master);
         let after = world(&sim).clone();
@@ -389,6 +442,17 @@ fn the_master_rule_invariant_tells_the_masters_apart() {
     };
     let (fno_before, fno_after) = ended("FinanceAndOperations");
     let (dv_before, dv_after) = ended("Dataverse");
+    // Literal values: Dataverse's conflicting values won in F&O, and F&O's in Dataverse.
+    let won = customer(&dv_after, "usmf", "US-001").expect("US-001");
+    assert_eq!(won["CreditLimit"].as_f64(), Some(777.0));
+    assert_eq!(won["PrimaryContactEmail"], json!("conflict@example.com"));
+    assert_ne!(
+        won["CustomerGroupId"],
+        customer(&dv_before, "usmf", "US-001").expect("US-001")["CustomerGroupId"]
+    );
+    let (_, kept) = accounts(&fno_after, "US-001").pop().expect("US-001");
+    assert_ne!(kept["name"], json!("Conflicting name"));
+    assert_ne!(kept["emailaddress1"], json!("conflict@example.com"));
     let rule = dwsim_harness::invariants::master_rule;
     let map = "customersv3-accounts";
     use dwsim_model::dualwrite::Side::{Dataverse, Fno};

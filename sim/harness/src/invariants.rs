@@ -13,7 +13,8 @@ mod reading;
 
 pub use convergence::convergence;
 use reading::{
-    dv_key, dv_value, expected_in_dv, expected_in_fno, fno_key, passes, scopes, seen, sides, Seen,
+    dv_key, dv_value, expected_in_dv, expected_in_fno, fno_key, fno_seen_for_lookup, passes,
+    scopes, seen, sides, Seen,
 };
 
 type Check = Result<(), String>;
@@ -183,8 +184,8 @@ fn lookups_in_company(
 }
 
 /// For an initial sync of `map` with `master`: rows present on both sides before whose
-/// values differ in a field the map sends both ways end with the master's value on both
-/// sides. Read by the same documented rules as convergence, not the runtime's transform.
+/// values differ in a field the map sends both ways (lookups included, as table, company
+/// and key) end with the master's value on both sides. Read by the same documented rules as convergence, not the runtime's transform.
 pub fn master_rule(
     before: &World,
     after: &World,
@@ -213,13 +214,13 @@ pub fn master_rule(
     else {
         return Ok(());
     };
-    let both_ways = map.fields.iter().filter(|f| {
-        f.fno.is_some()
-            && f.dv.as_deref().is_some_and(|d| !d.contains('.'))
-            && f.dir.flows_to_dataverse()
-            && f.dir.flows_to_fno()
-    });
-    let both_ways: Vec<_> = both_ways.collect();
+    let both_ways: Vec<_> = map
+        .fields
+        .iter()
+        .filter(|f| {
+            f.fno.is_some() && f.dv.is_some() && f.dir.flows_to_dataverse() && f.dir.flows_to_fno()
+        })
+        .collect();
     for scope in scopes(dv_after, conn, map, entity) {
         let was = sides(
             before, fno_before, dv_before, conn, map, entity, table, &scope,
@@ -236,7 +237,15 @@ pub fn master_rule(
                 let (Some(fo), Some(dvn)) = (f.fno.as_deref(), f.dv.as_deref()) else {
                     continue;
                 };
-                let fno_was = seen(fr.get(fo));
+                // A lookup's F&O side holds the looked-up key, compared without case.
+                let fno_seen = |r: &Row| {
+                    if dvn.contains('.') {
+                        fno_seen_for_lookup(r.get(fo))
+                    } else {
+                        seen(r.get(fo))
+                    }
+                };
+                let fno_was = fno_seen(fr);
                 let dv_was = dv_value(before, dv_before, table, dr, dvn);
                 let from_fno = expected_in_dv(before, table, f, fr.get(fo), &scope);
                 if from_fno == dv_was {
@@ -248,7 +257,7 @@ pub fn master_rule(
                         scope.label()
                     ));
                 };
-                let fno_now = seen(fn_.get(fo));
+                let fno_now = fno_seen(fn_);
                 let dv_now = dv_value(after, dv_after, table, dn, dvn);
                 let (fno_want, dv_want): (Seen, Seen) = match master {
                     Side::Dataverse => (expected_in_fno(before, dv_before, table, f, dr), dv_was),

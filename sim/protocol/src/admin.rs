@@ -145,7 +145,12 @@ fn swap_secrets(world: &mut World, mut secrets: Secrets) -> Secrets {
     for (app, secret) in world.tenant.apps.values_mut().zip(secrets.apps.iter_mut()) {
         std::mem::swap(&mut app.secret, secret);
     }
-    for (user, password) in world.tenant.users.values_mut().zip(secrets.users.iter_mut()) {
+    for (user, password) in world
+        .tenant
+        .users
+        .values_mut()
+        .zip(secrets.users.iter_mut())
+    {
         std::mem::swap(&mut user.password, password);
     }
     secrets
