@@ -1,14 +1,18 @@
 //! Model-based test of live sync: proptest-state-machine generates sequences of writes on
-//! both sides, map actions (pause, resume, stop, run), injected faults and clock steps; each
-//! runs against the servers through `dwsim_harness::model_based::run_case`, which compares every
-//! step with the reference model and checks the invariants. A failure is shrunk, written as
-//! a replay bundle (`dwsim replay`) and named in the panic message.
+//! both sides (customer groups, and customers as accounts and contacts, with descriptions and
+//! names that differ only in letter case), map actions (pause, resume, stop, run), legal
+//! entities removed from and added back to the connection, injected faults and clock steps,
+//! in several companies; each runs against the servers through
+//! `dwsim_harness::model_based::run_case`, which compares every step with the reference
+//! model and checks the invariants. A failure is shrunk, written as a replay bundle
+//! (`dwsim replay`) and named in the panic message.
 //!
-//! `PROPTEST_CASES` sets the case count (default 8, up to 20 steps each);
+//! `PROPTEST_CASES` sets the case count (default 8, up to 30 steps each);
 //! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
 
 use dwsim_harness::model_based::{
-    run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS,
+    run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS, NAMES, ORGANISATIONS,
+    PERSONS,
 };
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::FaultKind;
@@ -28,7 +32,7 @@ fn cases() -> u32 {
         .unwrap_or(8)
 }
 
-const MAX_STEPS: usize = 20;
+const MAX_STEPS: usize = 30;
 
 struct LiveSync;
 
@@ -40,13 +44,23 @@ fn write() -> impl Strategy<Value = (String, String, String)> + Clone {
     (pick(&COMPANIES), pick(&GROUPS), pick(&DESCRIPTIONS))
 }
 
+fn account() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![pick(&ORGANISATIONS), pick(&PERSONS)]
+}
+
+/// A customer write: company, account, name, group.
+fn customer() -> impl Strategy<Value = (String, String, String, String)> + Clone {
+    (pick(&COMPANIES), account(), pick(&NAMES), pick(&GROUPS))
+}
+
 fn fault() -> BoxedStrategy<Op> {
     let dv = (
         prop_oneof![Just(FaultKind::PluginFailure), Just(FaultKind::Throttling)],
         prop_oneof![
             Just(None),
             Just(Some("msdyn_customergroup".to_string())),
-            Just(Some("accounts".to_string()))
+            Just(Some("accounts".to_string())),
+            Just(Some("contacts".to_string()))
         ],
     )
         .prop_map(|(kind, table)| (Side::Dataverse, kind, table));
@@ -112,6 +126,49 @@ impl ReferenceStateMachine for LiveSync {
                     .prop_map(|(company, group)| Op::FnoDelete { company, group })
                     .boxed(),
             ),
+            (
+                1,
+                customer()
+                    .prop_map(|(company, account, name, group)| Op::FnoCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ),
+            (
+                1,
+                customer()
+                    .prop_map(|(company, account, name, group)| Op::FnoCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ),
+            (
+                1,
+                (pick(&COMPANIES), account())
+                    .prop_map(|(company, account)| Op::FnoCustomerDelete { company, account })
+                    .boxed(),
+            ),
+            (
+                1,
+                pick(&COMPANIES)
+                    .prop_map(|company| Op::RemoveLegalEntity { company })
+                    .boxed(),
+            ),
+            (
+                1,
+                (pick(&COMPANIES), any::<bool>())
+                    .prop_map(|(company, skip_initial_writes)| Op::AddLegalEntity {
+                        company,
+                        skip_initial_writes,
+                    })
+                    .boxed(),
+            ),
             (4, fault()),
             (2, Just(Op::Pause).boxed()),
             (2, Just(Op::Resume).boxed()),
@@ -129,6 +186,35 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
         ];
+        // Customers mostly refer to a group their company has, so that most writes go through.
+        let groups = state.fno_keys();
+        if !groups.is_empty() {
+            options.push((
+                4,
+                (proptest::sample::select(groups), account(), pick(&NAMES))
+                    .prop_map(|((company, group), account, name)| Op::FnoCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.fno_customer_targets();
+        if !customers.is_empty() {
+            options.push((
+                4,
+                (proptest::sample::select(customers), pick(&NAMES))
+                    .prop_map(|((company, account, group), name)| Op::FnoCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
         let keys = state.dv_keys();
         if !keys.is_empty() {
             let target = proptest::sample::select(keys);
@@ -145,7 +231,43 @@ impl ReferenceStateMachine for LiveSync {
             options.push((
                 2,
                 target
+                    .clone()
                     .prop_map(|(company, group)| Op::DvDelete { company, group })
+                    .boxed(),
+            ));
+            options.push((
+                4,
+                (target, account(), pick(&NAMES))
+                    .prop_map(|((company, group), account, name)| Op::DvCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.dv_customer_targets();
+        if !customers.is_empty() {
+            let target = proptest::sample::select(customers);
+            options.push((
+                3,
+                (target.clone(), pick(&NAMES))
+                    .prop_map(|((company, account, group), name)| Op::DvCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.dv_customer_keys();
+        if !customers.is_empty() {
+            options.push((
+                1,
+                proptest::sample::select(customers)
+                    .prop_map(|(company, account)| Op::DvCustomerDelete { company, account })
                     .boxed(),
             ));
         }
