@@ -377,6 +377,60 @@ fn dual_written_rows_are_modified_by_the_app_user_and_owned_by_the_company_team(
     assert_eq!(row["_ownerid_value"], team);
 }
 
+/// A customer whose group is gone from Dataverse: a change of its name cannot be dual-written
+/// (the lookup finds nothing) and fails with the documented text, even though the row's
+/// lookup failed before the change as well; a change of a field the map does not send
+/// still goes through.
+#[test]
+fn a_change_fails_when_its_lookup_finds_nothing_before_and_after() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    let group = c.fno(
+        "POST",
+        FO,
+        "CustomerGroups",
+        Some(&json!({"dataAreaId": "usmf", "CustomerGroupId": "GONE", "Description": "Gone"})),
+    );
+    assert_eq!(group.expect("group").status, 201);
+    let customer = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "REF-2", "OrganizationName": "Before", "CustomerGroupId": "GONE"})));
+    assert_eq!(customer.expect("customer").status, 201);
+    // The group map stops, so the Dataverse delete stays there.
+    dw(&c, "stopMap", json!({"map": "customergroups"})).expect("stop");
+    let usmf = company(&c, "USMF");
+    let id = c.dv_all(ORG, &format!("msdyn_customergroups?$select=msdyn_groupid&$filter=msdyn_groupid eq 'GONE' and _msdyn_company_value eq {usmf}")).expect("group")[0]["msdyn_customergroupid"].as_str().expect("id").to_string();
+    let deleted = c.dv("DELETE", ORG, &format!("msdyn_customergroups({id})"), None);
+    assert_eq!(deleted.expect("delete").status, 204);
+    let path = "CustomersV3(dataAreaId='usmf',CustomerAccount='REF-2')";
+    let r = c
+        .fno(
+            "PATCH",
+            FO,
+            path,
+            Some(&json!({"OrganizationName": "After"})),
+        )
+        .expect("patch");
+    assert_eq!(r.status, 500, "{}", r.text());
+    let message = r.json()["error"]["innererror"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("Unable to lookup msdyn_customergroups with values {GONE}."),
+        "{message}"
+    );
+    let row = c.fno("GET", FO, path, None).expect("get").json();
+    assert_eq!(row["OrganizationName"], "Before");
+    let name = |c: &Client| {
+        c.dv_all(ORG, &format!("accounts?$select=name&$filter=accountnumber eq 'REF-2' and _msdyn_company_value eq {usmf}")).expect("account")[0]["name"].clone()
+    };
+    assert_eq!(name(&c), "Before");
+    // LanguageId only flows from Dataverse's defaults: changing it sends nothing.
+    let r = c
+        .fno("PATCH", FO, path, Some(&json!({"LanguageId": "de"})))
+        .expect("patch");
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
 #[test]
 fn missing_reference_data_fails_with_the_documented_text() {
     let h = live();

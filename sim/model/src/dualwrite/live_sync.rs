@@ -523,6 +523,8 @@ trait Destination {
     fn find(&self, key: &[String]) -> Option<String>;
     /// A source row as the destination's fields.
     fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError>;
+    /// Whether a source change touches a field the map writes here, before transforms.
+    fn source_changed(&self, before: &Row, after: &Row) -> bool;
     fn current(&self, id: &str) -> Row;
     fn create(&mut self, attrs: Row) -> SimResult<()>;
     fn update(&mut self, id: &str, patch: Row) -> SimResult<()>;
@@ -550,7 +552,13 @@ fn write_counterpart(
     match after {
         Some(row) if passes_filter => {
             if let (Some(b), Some(_)) = (before, &target) {
-                if dest.project(b, false) == dest.project(row, false) {
+                let unchanged = match (dest.project(b, false), dest.project(row, false)) {
+                    (Ok(b), Ok(a)) => b == a,
+                    // A lookup finds nothing (the same failure on both sides is no sign that
+                    // nothing changed): read the mapped fields from the rows themselves.
+                    _ => !dest.source_changed(b, row),
+                };
+                if unchanged {
                     return Ok(()); // no mapped field changed: the change does not trigger
                 }
             }
@@ -623,6 +631,9 @@ impl Destination for ToDataverse<'_> {
             value: f.value,
         })
     }
+    fn source_changed(&self, before: &Row, after: &Row) -> bool {
+        transform::source_changed(self.map, true, before, after)
+    }
     fn current(&self, id: &str) -> Row {
         self.dv
             .get(&self.map.dv_table, id)
@@ -690,6 +701,9 @@ impl Destination for ToFno<'_> {
             creating,
             false,
         ))
+    }
+    fn source_changed(&self, before: &Row, after: &Row) -> bool {
+        transform::source_changed(self.map, false, before, after)
     }
     fn current(&self, id: &str) -> Row {
         self.fno
