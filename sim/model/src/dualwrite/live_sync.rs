@@ -161,7 +161,7 @@ impl DualWrite<'_> {
     /// Dataverse delete.
     pub fn dv_delete(&mut self, table: &str, id: &str) -> SimResult<()> {
         self.transaction(Side::Dataverse, |dw| {
-            let before = dw.dv.delete(table, id)?;
+            let before = dw.dv.delete(dw.catalogue, table, id)?;
             dw.propagate(
                 Side::Dataverse,
                 Change {
@@ -651,7 +651,9 @@ impl Destination for ToDataverse<'_> {
             .map(|_| ())
     }
     fn delete(&mut self, id: &str) -> SimResult<()> {
-        self.dv.delete(&self.map.dv_table, id).map(|_| ())
+        self.dv
+            .delete(self.cx.catalogue, &self.map.dv_table, id)
+            .map(|_| ())
     }
     fn describe(&self, e: SimError) -> CounterpartError {
         let status = if matches!(e.kind, ErrorKind::Throttled(_)) {
