@@ -64,7 +64,8 @@ pub const PERSONS: [&str; 2] = ["MBP1", "MBP2"];
 /// differ only in letter case.
 pub const NAMES: [&str; 3] = ["Contoso", "contoso", "Fabrikam"];
 
-/// Shown for a Dataverse customer whose group lookup points at a deleted group.
+/// Shown for a Dataverse customer whose group lookup points at no group (which Dataverse
+/// never leaves: a delete clears the lookups that pointed at the row).
 const GONE: &str = "(deleted)";
 
 /// The tables the model tracks, with the names a fault may name them by.
@@ -432,13 +433,13 @@ struct Customer {
     group: String,
 }
 
-/// An account or contact in Dataverse: its lookup holds the group row's id, which may have
-/// been deleted since.
+/// An account or contact in Dataverse: its lookup holds the group row's id, or nothing once
+/// that group is deleted (the relationship's cascade is RemoveLink).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DvCustomer {
     rid: u64,
     name: String,
-    group: u64,
+    group: Option<u64>,
 }
 
 /// The reference model: the pool's customer groups and customers on both sides, and the
@@ -840,8 +841,10 @@ impl Model {
             }
         }
         match after {
-            Some(description) => self.dv.insert(key, DvRow { rid, description }),
-            None => self.dv.remove(&key),
+            Some(description) => {
+                self.dv.insert(key, DvRow { rid, description });
+            }
+            None => self.remove_dv_group(&key),
         };
         204
     }
@@ -877,7 +880,11 @@ impl Model {
             Some(r) => r.rid,
             None => self.new_rid(),
         };
-        let after = after.map(|(name, group)| DvCustomer { rid, name, group });
+        let after = after.map(|(name, group)| DvCustomer {
+            rid,
+            name,
+            group: Some(group),
+        });
         if self.syncs(&key.0)
             && self
                 .customer_to_fno(&key, before.as_ref(), after.as_ref())
@@ -947,7 +954,7 @@ impl Model {
             None => {
                 if target.is_some() {
                     self.fault(Side::Dataverse, Table::Groups)?;
-                    self.dv.remove(key);
+                    self.remove_dv_group(key);
                 }
             }
         }
@@ -983,6 +990,18 @@ impl Model {
         Ok(())
     }
 
+    /// Deletes a Dataverse group; the accounts and contacts that pointed at it lose their
+    /// group (RemoveLink, docs/choices.md). The cleared lookups are not dual-written.
+    fn remove_dv_group(&mut self, key: &Key) {
+        if let Some(row) = self.dv.remove(key) {
+            for c in self.dv_customers.values_mut() {
+                if c.group == Some(row.rid) {
+                    c.group = None;
+                }
+            }
+        }
+    }
+
     /// The Dataverse group the lookup `msdyn_customergroupid.msdyn_groupid` finds: by key,
     /// within the row's company.
     fn dv_group_rid(&self, company: &str, group: &str) -> Option<u64> {
@@ -991,12 +1010,13 @@ impl Model {
             .map(|r| r.rid)
     }
 
-    /// The group id a Dataverse lookup points at, if the group row still exists.
-    fn dv_group_id(&self, rid: u64) -> Option<String> {
+    /// The group id a Dataverse lookup points at ("" when it is empty).
+    fn dv_group_id(&self, rid: Option<u64>) -> String {
         self.dv
             .iter()
-            .find(|(_, r)| r.rid == rid)
+            .find(|(_, r)| Some(r.rid) == rid)
             .map(|((_, g), _)| g.clone())
+            .unwrap_or_default()
     }
 
     /// Dual-writes an F&O customer change to Dataverse. The group lookup must find the
@@ -1015,6 +1035,7 @@ impl Model {
                     return Ok(()); // no mapped field changed
                 }
                 let group = self.dv_group_rid(&key.0, &c.group).ok_or(Failed)?;
+                let group = Some(group);
                 if target
                     .as_ref()
                     .is_some_and(|t| t.name == c.name && t.group == group)
@@ -1064,7 +1085,7 @@ impl Model {
                 }
                 let want = Customer {
                     name: d.name.clone(),
-                    group: self.dv_group_id(d.group).unwrap_or_default(),
+                    group: self.dv_group_id(d.group),
                 };
                 if target.as_ref() == Some(&want) {
                     return Ok(());
@@ -1177,7 +1198,7 @@ impl Model {
             let d = self.dv_customers.get(&key).cloned();
             let d_as_fno = d.as_ref().map(|d| Customer {
                 name: d.name.clone(),
-                group: self.dv_group_id(d.group).unwrap_or_default(),
+                group: self.dv_group_id(d.group),
             });
             let to_dv = match (&f, &d_as_fno) {
                 (Some(_), None) => true,
@@ -1199,7 +1220,7 @@ impl Model {
                     DvCustomer {
                         rid,
                         name: f.name,
-                        group,
+                        group: Some(group),
                     },
                 );
             } else {
@@ -1236,7 +1257,6 @@ impl Model {
                 .filter(|(k, _)| mine(k))
                 .map(|(k, d)| {
                     let group = self.dv_group_id(d.group);
-                    let group = group.unwrap_or_else(|| GONE.to_string());
                     let name = d.name.clone();
                     (k, Customer { name, group })
                 })
@@ -1273,10 +1293,7 @@ impl Model {
             dv_customers: self
                 .dv_customers
                 .iter()
-                .map(|(k, d)| {
-                    let group = self.dv_group_id(d.group);
-                    customer(k, &d.name, group.unwrap_or_else(|| GONE.to_string()))
-                })
+                .map(|(k, d)| customer(k, &d.name, self.dv_group_id(d.group)))
                 .collect(),
             legal_entities: self.connected.iter().cloned().collect(),
             maps: MAPS
@@ -1319,7 +1336,8 @@ pub struct CustomerRow {
     pub account: String,
     /// The organisation's name or the person's last name.
     pub name: String,
-    /// The customer group id (on Dataverse, of the group the lookup points at).
+    /// The customer group id (on Dataverse, of the group the lookup points at; empty when
+    /// the lookup is).
     pub group: String,
 }
 
