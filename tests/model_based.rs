@@ -111,7 +111,7 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (
-                4,
+                1,
                 write()
                     .prop_map(|(company, group, description)| Op::FnoUpdate {
                         company,
@@ -121,7 +121,7 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (
-                2,
+                1,
                 (pick(&COMPANIES), pick(&GROUPS))
                     .prop_map(|(company, group)| Op::FnoDelete { company, group })
                     .boxed(),
@@ -186,9 +186,27 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
         ];
-        // Customers mostly refer to a group their company has, so that most writes go through.
+        // Updates and deletes mostly find their row, and customers mostly refer to a group
+        // their company has, so that most writes go through.
         let groups = state.fno_keys();
         if !groups.is_empty() {
+            let target = proptest::sample::select(groups.clone());
+            options.push((
+                4,
+                (target.clone(), pick(&DESCRIPTIONS))
+                    .prop_map(|((company, group), description)| Op::FnoUpdate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ));
+            options.push((
+                2,
+                target
+                    .prop_map(|(company, group)| Op::FnoDelete { company, group })
+                    .boxed(),
+            ));
             options.push((
                 4,
                 (proptest::sample::select(groups), account(), pick(&NAMES))
@@ -396,8 +414,9 @@ fn live_sync_matches_the_reference_model() {
     }
 }
 
-/// A fixed case through faults, a pause and its catch-up replays from its bundle with the
-/// same transcript, exchange for exchange.
+/// A fixed case through faults, a pause and its catch-up (with a delete), a customer, and a
+/// legal entity removed and added back replays from its bundle with the same transcript,
+/// exchange for exchange.
 #[test]
 fn a_bundle_replays_identically() {
     // Written as a bundle stores operations.
@@ -413,6 +432,14 @@ fn a_bundle_replays_identically() {
         {"op": "stop"},
         {"op": "dvCreate", "company": "DEMF", "group": "MB2", "description": "Gamma"},
         {"op": "run", "master": "Dataverse"},
+        {"op": "fnoCustomerCreate", "company": "DEMF", "account": "MBP1", "name": "Contoso", "group": "MB2"},
+        {"op": "dvCustomerUpdate", "company": "DEMF", "account": "MBP1", "name": "contoso", "group": "MB2"},
+        {"op": "pause"},
+        {"op": "dvDelete", "company": "DEMF", "group": "MB2"},
+        {"op": "removeLegalEntity", "company": "DEMF"},
+        {"op": "resume"},
+        {"op": "removeLegalEntity", "company": "DEMF"},
+        {"op": "addLegalEntity", "company": "DEMF", "skipInitialWrites": false},
     ]))
     .expect("operations");
     let model = Model::new(7);
