@@ -155,7 +155,7 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (
-                1,
+                2,
                 pick(&COMPANIES)
                     .prop_map(|company| Op::RemoveLegalEntity { company })
                     .boxed(),
@@ -186,6 +186,20 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
         ];
+        // A company taken out of the connection mostly comes back, with or without initial
+        // writes, while there is something to do.
+        let out = state.disconnected();
+        if !out.is_empty() {
+            options.push((
+                4,
+                (proptest::sample::select(out), any::<bool>())
+                    .prop_map(|(company, skip_initial_writes)| Op::AddLegalEntity {
+                        company,
+                        skip_initial_writes,
+                    })
+                    .boxed(),
+            ));
+        }
         // Updates and deletes mostly find their row, and customers mostly refer to a group
         // their company has, so that most writes go through.
         let groups = state.fno_keys();

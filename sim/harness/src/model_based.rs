@@ -495,6 +495,15 @@ impl Model {
         self.map
     }
 
+    /// The companies of the pool that are out of the connection, for adding them back.
+    pub fn disconnected(&self) -> Vec<String> {
+        COMPANIES
+            .iter()
+            .filter(|c| !self.syncs(c))
+            .map(|c| c.to_string())
+            .collect()
+    }
+
     /// Dataverse groups of the pool, for choosing update and delete targets and the groups
     /// Dataverse customers bind to.
     pub fn dv_keys(&self) -> Vec<(String, String)> {
