@@ -182,6 +182,38 @@ fn paused_changes_queue_in_order_and_replay_on_resume() {
     );
 }
 
+/// A paused map queues only the rows its source filter takes: with the accounts map paused,
+/// a person customer goes straight to contacts through the running contacts map and is
+/// not queued on the accounts map; an organisation customer is.
+#[test]
+fn a_paused_map_queues_only_the_rows_its_filter_takes() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customersv3-accounts"})).expect("pause");
+    let person = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "FLT-P", "PartyType": "Person", "PersonLastName": "Person", "CustomerGroupId": "10"})));
+    assert_eq!(person.expect("person").status, 201);
+    let queued = |c: &Client| {
+        dw(
+            c,
+            "getQueuedRecords",
+            json!({"map": "customersv3-accounts"}),
+        )
+        .expect("queue")["totalQueuedRecordCount"]
+            .clone()
+    };
+    assert_eq!(queued(&c), json!(0));
+    let contacts = c
+        .dv_all(
+            ORG,
+            "contacts?$select=lastname&$filter=msdyn_contactpersonid eq 'FLT-P'",
+        )
+        .expect("contacts");
+    assert_eq!(contacts.len(), 1);
+    let organisation = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "FLT-O", "PartyType": "Organization", "OrganizationName": "Organisation", "CustomerGroupId": "10"})));
+    assert_eq!(organisation.expect("organisation").status, 201);
+    assert_eq!(queued(&c), json!(1));
+}
+
 #[test]
 fn failed_replays_become_catch_up_errors_that_can_be_retried() {
     let h = live();

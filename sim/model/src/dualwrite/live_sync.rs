@@ -267,6 +267,16 @@ impl DualWrite<'_> {
                 continue;
             };
             if state == MapState::Paused {
+                // A row outside the map's source filter is not the map's (a person customer
+                // on the accounts map): live sync would write nothing for it, so nothing is
+                // queued. Deletes queue as they are, as live sync deletes by key.
+                let passes = change.after.as_ref().is_none_or(|r| match origin {
+                    Side::Fno => transform::passes_fno_filter(&map, r),
+                    Side::Dataverse => transform::passes_dv_filter(&map, r),
+                });
+                if !passes {
+                    continue;
+                }
                 let row = match entity {
                     Some(entity) => crate::fno::row_id(entity, sample),
                     None => value_text(sample.get(&catalogue.dv_tables[&map.dv_table].primary_id)),
