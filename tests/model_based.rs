@@ -1,6 +1,7 @@
 //! Model-based test of live sync: proptest-state-machine generates sequences of writes on
 //! both sides (customer groups, and customers as accounts and contacts, with descriptions and
-//! names that differ only in letter case), map actions (pause, resume, stop, run), legal
+//! names that differ only in letter case), map actions on the three maps (pause, resume,
+//! stop, run), legal
 //! entities removed from and added back to the connection, injected faults and clock steps,
 //! in several companies; each runs against the servers through
 //! `dwsim_harness::model_based::run_case`, which compares every step with the reference
@@ -11,8 +12,8 @@
 //! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
 
 use dwsim_harness::model_based::{
-    run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS, NAMES, ORGANISATIONS,
-    PERSONS,
+    run_case, Bundle, Carrier, Model, Op, ACCOUNTS_MAP, COMPANIES, CONTACTS_MAP, DESCRIPTIONS,
+    GROUPS, MAP, NAMES, ORGANISATIONS, PERSONS,
 };
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::FaultKind;
@@ -42,6 +43,15 @@ fn pick(items: &'static [&'static str]) -> impl Strategy<Value = String> + Clone
 
 fn write() -> impl Strategy<Value = (String, String, String)> + Clone {
     (pick(&COMPANIES), pick(&GROUPS), pick(&DESCRIPTIONS))
+}
+
+/// A pool map for a map action: mostly the customer groups'.
+fn map() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        3 => Just(MAP.to_string()),
+        1 => Just(ACCOUNTS_MAP.to_string()),
+        1 => Just(CONTACTS_MAP.to_string()),
+    ]
 }
 
 fn account() -> impl Strategy<Value = String> + Clone {
@@ -170,13 +180,13 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (4, fault()),
-            (2, Just(Op::Pause).boxed()),
-            (2, Just(Op::Resume).boxed()),
-            (1, Just(Op::Stop).boxed()),
+            (2, map().prop_map(|map| Op::Pause { map }).boxed()),
+            (2, map().prop_map(|map| Op::Resume { map }).boxed()),
+            (1, map().prop_map(|map| Op::Stop { map }).boxed()),
             (
                 2,
-                prop_oneof![Just(Side::Dataverse), Just(Side::Fno)]
-                    .prop_map(|master| Op::Run { master })
+                (prop_oneof![Just(Side::Dataverse), Just(Side::Fno)], map())
+                    .prop_map(|(master, map)| Op::Run { master, map })
                     .boxed(),
             ),
             (

@@ -38,8 +38,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The map under test: the one the map actions pause, resume, stop and run.
+/// The customer groups' map, which map actions act on unless they name another.
 pub const MAP: &str = "customergroups";
+/// The organisation customers' map.
+pub const ACCOUNTS_MAP: &str = "customersv3-accounts";
+/// The person customers' map.
+pub const CONTACTS_MAP: &str = "customersv3-contacts";
+/// The maps the operations pause, resume, stop and run, upstream first.
+pub const POOL_MAPS: [&str; 3] = [MAP, ACCOUNTS_MAP, CONTACTS_MAP];
 /// Every map the setup runs, upstream first.
 pub const MAPS: [&str; 6] = [
     "legalentities-companies",
@@ -77,6 +83,15 @@ enum Table {
 }
 
 impl Table {
+    /// The map that syncs the table.
+    fn map(self) -> &'static str {
+        match self {
+            Table::Groups => MAP,
+            Table::Accounts => ACCOUNTS_MAP,
+            Table::Contacts => CONTACTS_MAP,
+        }
+    }
+
     /// The customer table of an account number: persons are contacts, the rest accounts.
     fn of(account: &str) -> Table {
         if PERSONS.contains(&account) {
@@ -224,16 +239,32 @@ pub enum Op {
         #[serde(default, rename = "skipInitialWrites")]
         skip_initial_writes: bool,
     },
-    /// `pauseMap` on the map under test.
-    Pause,
-    /// `resumeMap` on the map under test.
-    Resume,
-    /// `stopMap` on the map under test.
-    Stop,
-    /// `runMaps` with initial sync (a paused map resumes instead).
+    /// `pauseMap` on one of the pool's maps.
+    Pause {
+        /// The map (the customer groups' when a bundle does not say).
+        #[serde(default = "group_map", skip_serializing_if = "is_group_map")]
+        map: String,
+    },
+    /// `resumeMap` on one of the pool's maps.
+    Resume {
+        /// The map (the customer groups' when a bundle does not say).
+        #[serde(default = "group_map", skip_serializing_if = "is_group_map")]
+        map: String,
+    },
+    /// `stopMap` on one of the pool's maps.
+    Stop {
+        /// The map (the customer groups' when a bundle does not say).
+        #[serde(default = "group_map", skip_serializing_if = "is_group_map")]
+        map: String,
+    },
+    /// `runMaps` with initial sync for one of the pool's maps (a paused map resumes
+    /// instead).
     Run {
         /// The side that wins conflicts.
         master: Side,
+        /// The map (the customer groups' when a bundle does not say).
+        #[serde(default = "group_map", skip_serializing_if = "is_group_map")]
+        map: String,
     },
     /// Adds a fault to the plan through `PUT /_dwsim/faults`.
     InjectFault {
@@ -252,6 +283,14 @@ pub enum Op {
         /// Minutes to advance.
         minutes: i64,
     },
+}
+
+fn group_map() -> String {
+    MAP.to_string()
+}
+
+fn is_group_map(map: &str) -> bool {
+    map == MAP
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -359,12 +398,12 @@ impl fmt::Display for Op {
                     ""
                 }
             ),
-            Op::Pause => write!(f, "pause {MAP}"),
-            Op::Resume => write!(f, "resume {MAP}"),
-            Op::Stop => write!(f, "stop {MAP}"),
-            Op::Run { master } => write!(
+            Op::Pause { map } => write!(f, "pause {map}"),
+            Op::Resume { map } => write!(f, "resume {map}"),
+            Op::Stop { map } => write!(f, "stop {map}"),
+            Op::Run { master, map } => write!(
                 f,
-                "run {MAP} with initial sync, {} master",
+                "run {map} with initial sync, {} master",
                 side_name(*master)
             ),
             Op::InjectFault {
@@ -453,11 +492,13 @@ pub struct Model {
     fno_customers: BTreeMap<Key, Customer>,
     dv_customers: BTreeMap<Key, DvCustomer>,
     next_rid: u64,
-    map: MapState,
-    /// The master the map under test last ran with (the setup's is Dataverse); adding a
-    /// legal entity runs its initial writes with it.
-    master: Side,
-    queue: Vec<Queued>,
+    /// The states of the pool's maps.
+    maps: BTreeMap<&'static str, MapState>,
+    /// The master each pool map last ran with (the setup's is Dataverse); adding a legal
+    /// entity runs its initial writes with it.
+    masters: BTreeMap<&'static str, Side>,
+    /// The changes queued while a map was paused, with the map.
+    queue: Vec<(&'static str, Queued)>,
     catch_up_errors: usize,
     faults: Vec<Fault>,
     connected: BTreeSet<String>,
@@ -478,8 +519,8 @@ impl Model {
             fno_customers: BTreeMap::new(),
             dv_customers: BTreeMap::new(),
             next_rid: 0,
-            map: MapState::Running,
-            master: Side::Dataverse,
+            maps: POOL_MAPS.map(|m| (m, MapState::Running)).into(),
+            masters: POOL_MAPS.map(|m| (m, Side::Dataverse)).into(),
             queue: Vec::new(),
             catch_up_errors: 0,
             faults: Vec::new(),
@@ -490,9 +531,19 @@ impl Model {
         }
     }
 
-    /// The state of the map under test.
+    /// The state of the customer groups' map.
     pub fn map_state(&self) -> MapState {
-        self.map
+        self.state(MAP)
+    }
+
+    /// The state of a pool map.
+    fn state(&self, map: &str) -> MapState {
+        self.maps.get(map).copied().unwrap_or(MapState::Running)
+    }
+
+    /// The pool map called `map` (None for a map outside the pool).
+    fn pool_map(map: &str) -> Option<&'static str> {
+        POOL_MAPS.into_iter().find(|m| *m == map)
     }
 
     /// The companies of the pool that are out of the connection, for adding them back.
@@ -577,6 +628,9 @@ impl Model {
             Op::InjectFault {
                 side, kind, count, ..
             } => *count > 0 && kind.side() == *side,
+            Op::Pause { map } | Op::Resume { map } | Op::Stop { map } | Op::Run { map, .. } => {
+                Model::pool_map(map).is_some()
+            }
             _ => true,
         }
     }
@@ -698,7 +752,9 @@ impl Model {
                 company,
                 skip_initial_writes,
             } => self.add_legal_entity(company, *skip_initial_writes),
-            Op::Pause | Op::Stop | Op::Resume | Op::Run { .. } => self.apply_map_action(op),
+            Op::Pause { .. } | Op::Stop { .. } | Op::Resume { .. } | Op::Run { .. } => {
+                self.apply_map_action(op)
+            }
             Op::InjectFault {
                 side,
                 table,
@@ -718,56 +774,82 @@ impl Model {
         }
     }
 
-    /// The map's life-cycle actions, as the dual-write service answers them in each state.
+    /// The maps' life-cycle actions, as the dual-write service answers them in each state.
     fn apply_map_action(&mut self, op: &Op) -> u16 {
+        let (Op::Pause { map } | Op::Stop { map } | Op::Resume { map } | Op::Run { map, .. }) = op
+        else {
+            unreachable!("not a map action: {op:?}")
+        };
+        let map = Model::pool_map(map).expect("a pool map");
+        let state = self.state(map);
         match op {
-            Op::Pause => self.transition(MapState::Running, MapState::Paused),
-            Op::Stop => {
-                if self.map == MapState::NotRunning {
+            Op::Pause { .. } => {
+                if state != MapState::Running {
+                    return 500; // the dual-write service refuses the action in this state
+                }
+                self.maps.insert(map, MapState::Paused);
+                200
+            }
+            Op::Stop { .. } => {
+                if state == MapState::NotRunning {
                     return 500;
                 }
                 // The queue stays: a later resume replays it (docs/choices.md is silent).
-                self.map = MapState::NotRunning;
+                self.maps.insert(map, MapState::NotRunning);
                 200
             }
-            Op::Resume => {
-                if self.map != MapState::Paused {
+            Op::Resume { .. } => {
+                if state != MapState::Paused {
                     return 500;
                 }
-                self.resume();
+                self.resume(map);
                 200
             }
-            Op::Run { master } => match self.map {
-                MapState::Running => 500,
-                MapState::Paused => {
-                    self.resume();
-                    200
+            Op::Run { master, .. } => {
+                // A map runs only while the maps it depends on run (or are paused): the
+                // customer maps need the customer groups'.
+                if state == MapState::Running
+                    || (map != MAP && self.state(MAP) == MapState::NotRunning)
+                {
+                    return 500;
                 }
-                MapState::NotRunning => {
-                    let companies = self.connected.clone();
-                    self.initial_sync_groups(&companies, *master);
-                    self.master = *master;
-                    self.map = MapState::Running;
-                    200
+                if state == MapState::Paused {
+                    self.resume(map);
+                    return 200;
                 }
-            },
-            other => unreachable!("not a map action: {other:?}"),
+                let companies = self.connected.clone();
+                let errors = self.initial_sync(map, &companies, *master);
+                self.masters.insert(map, *master);
+                // A run with any error leaves the map Not running.
+                let state = if errors == 0 {
+                    MapState::Running
+                } else {
+                    MapState::NotRunning
+                };
+                self.maps.insert(map, state);
+                200
+            }
+            _ => unreachable!("not a map action: {op:?}"),
         }
     }
 
-    fn transition(&mut self, from: MapState, to: MapState) -> u16 {
-        if self.map != from {
-            return 500; // the dual-write service refuses the action in this state
+    /// Initial sync of one pool map in `companies`; answers the rows that failed.
+    fn initial_sync(&mut self, map: &str, companies: &BTreeSet<String>, master: Side) -> usize {
+        match map {
+            MAP => {
+                self.initial_sync_groups(companies, master);
+                0
+            }
+            ACCOUNTS_MAP => self.initial_sync_customers(companies, master, Table::Accounts),
+            _ => self.initial_sync_customers(companies, master, Table::Contacts),
         }
-        self.map = to;
-        200
     }
 
     /// Removing a legal entity is refused while a map is paused (or initializing, which no
     /// request sees); a company outside the connection is not found. Its rows then stay
     /// where they are and stop syncing.
     fn remove_legal_entity(&mut self, company: &str) -> u16 {
-        if self.map == MapState::Paused {
+        if self.maps.values().any(|s| *s == MapState::Paused) {
             return 500;
         }
         if !self.connected.remove(company) {
@@ -785,11 +867,12 @@ impl Model {
         }
         if !skip_initial_writes {
             let only: BTreeSet<String> = [company.to_string()].into();
-            if self.map != MapState::NotRunning {
-                self.initial_sync_groups(&only, self.master);
+            for map in POOL_MAPS {
+                if self.state(map) != MapState::NotRunning {
+                    // Errors show in the execution; the map stays as it is.
+                    self.initial_sync(map, &only, self.masters[map]);
+                }
             }
-            // The customer maps run with the setup's master, Dataverse.
-            self.initial_sync_customers(&only, Side::Dataverse);
         }
         200
     }
@@ -802,7 +885,7 @@ impl Model {
     fn fno_write(&mut self, key: Key, after: Option<String>, ok: u16) -> u16 {
         let before = self.fno.get(&key).cloned();
         if self.syncs(&key.0) {
-            match self.map {
+            match self.state(MAP) {
                 MapState::Running => {
                     if self
                         .write_dv(&key, before.as_deref(), after.as_deref())
@@ -811,10 +894,13 @@ impl Model {
                         return 500; // Infolog: "Unable to write data to entity …"
                     }
                 }
-                MapState::Paused => self.queue.push(Queued::Fno {
-                    key: key.clone(),
-                    deleted: after.is_none(),
-                }),
+                MapState::Paused => self.queue.push((
+                    MAP,
+                    Queued::Fno {
+                        key: key.clone(),
+                        deleted: after.is_none(),
+                    },
+                )),
                 MapState::NotRunning => {}
             }
         }
@@ -833,7 +919,7 @@ impl Model {
             None => self.new_rid(),
         };
         if self.syncs(&key.0) {
-            match self.map {
+            match self.state(MAP) {
                 MapState::Running => {
                     if self
                         .write_fno(&key, before.as_deref(), after.as_deref())
@@ -842,10 +928,13 @@ impl Model {
                         return 400; // 0x80040265 from the dual-write plug-in
                     }
                 }
-                MapState::Paused => self.queue.push(Queued::Dv {
-                    rid,
-                    deleted: after.is_none().then(|| key.clone()),
-                }),
+                MapState::Paused => self.queue.push((
+                    MAP,
+                    Queued::Dv {
+                        rid,
+                        deleted: after.is_none().then(|| key.clone()),
+                    },
+                )),
                 MapState::NotRunning => {}
             }
         }
@@ -867,13 +956,26 @@ impl Model {
             }
         }
         let before = self.fno_customers.get(&key).cloned();
-        // The customer maps are always running.
-        if self.syncs(&key.0)
-            && self
-                .customer_to_dv(&key, before.as_ref(), after.as_ref())
-                .is_err()
-        {
-            return 500;
+        let map = Table::of(&key.1).map();
+        if self.syncs(&key.0) {
+            match self.state(map) {
+                MapState::Running => {
+                    if self
+                        .customer_to_dv(&key, before.as_ref(), after.as_ref())
+                        .is_err()
+                    {
+                        return 500;
+                    }
+                }
+                MapState::Paused => self.queue.push((
+                    map,
+                    Queued::Fno {
+                        key: key.clone(),
+                        deleted: after.is_none(),
+                    },
+                )),
+                MapState::NotRunning => {}
+            }
         }
         match after {
             Some(c) => self.fno_customers.insert(key, c),
@@ -894,12 +996,26 @@ impl Model {
             name,
             group: Some(group),
         });
-        if self.syncs(&key.0)
-            && self
-                .customer_to_fno(&key, before.as_ref(), after.as_ref())
-                .is_err()
-        {
-            return 400;
+        let map = Table::of(&key.1).map();
+        if self.syncs(&key.0) {
+            match self.state(map) {
+                MapState::Running => {
+                    if self
+                        .customer_to_fno(&key, before.as_ref(), after.as_ref())
+                        .is_err()
+                    {
+                        return 400;
+                    }
+                }
+                MapState::Paused => self.queue.push((
+                    map,
+                    Queued::Dv {
+                        rid,
+                        deleted: after.is_none().then(|| key.clone()),
+                    },
+                )),
+                MapState::NotRunning => {}
+            }
         }
         match after {
             Some(c) => self.dv_customers.insert(key, c),
@@ -1115,36 +1231,70 @@ impl Model {
         Ok(())
     }
 
-    /// Paused → Running: the queue replays in order, each change reading its origin row as
-    /// it is now. A delete whose row is still gone deletes the counterpart by the key the
-    /// row had; a create or update whose row is gone, or a write that fails, is a catch-up
-    /// error.
-    fn resume(&mut self) {
-        for q in std::mem::take(&mut self.queue) {
-            let ok = match q {
-                Queued::Fno { key, deleted } => match self.fno.get(&key).cloned() {
-                    Some(d) => self.write_dv(&key, None, Some(&d)).is_ok(),
-                    None if deleted => self.write_dv(&key, None, None).is_ok(),
-                    None => false,
-                },
-                Queued::Dv { rid, deleted } => {
-                    let row = self
-                        .dv
-                        .iter()
-                        .find(|(_, r)| r.rid == rid)
-                        .map(|(k, r)| (k.clone(), r.description.clone()));
-                    match (row, deleted) {
-                        (Some((key, d)), _) => self.write_fno(&key, None, Some(&d)).is_ok(),
-                        (None, Some(key)) => self.write_fno(&key, None, None).is_ok(),
-                        (None, None) => false,
-                    }
-                }
+    /// Paused → Running: the map's queue replays in order, each change reading its origin
+    /// row as it is now. A delete whose row is still gone deletes the counterpart by the
+    /// key the row had; a create or update whose row is gone, or a write that fails, is a
+    /// catch-up error.
+    fn resume(&mut self, map: &'static str) {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|(m, _)| *m == map);
+        self.queue = rest;
+        for (_, q) in mine {
+            let ok = if map == MAP {
+                self.replay_group(q)
+            } else {
+                self.replay_customer(q)
             };
             if !ok {
                 self.catch_up_errors += 1;
             }
         }
-        self.map = MapState::Running;
+        self.maps.insert(map, MapState::Running);
+    }
+
+    fn replay_group(&mut self, q: Queued) -> bool {
+        match q {
+            Queued::Fno { key, deleted } => match self.fno.get(&key).cloned() {
+                Some(d) => self.write_dv(&key, None, Some(&d)).is_ok(),
+                None if deleted => self.write_dv(&key, None, None).is_ok(),
+                None => false,
+            },
+            Queued::Dv { rid, deleted } => {
+                let row = self
+                    .dv
+                    .iter()
+                    .find(|(_, r)| r.rid == rid)
+                    .map(|(k, r)| (k.clone(), r.description.clone()));
+                match (row, deleted) {
+                    (Some((key, d)), _) => self.write_fno(&key, None, Some(&d)).is_ok(),
+                    (None, Some(key)) => self.write_fno(&key, None, None).is_ok(),
+                    (None, None) => false,
+                }
+            }
+        }
+    }
+
+    fn replay_customer(&mut self, q: Queued) -> bool {
+        match q {
+            Queued::Fno { key, deleted } => match self.fno_customers.get(&key).cloned() {
+                Some(c) => self.customer_to_dv(&key, None, Some(&c)).is_ok(),
+                None if deleted => self.customer_to_dv(&key, None, None).is_ok(),
+                None => false,
+            },
+            Queued::Dv { rid, deleted } => {
+                let row = self
+                    .dv_customers
+                    .iter()
+                    .find(|(_, r)| r.rid == rid)
+                    .map(|(k, r)| (k.clone(), r.clone()));
+                match (row, deleted) {
+                    (Some((key, d)), _) => self.customer_to_fno(&key, None, Some(&d)).is_ok(),
+                    (None, Some(key)) => self.customer_to_fno(&key, None, None).is_ok(),
+                    (None, None) => false,
+                }
+            }
+        }
     }
 
     /// Initial sync of the groups in `companies`: rows on one side only are copied over;
@@ -1194,14 +1344,20 @@ impl Model {
     /// groups; a row whose group the other side lacks is an error of the run and stays
     /// where it is ("Couldn't resolve the guid …" towards Dataverse, F&O's validation the
     /// other way).
-    fn initial_sync_customers(&mut self, companies: &BTreeSet<String>, master: Side) {
+    fn initial_sync_customers(
+        &mut self,
+        companies: &BTreeSet<String>,
+        master: Side,
+        table: Table,
+    ) -> usize {
         let keys: BTreeSet<Key> = self
             .fno_customers
             .keys()
             .chain(self.dv_customers.keys())
-            .filter(|k| companies.contains(&k.0))
+            .filter(|k| companies.contains(&k.0) && Table::of(&k.1) == table)
             .cloned()
             .collect();
+        let mut errors = 0;
         for key in keys {
             let f = self.fno_customers.get(&key).cloned();
             let d = self.dv_customers.get(&key).cloned();
@@ -1218,6 +1374,7 @@ impl Model {
             if to_dv {
                 let f = f.expect("an F&O row");
                 let Some(group) = self.dv_group_rid(&key.0, &f.group) else {
+                    errors += 1;
                     continue;
                 };
                 let rid = match &d {
@@ -1236,17 +1393,21 @@ impl Model {
                 let d = d_as_fno.expect("a Dataverse row");
                 if self.fno.contains_key(&(key.0.clone(), d.group.clone())) {
                     self.fno_customers.insert(key, d);
+                } else {
+                    errors += 1;
                 }
             }
         }
+        errors
     }
 
     /// Whether every running map's pool rows correspond one to one, with equal values, in
     /// every connected company: when they do, the convergence invariant must hold.
     pub fn converged(&self) -> bool {
+        let running = |k: &Key| self.state(Table::of(&k.1).map()) == MapState::Running;
         COMPANIES.iter().filter(|c| self.syncs(c)).all(|company| {
-            let mine = |k: &&Key| k.0 == *company;
-            let groups = self.map != MapState::Running
+            let mine = |k: &Key| k.0 == *company;
+            let groups = self.state(MAP) != MapState::Running
                 || self.fno.iter().filter(|(k, _)| mine(k)).collect::<Vec<_>>()
                     == self
                         .dv
@@ -1257,13 +1418,13 @@ impl Model {
             let fno: Vec<(&Key, Customer)> = self
                 .fno_customers
                 .iter()
-                .filter(|(k, _)| mine(k))
+                .filter(|(k, _)| mine(k) && running(k))
                 .map(|(k, c)| (k, c.clone()))
                 .collect();
             let dv: Vec<(&Key, Customer)> = self
                 .dv_customers
                 .iter()
-                .filter(|(k, _)| mine(k))
+                .filter(|(k, _)| mine(k) && running(k))
                 .map(|(k, d)| {
                     let group = self.dv_group_id(d.group);
                     let name = d.name.clone();
@@ -1307,14 +1468,7 @@ impl Model {
             legal_entities: self.connected.iter().cloned().collect(),
             maps: MAPS
                 .iter()
-                .map(|m| {
-                    let state = if *m == MAP {
-                        self.map
-                    } else {
-                        MapState::Running
-                    };
-                    (m.to_string(), state.text().to_string())
-                })
+                .map(|m| (m.to_string(), self.state(m).text().to_string()))
                 .collect(),
             queued: self.queue.len(),
             catch_up_errors: self.catch_up_errors,
@@ -1370,9 +1524,9 @@ pub struct View {
     pub legal_entities: Vec<String>,
     /// Each published map's state.
     pub maps: BTreeMap<String, String>,
-    /// Changes queued on the map under test.
+    /// Changes queued on the pool's maps.
     pub queued: usize,
-    /// Catch-up errors on the map under test.
+    /// Catch-up errors on the pool's maps.
     pub catch_up_errors: usize,
     /// The fault plan left.
     pub faults: FaultPlan,
@@ -1849,14 +2003,14 @@ fn execute(rig: &Rig, op: &Op) -> Result<u16> {
             )?
             .status
         }
-        Op::Pause => map_service(rig, "pauseMap", json!({ "map": MAP }))?.status,
-        Op::Resume => map_service(rig, "resumeMap", json!({ "map": MAP }))?.status,
-        Op::Stop => map_service(rig, "stopMap", json!({ "map": MAP }))?.status,
-        Op::Run { master } => {
+        Op::Pause { map } => map_service(rig, "pauseMap", json!({ "map": map }))?.status,
+        Op::Resume { map } => map_service(rig, "resumeMap", json!({ "map": map }))?.status,
+        Op::Stop { map } => map_service(rig, "stopMap", json!({ "map": map }))?.status,
+        Op::Run { master, map } => {
             map_service(
                 rig,
                 "runMaps",
-                json!({"maps": [{"map": MAP, "initialSync": true, "master": master}]}),
+                json!({"maps": [{"map": map, "initialSync": true, "master": master}]}),
             )?
             .status
         }
@@ -2223,12 +2377,17 @@ fn observe(rig: &Rig) -> Result<View> {
             )
         })
         .collect();
-    let queue = rig.client.dual_write(
-        &rig.env,
-        "DualWriteMapService",
-        "getQueuedRecords",
-        json!({ "map": MAP }),
-    )?;
+    let (mut queued, mut catch_up_errors) = (0, 0);
+    for map in POOL_MAPS {
+        let queue = rig.client.dual_write(
+            &rig.env,
+            "DualWriteMapService",
+            "getQueuedRecords",
+            json!({ "map": map }),
+        )?;
+        queued += queue["totalQueuedRecordCount"].as_u64().unwrap_or(0) as usize;
+        catch_up_errors += queue["catchUpErrors"].as_array().map_or(0, Vec::len);
+    }
     let faults = admin(rig, "GET", "faults", &[])?;
     Ok(View {
         fno,
@@ -2237,8 +2396,8 @@ fn observe(rig: &Rig) -> Result<View> {
         dv_customers,
         legal_entities,
         maps,
-        queued: queue["totalQueuedRecordCount"].as_u64().unwrap_or(0) as usize,
-        catch_up_errors: queue["catchUpErrors"].as_array().map_or(0, Vec::len),
+        queued,
+        catch_up_errors,
         faults: serde_json::from_slice(&faults.body)
             .with_context(|| format!("GET /_dwsim/faults: {}", faults.text()))?,
     })
