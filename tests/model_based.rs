@@ -1,9 +1,8 @@
 //! Model-based test of live sync: proptest-state-machine generates sequences of writes on
 //! both sides (customer groups, and customers as accounts and contacts, with descriptions and
 //! names that differ only in letter case), map actions on the three maps (pause, resume,
-//! stop, run), legal
-//! entities removed from and added back to the connection, injected faults and clock steps,
-//! in several companies; each runs against the servers through
+//! stop, run), legal entities removed from and added back to the connection, injected faults
+//! and clock steps, in three companies; each runs against the servers through
 //! `dwsim_harness::model_based::run_case`, which compares every step with the reference
 //! model and checks the invariants. A failure is shrunk, written as a replay bundle
 //! (`dwsim replay`) and named in the panic message.
@@ -182,9 +181,9 @@ impl ReferenceStateMachine for LiveSync {
             (4, fault()),
             (2, map().prop_map(|map| Op::Pause { map }).boxed()),
             (2, map().prop_map(|map| Op::Resume { map }).boxed()),
-            (1, map().prop_map(|map| Op::Stop { map }).boxed()),
+            (2, map().prop_map(|map| Op::Stop { map }).boxed()),
             (
-                2,
+                3,
                 (prop_oneof![Just(Side::Dataverse), Just(Side::Fno)], map())
                     .prop_map(|(master, map)| Op::Run { master, map })
                     .boxed(),
@@ -196,6 +195,19 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
         ];
+        // A stopped map mostly runs again, with either master.
+        let stopped = state.stopped_maps();
+        if !stopped.is_empty() {
+            options.push((
+                2,
+                (
+                    prop_oneof![Just(Side::Dataverse), Just(Side::Fno)],
+                    proptest::sample::select(stopped),
+                )
+                    .prop_map(|(master, map)| Op::Run { master, map })
+                    .boxed(),
+            ));
+        }
         // A company taken out of the connection mostly comes back, with or without initial
         // writes, while there is something to do.
         let out = state.disconnected();

@@ -1,19 +1,21 @@
 //! Model-based testing of live sync for the customer map family in several companies: F&O
-//! `CustomerGroups` ↔ Dataverse `msdyn_customergroups` (the map under test, which the
-//! operations pause, resume, stop and run), and F&O `CustomersV3` ↔ Dataverse `accounts`
-//! (organisation customers) and `contacts` (person customers), whose customer group lookup
-//! points at the pool's groups. A small reference model of both sides (rows, the maps'
-//! states, the pause queue with its deletes, the connection's legal entities, injected
-//! faults) predicts what each operation answers and leaves behind; [`run_case`] drives the
-//! real servers through their HTTP surface and compares after every step.
+//! `CustomerGroups` ↔ Dataverse `msdyn_customergroups`, and F&O `CustomersV3` ↔ Dataverse
+//! `accounts` (organisation customers) and `contacts` (person customers), whose customer
+//! group lookup points at the pool's groups. The operations pause, resume, stop and run
+//! each of the three maps. A small reference model of both sides (rows, the maps' states
+//! and masters, the pause queues with their deletes, the connection's legal entities,
+//! injected faults) predicts what each operation answers and leaves behind; [`run_case`]
+//! drives the real servers through their HTTP surface and compares after every step.
 //! `tests/model_based.rs` generates and shrinks operation sequences; `dwsim replay` re-runs a
 //! failure's bundle through the same code.
 //!
-//! Covered: creates, updates and deletes on both sides, descriptions and names that differ
-//! only in letter case (a case-only edit is a change), deletes while the map is paused
-//! (queued with the row, replayed by integration key), legal entities removed from and added
-//! back to the live connection (with or without initial writes), customers whose group is
-//! missing on the other side (the lookup fails the write) or deleted under them.
+//! Covered: creates, updates and deletes on both sides; descriptions and names that differ
+//! only in letter case (a case-only edit is a change); deletes while a map is paused
+//! (queued with the row, replayed by integration key); legal entities removed from and
+//! added back to the live connection (with or without initial writes); customers whose
+//! group is missing on the other side (the lookup fails the write) or deleted under them
+//! (F&O keeps the group id, Dataverse clears the lookup); customer maps run and stopped
+//! around the groups' map they depend on.
 //!
 //! The model is written from the documented behaviour (live sync is one transaction across
 //! both sides, paused maps queue and replay in order, initial sync merges by key with the
@@ -544,6 +546,15 @@ impl Model {
     /// The pool map called `map` (None for a map outside the pool).
     fn pool_map(map: &str) -> Option<&'static str> {
         POOL_MAPS.into_iter().find(|m| *m == map)
+    }
+
+    /// The pool maps that are stopped, for running them again.
+    pub fn stopped_maps(&self) -> Vec<String> {
+        POOL_MAPS
+            .iter()
+            .filter(|m| self.state(m) == MapState::NotRunning)
+            .map(|m| m.to_string())
+            .collect()
     }
 
     /// The companies of the pool that are out of the connection, for adding them back.
