@@ -711,3 +711,32 @@ fn item7_auth_challenge_and_audience() {
         .expect("answered");
     assert_eq!(garbage.status, 401);
 }
+
+/// Deleting a row clears the lookups that pointed at it (RemoveLink, the cascade every
+/// relationship's metadata shows), so no row is left pointing at a deleted one.
+#[test]
+fn a_delete_clears_the_lookups_that_pointed_at_the_row() {
+    let h = servers();
+    let c = Client::connect(&h).expect("client");
+    let group = create(
+        &c,
+        "msdyn_customergroups",
+        json!({"msdyn_groupid": "RL1", "msdyn_description": "Linked"}),
+    );
+    let account = create(
+        &c,
+        "accounts",
+        json!({"name": "Linked account", "msdyn_customergroupid@odata.bind": format!("/msdyn_customergroups({group})")}),
+    );
+    let path = format!("accounts({account})?$select=_msdyn_customergroupid_value");
+    assert_eq!(get(&c, &path)["_msdyn_customergroupid_value"], json!(group));
+    let r = call(
+        &c,
+        "DELETE",
+        &format!("msdyn_customergroups({group})"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(get(&c, &path)["_msdyn_customergroupid_value"], Value::Null);
+}

@@ -182,6 +182,38 @@ fn paused_changes_queue_in_order_and_replay_on_resume() {
     );
 }
 
+/// A paused map queues only the rows its source filter takes: with the accounts map paused,
+/// a person customer goes straight to contacts through the running contacts map and is
+/// not queued on the accounts map; an organisation customer is.
+#[test]
+fn a_paused_map_queues_only_the_rows_its_filter_takes() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    dw(&c, "pauseMap", json!({"map": "customersv3-accounts"})).expect("pause");
+    let person = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "FLT-P", "PartyType": "Person", "PersonLastName": "Person", "CustomerGroupId": "10"})));
+    assert_eq!(person.expect("person").status, 201);
+    let queued = |c: &Client| {
+        dw(
+            c,
+            "getQueuedRecords",
+            json!({"map": "customersv3-accounts"}),
+        )
+        .expect("queue")["totalQueuedRecordCount"]
+            .clone()
+    };
+    assert_eq!(queued(&c), json!(0));
+    let contacts = c
+        .dv_all(
+            ORG,
+            "contacts?$select=lastname&$filter=msdyn_contactpersonid eq 'FLT-P'",
+        )
+        .expect("contacts");
+    assert_eq!(contacts.len(), 1);
+    let organisation = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "FLT-O", "PartyType": "Organization", "OrganizationName": "Organisation", "CustomerGroupId": "10"})));
+    assert_eq!(organisation.expect("organisation").status, 201);
+    assert_eq!(queued(&c), json!(1));
+}
+
 #[test]
 fn failed_replays_become_catch_up_errors_that_can_be_retried() {
     let h = live();
@@ -375,6 +407,60 @@ fn dual_written_rows_are_modified_by_the_app_user_and_owned_by_the_company_team(
         .expect("team")[0]["teamid"]
         .clone();
     assert_eq!(row["_ownerid_value"], team);
+}
+
+/// A customer whose group is gone from Dataverse: a change of its name cannot be dual-written
+/// (the lookup finds nothing) and fails with the documented text, even though the row's
+/// lookup failed before the change as well; a change of a field the map does not send
+/// still goes through.
+#[test]
+fn a_change_fails_when_its_lookup_finds_nothing_before_and_after() {
+    let h = live();
+    let c = Client::connect(&h).expect("client");
+    let group = c.fno(
+        "POST",
+        FO,
+        "CustomerGroups",
+        Some(&json!({"dataAreaId": "usmf", "CustomerGroupId": "GONE", "Description": "Gone"})),
+    );
+    assert_eq!(group.expect("group").status, 201);
+    let customer = c.fno("POST", FO, "CustomersV3", Some(&json!({"dataAreaId": "usmf", "CustomerAccount": "REF-2", "OrganizationName": "Before", "CustomerGroupId": "GONE"})));
+    assert_eq!(customer.expect("customer").status, 201);
+    // The group map stops, so the Dataverse delete stays there.
+    dw(&c, "stopMap", json!({"map": "customergroups"})).expect("stop");
+    let usmf = company(&c, "USMF");
+    let id = c.dv_all(ORG, &format!("msdyn_customergroups?$select=msdyn_groupid&$filter=msdyn_groupid eq 'GONE' and _msdyn_company_value eq {usmf}")).expect("group")[0]["msdyn_customergroupid"].as_str().expect("id").to_string();
+    let deleted = c.dv("DELETE", ORG, &format!("msdyn_customergroups({id})"), None);
+    assert_eq!(deleted.expect("delete").status, 204);
+    let path = "CustomersV3(dataAreaId='usmf',CustomerAccount='REF-2')";
+    let r = c
+        .fno(
+            "PATCH",
+            FO,
+            path,
+            Some(&json!({"OrganizationName": "After"})),
+        )
+        .expect("patch");
+    assert_eq!(r.status, 500, "{}", r.text());
+    let message = r.json()["error"]["innererror"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("Unable to lookup msdyn_customergroups with values {GONE}."),
+        "{message}"
+    );
+    let row = c.fno("GET", FO, path, None).expect("get").json();
+    assert_eq!(row["OrganizationName"], "Before");
+    let name = |c: &Client| {
+        c.dv_all(ORG, &format!("accounts?$select=name&$filter=accountnumber eq 'REF-2' and _msdyn_company_value eq {usmf}")).expect("account")[0]["name"].clone()
+    };
+    assert_eq!(name(&c), "Before");
+    // LanguageId only flows from Dataverse's defaults: changing it sends nothing.
+    let r = c
+        .fno("PATCH", FO, path, Some(&json!({"LanguageId": "de"})))
+        .expect("patch");
+    assert_eq!(r.status, 204, "{}", r.text());
 }
 
 #[test]

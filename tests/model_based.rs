@@ -1,14 +1,18 @@
 //! Model-based test of live sync: proptest-state-machine generates sequences of writes on
-//! both sides, map actions (pause, resume, stop, run), injected faults and clock steps; each
-//! runs against the servers through `dwsim_harness::model_based::run_case`, which compares every
-//! step with the reference model and checks the invariants. A failure is shrunk, written as
-//! a replay bundle (`dwsim replay`) and named in the panic message.
+//! both sides (customer groups, and customers as accounts and contacts, with descriptions and
+//! names that differ only in letter case), map actions on the three maps (pause, resume,
+//! stop, run), legal entities removed from and added back to the connection, injected faults
+//! and clock steps, in three companies; each runs against the servers through
+//! `dwsim_harness::model_based::run_case`, which compares every step with the reference
+//! model and checks the invariants. A failure is shrunk, written as a replay bundle
+//! (`dwsim replay`) and named in the panic message.
 //!
-//! `PROPTEST_CASES` sets the case count (default 8, up to 20 steps each);
+//! `PROPTEST_CASES` sets the case count (default 8, up to 30 steps each);
 //! `DWSIM_MB_TRANSPORT=http` runs over real HTTP instead of in-process.
 
 use dwsim_harness::model_based::{
-    run_case, Bundle, Carrier, Model, Op, COMPANIES, DESCRIPTIONS, GROUPS,
+    run_case, Bundle, Carrier, Model, Op, ACCOUNTS_MAP, COMPANIES, CONTACTS_MAP, DESCRIPTIONS,
+    GROUPS, MAP, NAMES, ORGANISATIONS, PERSONS,
 };
 use dwsim_model::dualwrite::Side;
 use dwsim_model::faults::FaultKind;
@@ -28,7 +32,7 @@ fn cases() -> u32 {
         .unwrap_or(8)
 }
 
-const MAX_STEPS: usize = 20;
+const MAX_STEPS: usize = 30;
 
 struct LiveSync;
 
@@ -40,13 +44,32 @@ fn write() -> impl Strategy<Value = (String, String, String)> + Clone {
     (pick(&COMPANIES), pick(&GROUPS), pick(&DESCRIPTIONS))
 }
 
+/// A pool map for a map action: mostly the customer groups'.
+fn map() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        3 => Just(MAP.to_string()),
+        1 => Just(ACCOUNTS_MAP.to_string()),
+        1 => Just(CONTACTS_MAP.to_string()),
+    ]
+}
+
+fn account() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![pick(&ORGANISATIONS), pick(&PERSONS)]
+}
+
+/// A customer write: company, account, name, group.
+fn customer() -> impl Strategy<Value = (String, String, String, String)> + Clone {
+    (pick(&COMPANIES), account(), pick(&NAMES), pick(&GROUPS))
+}
+
 fn fault() -> BoxedStrategy<Op> {
     let dv = (
         prop_oneof![Just(FaultKind::PluginFailure), Just(FaultKind::Throttling)],
         prop_oneof![
             Just(None),
             Just(Some("msdyn_customergroup".to_string())),
-            Just(Some("accounts".to_string()))
+            Just(Some("accounts".to_string())),
+            Just(Some("contacts".to_string()))
         ],
     )
         .prop_map(|(kind, table)| (Side::Dataverse, kind, table));
@@ -97,7 +120,7 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (
-                4,
+                1,
                 write()
                     .prop_map(|(company, group, description)| Op::FnoUpdate {
                         company,
@@ -107,19 +130,62 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
             (
-                2,
+                1,
                 (pick(&COMPANIES), pick(&GROUPS))
                     .prop_map(|(company, group)| Op::FnoDelete { company, group })
                     .boxed(),
             ),
-            (4, fault()),
-            (2, Just(Op::Pause).boxed()),
-            (2, Just(Op::Resume).boxed()),
-            (1, Just(Op::Stop).boxed()),
+            (
+                1,
+                customer()
+                    .prop_map(|(company, account, name, group)| Op::FnoCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ),
+            (
+                1,
+                customer()
+                    .prop_map(|(company, account, name, group)| Op::FnoCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ),
+            (
+                1,
+                (pick(&COMPANIES), account())
+                    .prop_map(|(company, account)| Op::FnoCustomerDelete { company, account })
+                    .boxed(),
+            ),
             (
                 2,
-                prop_oneof![Just(Side::Dataverse), Just(Side::Fno)]
-                    .prop_map(|master| Op::Run { master })
+                pick(&COMPANIES)
+                    .prop_map(|company| Op::RemoveLegalEntity { company })
+                    .boxed(),
+            ),
+            (
+                1,
+                (pick(&COMPANIES), any::<bool>())
+                    .prop_map(|(company, skip_initial_writes)| Op::AddLegalEntity {
+                        company,
+                        skip_initial_writes,
+                    })
+                    .boxed(),
+            ),
+            (4, fault()),
+            (2, map().prop_map(|map| Op::Pause { map }).boxed()),
+            (2, map().prop_map(|map| Op::Resume { map }).boxed()),
+            (2, map().prop_map(|map| Op::Stop { map }).boxed()),
+            (
+                3,
+                (prop_oneof![Just(Side::Dataverse), Just(Side::Fno)], map())
+                    .prop_map(|(master, map)| Op::Run { master, map })
                     .boxed(),
             ),
             (
@@ -129,6 +195,80 @@ impl ReferenceStateMachine for LiveSync {
                     .boxed(),
             ),
         ];
+        // A stopped map mostly runs again, with either master.
+        let stopped = state.stopped_maps();
+        if !stopped.is_empty() {
+            options.push((
+                2,
+                (
+                    prop_oneof![Just(Side::Dataverse), Just(Side::Fno)],
+                    proptest::sample::select(stopped),
+                )
+                    .prop_map(|(master, map)| Op::Run { master, map })
+                    .boxed(),
+            ));
+        }
+        // A company taken out of the connection mostly comes back, with or without initial
+        // writes, while there is something to do.
+        let out = state.disconnected();
+        if !out.is_empty() {
+            options.push((
+                4,
+                (proptest::sample::select(out), any::<bool>())
+                    .prop_map(|(company, skip_initial_writes)| Op::AddLegalEntity {
+                        company,
+                        skip_initial_writes,
+                    })
+                    .boxed(),
+            ));
+        }
+        // Updates and deletes mostly find their row, and customers mostly refer to a group
+        // their company has, so that most writes go through.
+        let groups = state.fno_keys();
+        if !groups.is_empty() {
+            let target = proptest::sample::select(groups.clone());
+            options.push((
+                4,
+                (target.clone(), pick(&DESCRIPTIONS))
+                    .prop_map(|((company, group), description)| Op::FnoUpdate {
+                        company,
+                        group,
+                        description,
+                    })
+                    .boxed(),
+            ));
+            options.push((
+                2,
+                target
+                    .prop_map(|(company, group)| Op::FnoDelete { company, group })
+                    .boxed(),
+            ));
+            options.push((
+                4,
+                (proptest::sample::select(groups), account(), pick(&NAMES))
+                    .prop_map(|((company, group), account, name)| Op::FnoCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.fno_customer_targets();
+        if !customers.is_empty() {
+            options.push((
+                4,
+                (proptest::sample::select(customers), pick(&NAMES))
+                    .prop_map(|((company, account, group), name)| Op::FnoCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
         let keys = state.dv_keys();
         if !keys.is_empty() {
             let target = proptest::sample::select(keys);
@@ -145,7 +285,43 @@ impl ReferenceStateMachine for LiveSync {
             options.push((
                 2,
                 target
+                    .clone()
                     .prop_map(|(company, group)| Op::DvDelete { company, group })
+                    .boxed(),
+            ));
+            options.push((
+                4,
+                (target, account(), pick(&NAMES))
+                    .prop_map(|((company, group), account, name)| Op::DvCustomerCreate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.dv_customer_targets();
+        if !customers.is_empty() {
+            let target = proptest::sample::select(customers);
+            options.push((
+                3,
+                (target.clone(), pick(&NAMES))
+                    .prop_map(|((company, account, group), name)| Op::DvCustomerUpdate {
+                        company,
+                        account,
+                        name,
+                        group,
+                    })
+                    .boxed(),
+            ));
+        }
+        let customers = state.dv_customer_keys();
+        if !customers.is_empty() {
+            options.push((
+                1,
+                proptest::sample::select(customers)
+                    .prop_map(|(company, account)| Op::DvCustomerDelete { company, account })
                     .boxed(),
             ));
         }
@@ -274,8 +450,9 @@ fn live_sync_matches_the_reference_model() {
     }
 }
 
-/// A fixed case through faults, a pause and its catch-up replays from its bundle with the
-/// same transcript, exchange for exchange.
+/// A fixed case through faults, a pause and its catch-up (with a delete), a customer, and a
+/// legal entity removed and added back replays from its bundle with the same transcript,
+/// exchange for exchange.
 #[test]
 fn a_bundle_replays_identically() {
     // Written as a bundle stores operations.
@@ -291,6 +468,14 @@ fn a_bundle_replays_identically() {
         {"op": "stop"},
         {"op": "dvCreate", "company": "DEMF", "group": "MB2", "description": "Gamma"},
         {"op": "run", "master": "Dataverse"},
+        {"op": "fnoCustomerCreate", "company": "DEMF", "account": "MBP1", "name": "Contoso", "group": "MB2"},
+        {"op": "dvCustomerUpdate", "company": "DEMF", "account": "MBP1", "name": "contoso", "group": "MB2"},
+        {"op": "pause"},
+        {"op": "dvDelete", "company": "DEMF", "group": "MB2"},
+        {"op": "removeLegalEntity", "company": "DEMF"},
+        {"op": "resume"},
+        {"op": "removeLegalEntity", "company": "DEMF"},
+        {"op": "addLegalEntity", "company": "DEMF", "skipInitialWrites": false},
     ]))
     .expect("operations");
     let model = Model::new(7);

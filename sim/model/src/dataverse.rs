@@ -342,12 +342,39 @@ impl DvEnv {
         Ok(row)
     }
 
-    /// Deletes a row by primary id, answering it as it was.
-    pub fn delete(&mut self, logical: &str, id: &str) -> SimResult<Row> {
+    /// Deletes a row by primary id, answering it as it was. Every lookup that pointed at it
+    /// is cleared, as a RemoveLink cascade does (the only cascade dwsim's relationships
+    /// have); the owner is not a lookup a delete clears.
+    pub fn delete(&mut self, catalogue: &Catalogue, logical: &str, id: &str) -> SimResult<Row> {
         let id = id.to_lowercase();
-        self.store
+        let row = self
+            .store
             .remove(logical, &id)
-            .ok_or_else(|| does_not_exist(logical, &id))
+            .ok_or_else(|| does_not_exist(logical, &id))?;
+        for table in catalogue.dv_tables.values() {
+            for col in table
+                .columns
+                .iter()
+                .filter(|c| c.kind == DvType::Lookup && c.targets().contains(&logical))
+            {
+                let attr = col.attribute();
+                let linked: Vec<(String, Row)> = self
+                    .store
+                    .rows(&table.logical_name)
+                    .filter(|(_, r)| {
+                        r.get(&attr)
+                            .and_then(Value::as_str)
+                            .is_some_and(|v| v.eq_ignore_ascii_case(&id))
+                    })
+                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .collect();
+                for (key, mut r) in linked {
+                    r.insert(attr.clone(), Value::Null);
+                    self.store.put(&table.logical_name, &key, r);
+                }
+            }
+        }
+        Ok(row)
     }
 
     /// A write's attributes against the table: required columns, then each attribute.

@@ -161,7 +161,7 @@ impl DualWrite<'_> {
     /// Dataverse delete.
     pub fn dv_delete(&mut self, table: &str, id: &str) -> SimResult<()> {
         self.transaction(Side::Dataverse, |dw| {
-            let before = dw.dv.delete(table, id)?;
+            let before = dw.dv.delete(dw.catalogue, table, id)?;
             dw.propagate(
                 Side::Dataverse,
                 Change {
@@ -267,6 +267,16 @@ impl DualWrite<'_> {
                 continue;
             };
             if state == MapState::Paused {
+                // A row outside the map's source filter is not the map's (a person customer
+                // on the accounts map): live sync would write nothing for it, so nothing is
+                // queued. Deletes queue as they are, as live sync deletes by key.
+                let passes = change.after.as_ref().is_none_or(|r| match origin {
+                    Side::Fno => transform::passes_fno_filter(&map, r),
+                    Side::Dataverse => transform::passes_dv_filter(&map, r),
+                });
+                if !passes {
+                    continue;
+                }
                 let row = match entity {
                     Some(entity) => crate::fno::row_id(entity, sample),
                     None => value_text(sample.get(&catalogue.dv_tables[&map.dv_table].primary_id)),
@@ -523,6 +533,8 @@ trait Destination {
     fn find(&self, key: &[String]) -> Option<String>;
     /// A source row as the destination's fields.
     fn project(&self, row: &Row, creating: bool) -> Result<Row, CounterpartError>;
+    /// Whether a source change touches a field the map writes here, before transforms.
+    fn source_changed(&self, before: &Row, after: &Row) -> bool;
     fn current(&self, id: &str) -> Row;
     fn create(&mut self, attrs: Row) -> SimResult<()>;
     fn update(&mut self, id: &str, patch: Row) -> SimResult<()>;
@@ -550,7 +562,13 @@ fn write_counterpart(
     match after {
         Some(row) if passes_filter => {
             if let (Some(b), Some(_)) = (before, &target) {
-                if dest.project(b, false) == dest.project(row, false) {
+                let unchanged = match (dest.project(b, false), dest.project(row, false)) {
+                    (Ok(b), Ok(a)) => b == a,
+                    // A lookup finds nothing (the same failure on both sides is no sign that
+                    // nothing changed): read the mapped fields from the rows themselves.
+                    _ => !dest.source_changed(b, row),
+                };
+                if unchanged {
                     return Ok(()); // no mapped field changed: the change does not trigger
                 }
             }
@@ -623,6 +641,9 @@ impl Destination for ToDataverse<'_> {
             value: f.value,
         })
     }
+    fn source_changed(&self, before: &Row, after: &Row) -> bool {
+        transform::source_changed(self.map, true, before, after)
+    }
     fn current(&self, id: &str) -> Row {
         self.dv
             .get(&self.map.dv_table, id)
@@ -640,7 +661,9 @@ impl Destination for ToDataverse<'_> {
             .map(|_| ())
     }
     fn delete(&mut self, id: &str) -> SimResult<()> {
-        self.dv.delete(&self.map.dv_table, id).map(|_| ())
+        self.dv
+            .delete(self.cx.catalogue, &self.map.dv_table, id)
+            .map(|_| ())
     }
     fn describe(&self, e: SimError) -> CounterpartError {
         let status = if matches!(e.kind, ErrorKind::Throttled(_)) {
@@ -690,6 +713,9 @@ impl Destination for ToFno<'_> {
             creating,
             false,
         ))
+    }
+    fn source_changed(&self, before: &Row, after: &Row) -> bool {
+        transform::source_changed(self.map, false, before, after)
     }
     fn current(&self, id: &str) -> Row {
         self.fno

@@ -160,6 +160,20 @@ fn projected(
         .filter(move |f| flows(f, to_dataverse, creating) && (!only_one_way || f.dir == owned))
 }
 
+/// Whether changing `before` into `after` on the source side touches a field the map writes
+/// to the other side, compared as stored (before transforms and lookups): what decides
+/// whether a change triggers when its projection cannot be made.
+pub fn source_changed(map: &TableMap, to_dataverse: bool, before: &Row, after: &Row) -> bool {
+    projected(map, to_dataverse, false, false).any(|f| {
+        let name = if to_dataverse {
+            f.fno.clone()
+        } else {
+            dv_attribute(f)
+        };
+        name.is_some_and(|n| !same_stored(before.get(&n), after.get(&n)))
+    })
+}
+
 /// The table a Dataverse lookup column points at ("" when the column is unknown).
 pub(crate) fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
     table

@@ -315,7 +315,9 @@ impl World {
         if let Some(fno_env) = self.linked_fno(org) {
             return self.dual_write(&fno_env)?.dv_delete(table, id);
         }
-        self.dv_write(org, "", |dv, _| dv.delete(table, id).map(|_| ()))
+        self.dv_write(org, "", |dv, cx| {
+            dv.delete(cx.catalogue, table, id).map(|_| ())
+        })
     }
 
     /// A write to a Dataverse org that is not linked.
