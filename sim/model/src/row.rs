@@ -11,7 +11,7 @@
 //! Names are interned in one process-wide table, but only *stored* names enter it: building
 //! a row (from JSON, a request body, `insert`) only *looks a name up*, sharing the interned
 //! name when there is one and otherwise holding a name of its own (freed with the row).
-//! [`Row::intern`], which the [`Store`](crate::store::Store) calls on every row it stores,
+//! [`Row::compact`], which the [`Store`](crate::store::Store) calls on every row it stores,
 //! is what adds names — and a stored row's columns have passed its product's validation
 //! (the catalogue's tables and entities, the model's own system columns), so the table
 //! grows with the schema, not with what clients send. As a backstop against a schema
@@ -365,12 +365,16 @@ impl Row {
         self.extend(taken);
     }
 
-    /// Interns the column names and drops spare capacity: what the store does to every row
-    /// it keeps (see the module notes for the bound).
-    pub fn intern(&mut self) {
-        for (c, _) in &mut self.entries {
+    /// Interns the column names and drops spare capacity (of the entries and of text
+    /// values): what the store does to every row it keeps (see the module notes for the
+    /// bound).
+    pub fn compact(&mut self) {
+        for (c, v) in &mut self.entries {
             if !c.0.interned {
                 *c = c.clone().interned();
+            }
+            if let Value::String(s) = v {
+                s.shrink_to_fit();
             }
         }
         self.entries.shrink_to_fit();
@@ -631,7 +635,7 @@ mod tests {
             Column::lookup(name).is_none(),
             "building a row interns nothing"
         );
-        row.intern();
+        row.compact();
         let shared = Column::lookup(name);
         assert!(shared.is_some());
         let again = Column::new(name);
@@ -639,7 +643,7 @@ mod tests {
         let long = "x".repeat(MAX_INTERNED_LEN + 1);
         let mut row = Row::new();
         row.insert(long.as_str().into(), json!(1));
-        row.intern();
+        row.compact();
         assert!(Column::lookup(&long).is_none());
         assert_eq!(row.get(&long), Some(&json!(1)));
     }

@@ -166,7 +166,7 @@ struct Table {
 impl Table {
     fn put(&mut self, id: &str, mut row: Row) -> Option<Row> {
         self.written = true;
-        row.intern();
+        row.compact();
         for index in &mut self.indexes {
             match self.rows.get(id) {
                 Some(old) => index.update(id, old, &row),
@@ -365,7 +365,7 @@ impl<'de> Deserialize<'de> for Store {
             tables: tables
                 .into_iter()
                 .map(|(name, mut rows)| {
-                    rows.values_mut().for_each(Row::intern);
+                    rows.values_mut().for_each(Row::compact);
                     (
                         name,
                         Table {
