@@ -74,7 +74,7 @@ fn company_id(w: &World, code: &str) -> Option<String> {
 }
 
 /// Accounts with this account number, as (company code, row).
-fn accounts(w: &World, number: &str) -> Vec<(String, serde_json::Map<String, Value>)> {
+fn accounts(w: &World, number: &str) -> Vec<(String, dwsim_model::Row)> {
     let dv = &w.dataverse[ORG];
     dv.store
         .rows("account")
@@ -92,7 +92,7 @@ fn accounts(w: &World, number: &str) -> Vec<(String, serde_json::Map<String, Val
         .collect()
 }
 
-fn customer(w: &World, company: &str, account: &str) -> Option<serde_json::Map<String, Value>> {
+fn customer(w: &World, company: &str, account: &str) -> Option<dwsim_model::Row> {
     w.fno[FO]
         .store
         .rows("CustomersV3")

@@ -82,7 +82,7 @@ fn filter_text() -> impl Strategy<Value = String> {
 }
 
 /// A row with a mix of value types, for the evaluator.
-fn row() -> serde_json::Map<String, Value> {
+fn row() -> dwsim_model::Row {
     dwsim_model::store::obj(json!({
         "name": "Contoso", "accountnumber": "A-1", "creditlimit": 10.5,
         "_msdyn_company_value": "00000000-0000-0000-0000-000000000001",

@@ -1116,7 +1116,7 @@ fn idempotence(ctx: &Ctx) -> Result<()> {
                 for k in ["versionnumber", "modifiedon", "_modifiedby_value", "RecVersion", "ModifiedDateTime"] {
                     r.remove(k);
                 }
-                (t.clone(), id.clone(), Value::Object(r))
+                (t.clone(), id.clone(), r.into_value())
             })
             .collect()
     };
@@ -1445,15 +1445,10 @@ fn live_round_trip(ctx: &Ctx) -> Result<()> {
     let mut new_keys = Vec::new();
     for (k, max) in &s.fno_keys {
         let v: String = "DWSIM-RT".chars().take(*max).collect();
-        row.insert(k.clone(), json!(v));
+        row.insert(k.as_str().into(), json!(v));
         new_keys.push((k.clone(), v));
     }
-    let created = c.fno(
-        "POST",
-        &s.env,
-        &s.entity_set,
-        Some(&Value::Object(row.clone())),
-    )?;
+    let created = c.fno("POST", &s.env, &s.entity_set, Some(&row.to_value()))?;
     if created.status != 201 {
         bail!(
             "map {}: creating a copy of {} in F&O: HTTP {} {}",

@@ -262,16 +262,16 @@ impl DvEnv {
         }
         self.validate(table, &attrs, None)?;
         let mut row = Row::new();
-        row.insert(table.primary_id.clone(), Value::from(id.clone()));
+        row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
         // Columns with a default hold it unless the create names them; two-option columns
         // always hold a value, No unless the table says otherwise.
         for c in &table.columns {
             match (&c.default_value, c.kind) {
                 (Some(v), _) => {
-                    row.insert(c.attribute(), v.clone());
+                    row.insert(c.attribute().into(), v.clone());
                 }
                 (None, DvType::Boolean) => {
-                    row.insert(c.name.clone(), Value::Bool(false));
+                    row.insert(c.name.as_str().into(), Value::Bool(false));
                 }
                 _ => {}
             }
@@ -287,7 +287,7 @@ impl DvEnv {
         {
             let attr = col.attribute();
             if row.get(&attr).is_none_or(Value::is_null) {
-                row.insert(attr, Value::from(base.clone()));
+                row.insert(attr.into(), Value::from(base.clone()));
             }
         }
         self.stamp(cx, table, &mut row, true);

@@ -182,7 +182,7 @@ impl FnoEnv {
         for f in &entity.fields {
             if !row.contains_key(&f.name) || row.get(&f.name) == Some(&Value::Null) {
                 if let Some(d) = &f.default {
-                    row.insert(f.name.clone(), d.clone());
+                    row.insert(f.name.as_str().into(), d.clone());
                 }
             }
         }
@@ -237,7 +237,7 @@ impl FnoEnv {
             .cloned()
             .ok_or_else(|| not_found(entity))?;
         for (k, v) in changes {
-            if entity.keys.contains(k) {
+            if entity.keys.iter().any(|key| key == k) {
                 if value_text(Some(v)).to_lowercase() != value_text(row.get(k)).to_lowercase() {
                     return Err(SimError::bad_request(format!(
                         "The key field '{k}' of entity '{}' cannot be changed.",

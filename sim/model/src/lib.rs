@@ -20,7 +20,7 @@
 //!        │          │              ┌──────┼──────────┐
 //!      limits    context       dataverse   fno     faults
 //!                                  └──────┬──┘
-//!              catalogue · schema · seed · store · ids · clock · error
+//!           catalogue · schema · seed · store · row · ids · clock · error
 //! ```
 
 pub mod catalogue;
@@ -38,6 +38,7 @@ pub mod lcs;
 pub mod limits;
 pub mod mutants;
 pub mod power_platform;
+pub mod row;
 pub mod schema;
 pub mod seed;
 pub mod store;

@@ -3,16 +3,15 @@
 //! it. Outside a transaction nothing is logged.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// A row: column name to JSON value, in sorted order.
-pub type Row = Map<String, Value>;
+pub use crate::row::{Column, Row};
 
 /// A JSON object literal as a row.
 pub fn obj(v: Value) -> Row {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => Row::from(m),
         _ => Row::new(),
     }
 }
@@ -165,8 +164,9 @@ struct Table {
 }
 
 impl Table {
-    fn put(&mut self, id: &str, row: Row) -> Option<Row> {
+    fn put(&mut self, id: &str, mut row: Row) -> Option<Row> {
         self.written = true;
+        row.compact();
         for index in &mut self.indexes {
             match self.rows.get(id) {
                 Some(old) => index.update(id, old, &row),
@@ -364,7 +364,8 @@ impl<'de> Deserialize<'de> for Store {
         Ok(Store {
             tables: tables
                 .into_iter()
-                .map(|(name, rows)| {
+                .map(|(name, mut rows)| {
+                    rows.values_mut().for_each(Row::compact);
                     (
                         name,
                         Table {
@@ -387,7 +388,7 @@ mod tests {
     use serde_json::json;
 
     fn row(v: Value) -> Row {
-        v.as_object().cloned().unwrap_or_default()
+        obj(v)
     }
 
     #[test]

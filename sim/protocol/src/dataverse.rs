@@ -832,7 +832,7 @@ fn attributes(
                     )))
                 }
             };
-            attrs.insert(col.attribute(), id);
+            attrs.insert(col.attribute().into(), id);
         } else if k.contains('@') {
             continue;
         } else if k.starts_with('_') && k.ends_with("_value") {
@@ -850,7 +850,7 @@ fn attributes(
         {
             continue;
         } else {
-            attrs.insert(k, v);
+            attrs.insert(k.into(), v);
         }
     }
     Ok(attrs)
@@ -1143,11 +1143,11 @@ fn upsert(world: &mut World, call: &Call, table: &DvTable, key: &KeySpec) -> Sim
             }
             match key {
                 KeySpec::Single(v) => {
-                    attrs.insert(table.primary_id.clone(), v.clone());
+                    attrs.insert(table.primary_id.as_str().into(), v.clone());
                 }
                 KeySpec::Named(pairs) => {
                     for (k, v) in pairs {
-                        attrs.insert(k.clone(), v.clone());
+                        attrs.insert(k.as_str().into(), v.clone());
                     }
                 }
             }
@@ -1229,7 +1229,7 @@ fn property(
                 Value::Null
             };
             let mut attrs = Row::new();
-            attrs.insert(col.attribute(), value);
+            attrs.insert(col.attribute().into(), value);
             world.dv_update(&call.org, &table.logical_name, &id, attrs, &call.caller)?;
             Ok(Response::new(204))
         }

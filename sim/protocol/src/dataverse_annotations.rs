@@ -5,7 +5,7 @@
 
 use dwsim_model::dataverse::DvEnv;
 use dwsim_model::schema::{DvColumn, DvTable, DvType};
-use dwsim_model::World;
+use dwsim_model::{Row, World};
 use serde_json::{json, Map, Value};
 
 /// The formatted value annotation.
@@ -70,7 +70,7 @@ pub struct Annotator<'a> {
     /// The record's table.
     pub table: &'a DvTable,
     /// The record (a money value's currency is in it).
-    pub row: &'a Map<String, Value>,
+    pub row: &'a Row,
     /// The annotations asked for.
     pub asked: &'a Annotations,
 }
@@ -135,12 +135,7 @@ impl Annotator<'_> {
 
 /// The text a user sees for a value, or none for types Dataverse does not format (text,
 /// GUIDs, the row version).
-fn formatted(
-    dv: &DvEnv,
-    row: &Map<String, Value>,
-    col: &DvColumn,
-    value: &Value,
-) -> Option<String> {
+fn formatted(dv: &DvEnv, row: &Row, col: &DvColumn, value: &Value) -> Option<String> {
     match col.kind {
         DvType::Picklist | DvType::State | DvType::Status => {
             col.label(value.as_i64()?).map(str::to_string)
@@ -210,7 +205,7 @@ fn grouped(int: String, frac: Option<String>) -> String {
 
 /// The symbol of the record's currency (its transactioncurrency's `currencysymbol`, or the
 /// usual one for its ISO code), `$` when the record has none.
-fn currency_symbol(dv: &DvEnv, row: &Map<String, Value>) -> String {
+fn currency_symbol(dv: &DvEnv, row: &Row) -> String {
     let currency = row
         .get("_transactioncurrencyid_value")
         .and_then(Value::as_str)

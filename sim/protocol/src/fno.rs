@@ -393,11 +393,11 @@ fn key_id(entity: &FnoEntity, key: &KeySpec) -> SimResult<String> {
     let mut row = Row::new();
     match key {
         KeySpec::Single(v) if entity.keys.len() == 1 => {
-            row.insert(entity.keys[0].clone(), v.clone());
+            row.insert(entity.keys[0].as_str().into(), v.clone());
         }
         KeySpec::Named(pairs) if pairs.len() == entity.keys.len() && pairs.iter().all(|(k, _)| entity.keys.contains(k)) => {
             for (k, v) in pairs {
-                row.insert(k.clone(), v.clone());
+                row.insert(k.as_str().into(), v.clone());
             }
         }
         _ => {
@@ -426,7 +426,7 @@ fn body_row(req: &Request, entity: &FnoEntity) -> SimResult<Row> {
                 entity.name
             )));
         }
-        row.insert(k, v);
+        row.insert(k.into(), v);
     }
     Ok(row)
 }

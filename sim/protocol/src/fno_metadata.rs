@@ -113,12 +113,12 @@ fn answer(
             key_fields
                 .iter()
                 .zip(&wanted)
-                .all(|(f, w)| value_text(r.get(*f)).eq_ignore_ascii_case(w))
+                .all(|(f, w)| value_text(r.get(f)).eq_ignore_ascii_case(w))
         })
         .ok_or_else(|| not_found(seg))?;
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(format!("{context}/$entity")));
-    body.extend(row);
+    body.extend(row.into_map());
     Ok(json_response(&Value::Object(body)))
 }
 
@@ -207,7 +207,7 @@ fn collection(rows: Vec<Row>, req: &Request, context: &str) -> SimResult<Respons
                     .map(|n| (n.clone(), r.get(n).cloned().unwrap_or(Value::Null)))
                     .collect(),
             ),
-            None => Value::Object(r),
+            None => r.into_value(),
         })
         .collect();
     let mut body = Map::new();
@@ -229,7 +229,7 @@ fn field_label_id(entity: &FnoEntity, field: &FnoField) -> String {
 
 fn row(v: Value) -> Row {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => m.into(),
         _ => Row::new(),
     }
 }

@@ -205,7 +205,7 @@ pub fn to_dataverse(
             Some((nav, keyfield)) => {
                 let attr = format!("_{nav}_value");
                 if value.is_null() || value_text(Some(&value)).is_empty() {
-                    out.insert(attr, Value::Null);
+                    out.insert(attr.into(), Value::Null);
                     continue;
                 }
                 let target = lookup_target(table, nav);
@@ -220,7 +220,7 @@ pub fn to_dataverse(
                 }
                 match dv.find_by(&target, &key) {
                     Some((id, _)) => {
-                        out.insert(attr, Value::from(id));
+                        out.insert(attr.into(), Value::from(id));
                     }
                     None => {
                         return Err(LookupFailure {
@@ -233,14 +233,14 @@ pub fn to_dataverse(
                 }
             }
             None => {
-                out.insert(dv_name.clone(), value);
+                out.insert(dv_name.as_str().into(), value);
             }
         }
     }
     if let (Some(attr), Partition::Company { dv_company_id, .. }) =
         (table.and_then(|t| t.company_attribute()), partition)
     {
-        out.insert(attr, Value::from(dv_company_id.clone()));
+        out.insert(attr.into(), Value::from(dv_company_id.clone()));
     }
     Ok(out)
 }
@@ -273,7 +273,7 @@ pub fn to_fno(
             }
             (None, None) => field.default.clone().unwrap_or(Value::Null),
         };
-        out.insert(fno_name.clone(), value);
+        out.insert(fno_name.as_str().into(), value);
     }
     if let Partition::Company { code, .. } = partition {
         out.insert("dataAreaId".into(), Value::from(code.to_lowercase()));
@@ -301,7 +301,7 @@ pub fn equivalent(a: Option<&Value>, b: Option<&Value>) -> bool {
 pub fn changed(patch: &Row, row: &Row) -> Row {
     patch
         .iter()
-        .filter(|(k, v)| !same_stored(row.get(*k), Some(v)))
+        .filter(|(k, v)| !same_stored(row.get(k), Some(v)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -332,7 +332,7 @@ fn dv_view(catalogue: &Catalogue, dv: &DvEnv) -> DvView {
 /// as `table:name`, sorted by their JSON text.
 fn business_rows(catalogue: &Catalogue, dv: &DvEnv, table: &str) -> Vec<BTreeMap<String, Value>> {
     let schema = catalogue.dv_tables.get(table);
-    let shown = |k: &String, v: &Value| -> Value {
+    let shown = |k: &str, v: &Value| -> Value {
         let nav = k.strip_prefix('_').and_then(|k| k.strip_suffix("_value"));
         match (nav, v.as_str()) {
             (Some(nav), Some(id)) => {
@@ -371,7 +371,7 @@ fn business_rows(catalogue: &Catalogue, dv: &DvEnv, table: &str) -> Vec<BTreeMap
                 .filter(|(k, _)| !DV_HIDDEN.contains(&k.as_str()))
                 .filter(|(k, v)| !default_only(k, v))
                 .filter(|(k, _)| Some(k.as_str()) != schema.map(|s| s.primary_id.as_str()))
-                .map(|(k, v)| (k.clone(), shown(k, v)))
+                .map(|(k, v)| (k.to_string(), shown(k, v)))
                 .collect()
         })
         .collect();

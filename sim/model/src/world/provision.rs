@@ -47,7 +47,7 @@ impl World {
                         .map_err(|e| {
                             SimError::bad_request(format!(
                                 "the data set's {set} row {}: {}",
-                                Value::Object(row.clone()),
+                                row.to_value(),
                                 e.message
                             ))
                         })?;
@@ -243,7 +243,7 @@ impl World {
                 env.insert(&mut cx, table, row.clone()).map_err(|e| {
                     SimError::bad_request(format!(
                         "the data set's {table} row {}: {}",
-                        Value::Object(row.clone()),
+                        row.to_value(),
                         e.message
                     ))
                 })?;

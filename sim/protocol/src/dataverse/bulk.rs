@@ -160,7 +160,7 @@ fn upsert(
     }
     match key {
         Some(KeySpec::Single(v)) => {
-            attrs.insert(table.primary_id.clone(), v);
+            attrs.insert(table.primary_id.as_str().into(), v);
         }
         Some(KeySpec::Named(pairs)) => attrs.extend(pairs),
         None => {}

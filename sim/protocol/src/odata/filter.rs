@@ -11,6 +11,30 @@ use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+/// Something a filter reads properties of: a stored row, or a JSON object (metadata).
+pub trait Fields {
+    /// The value of a property, if present.
+    fn field(&self, name: &str) -> Option<&Value>;
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl Fields for dwsim_model::Row {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl<T: Fields + ?Sized> Fields for &T {
+    fn field(&self, name: &str) -> Option<&Value> {
+        (**self).field(name)
+    }
+}
+
 /// Which service's `$filter` rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -100,7 +124,7 @@ pub fn parse(
 }
 
 /// Evaluates the expression against one row. Property names are looked up in `row` exactly (case-sensitive). A property missing from the row counts as null.
-pub fn eval(expr: &Expr, row: &Map<String, Value>, dialect: Dialect) -> Result<bool, FilterError> {
+pub fn eval(expr: &Expr, row: &dyn Fields, dialect: Dialect) -> Result<bool, FilterError> {
     eval_bool(expr, row, dialect)
 }
 
@@ -730,7 +754,7 @@ fn not_boolean() -> FilterError {
     FilterError::new("The expression is not a boolean expression.")
 }
 
-fn eval_bool(expr: &Expr, row: &Map<String, Value>, d: Dialect) -> Result<bool, FilterError> {
+fn eval_bool(expr: &Expr, row: &dyn Fields, d: Dialect) -> Result<bool, FilterError> {
     match expr {
         Expr::And(items) => {
             for e in items {
@@ -758,10 +782,10 @@ fn eval_bool(expr: &Expr, row: &Map<String, Value>, d: Dialect) -> Result<bool, 
     }
 }
 
-fn eval_value(expr: &Expr, row: &Map<String, Value>, d: Dialect) -> Result<Value, FilterError> {
+fn eval_value(expr: &Expr, row: &dyn Fields, d: Dialect) -> Result<Value, FilterError> {
     match expr {
         Expr::Literal(v) => Ok(v.clone()),
-        Expr::Property(p) => Ok(row.get(p).cloned().unwrap_or(Value::Null)),
+        Expr::Property(p) => Ok(row.field(p).cloned().unwrap_or(Value::Null)),
         Expr::And(_) | Expr::Or(_) | Expr::Not(_) => eval_bool(expr, row, d).map(Value::Bool),
         Expr::Call(name, args) => call(name, args, row, d),
         _ => match expr.binary() {
@@ -785,7 +809,7 @@ fn compare_exprs(
     op: CmpOp,
     l: &Expr,
     r: &Expr,
-    row: &Map<String, Value>,
+    row: &dyn Fields,
     d: Dialect,
 ) -> Result<bool, FilterError> {
     let lv = eval_value(l, row, d)?;
@@ -950,12 +974,7 @@ fn string_arg(name: &str, v: &Value) -> Result<Option<String>, FilterError> {
     }
 }
 
-fn call(
-    name: &str,
-    args: &[Expr],
-    row: &Map<String, Value>,
-    d: Dialect,
-) -> Result<Value, FilterError> {
+fn call(name: &str, args: &[Expr], row: &dyn Fields, d: Dialect) -> Result<Value, FilterError> {
     let mut vals = Vec::with_capacity(args.len());
     for a in args {
         vals.push(eval_value(a, row, d)?);

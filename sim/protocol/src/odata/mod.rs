@@ -3,9 +3,8 @@
 
 pub mod filter;
 
-use filter::{Dialect, Expr, FilterError};
+use filter::{Dialect, Expr, Fields, FilterError};
 use serde_json::Value;
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -308,7 +307,7 @@ pub fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
 }
 
 /// Filters and sorts rows; answers the rows and how many matched.
-pub fn filter_and_sort<R: Borrow<serde_json::Map<String, Value>>>(
+pub fn filter_and_sort<R: Fields>(
     rows: impl IntoIterator<Item = R>,
     options: &QueryOptions,
     dialect: Dialect,
@@ -318,7 +317,7 @@ pub fn filter_and_sort<R: Borrow<serde_json::Map<String, Value>>>(
 
 /// [`filter_and_sort`] that may stop early: without `$orderby`, rows keep the order they
 /// come in, so once `cap` rows pass the filter the rest cannot change the answer.
-pub fn select_rows<R: Borrow<serde_json::Map<String, Value>>>(
+pub fn select_rows<R: Fields>(
     rows: impl IntoIterator<Item = R>,
     options: &QueryOptions,
     dialect: Dialect,
@@ -335,7 +334,7 @@ pub fn select_rows<R: Borrow<serde_json::Map<String, Value>>>(
             break;
         }
         let keep = match &options.filter {
-            Some(f) => filter::eval(f, r.borrow(), dialect)?,
+            Some(f) => filter::eval(f, &r, dialect)?,
             None => true,
         };
         if keep {
@@ -344,9 +343,8 @@ pub fn select_rows<R: Borrow<serde_json::Map<String, Value>>>(
     }
     if !options.orderby.is_empty() {
         out.sort_by(|a, b| {
-            let (a, b) = (a.borrow(), b.borrow());
             for (name, desc) in &options.orderby {
-                let o = compare(a.get(name), b.get(name));
+                let o = compare(a.field(name), b.field(name));
                 if o != Ordering::Equal {
                     return if *desc { o.reverse() } else { o };
                 }
