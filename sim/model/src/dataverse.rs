@@ -369,7 +369,7 @@ impl DvEnv {
                     .map(|(k, r)| (k.clone(), r.clone()))
                     .collect();
                 for (key, mut r) in linked {
-                    r.insert(attr.clone(), Value::Null);
+                    r.insert(attr.as_str().into(), Value::Null);
                     self.store.put(&table.logical_name, &key, r);
                 }
             }
