@@ -250,6 +250,9 @@ impl Front {
                 out = out.header(name, value);
             }
         }
+        // The request's body may be left unread, so the connection cannot carry another
+        // request: say so, or a client reuses it from its pool and meets a closed socket.
+        out = out.header(hyper::header::CONNECTION, "close");
         out.body(Full::new(Bytes::from(resp.body)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     }
