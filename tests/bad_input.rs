@@ -161,6 +161,19 @@ fn dataverse_answers_bad_requests_with_its_error_envelope() {
     assert_eq!(skip.status, 400);
     is_json(&skip);
 
+    // A deep-inserted record whose plain column gets an array: the product's 400 for a
+    // wrong value type, not dwsim's 501 for deeper nesting (found by tests/fuzz.rs).
+    let nested = c
+        .dv(
+            "POST",
+            ORG,
+            "contacts",
+            Some(&json!({"lastname": "Nested", "parentcustomerid_account": {"name": []}})),
+        )
+        .expect("reply");
+    assert_eq!(nested.status, 400, "{}", nested.text());
+    assert_eq!(is_json(&nested)["error"]["code"], json!("0x80048d19"));
+
     let literal = c
         .dv("GET", ORG, "accounts?$filter=name%20eq%20'O'Bryan'", None)
         .expect("reply");

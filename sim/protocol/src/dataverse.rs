@@ -971,12 +971,8 @@ impl Children {
                     "A collection-valued navigation property takes an array of records.",
                 ));
             };
-            if fields.values().any(|v| v.is_object() || v.is_array()) {
-                return Err(SimError::new(
-                    ErrorKind::NotImplemented,
-                    "0x80060888",
-                    "dwsim supports deep insert one level deep.",
-                ));
+            if nests_records(world, &self.table, &fields) {
+                return Err(deeper_insert());
             }
             fields.insert(
                 format!("{}@odata.bind", self.back),
@@ -1013,12 +1009,8 @@ fn insert_related(
                     .get(&target)
                     .cloned()
                     .ok_or_else(|| invalid_property(table, &k))?;
-                if nested.values().any(|v| v.is_object() || v.is_array()) {
-                    return Err(SimError::new(
-                        ErrorKind::NotImplemented,
-                        "0x80060888",
-                        "dwsim supports deep insert one level deep.",
-                    ));
+                if nests_records(world, &target_table, &nested) {
+                    return Err(deeper_insert());
                 }
                 let attrs = attributes(world, call, &target_table, nested)?;
                 let (id, _) = world.dv_create(&call.org, &target, attrs, &call.caller)?;
@@ -1043,6 +1035,27 @@ fn insert_related(
         }
     }
     Ok((out, children))
+}
+
+/// Whether a nested record itself nests records: an object under one of its
+/// single-valued navigation properties or an array under a collection-valued one. Any
+/// other object or array is a wrong value for a column, which [`attributes`] refuses with
+/// the product's 400.
+fn nests_records(world: &World, table: &DvTable, fields: &Map<String, Value>) -> bool {
+    fields.iter().any(|(k, v)| match v {
+        Value::Object(_) => table.navigation(k).is_some(),
+        Value::Array(_) => collection_navigation(world, table, k).is_some(),
+        _ => false,
+    })
+}
+
+/// What a deep insert more than one level deep gets: dwsim does not build it.
+fn deeper_insert() -> SimError {
+    SimError::new(
+        ErrorKind::NotImplemented,
+        "0x80060888",
+        "dwsim supports deep insert one level deep.",
+    )
 }
 
 /// The table and back-pointing navigation property of a collection-valued navigation
