@@ -60,6 +60,17 @@ fn customers_running(c: &Client, master: &str) {
     );
 }
 
+/// A world linked for `companies` with the customer maps running, F&O master.
+fn customers_synced(companies: &[&str]) -> Sim {
+    let sim = linked(companies);
+    let t = InProcess { sim: sim.clone() };
+    customers_running(
+        &Client::connect(&t).expect("client"),
+        "FinanceAndOperations",
+    );
+    sim
+}
+
 fn world(sim: &Sim) -> std::sync::MutexGuard<'_, World> {
     sim.world()
 }
@@ -106,12 +117,7 @@ fn customer(w: &World, company: &str, account: &str) -> Option<dwsim_model::Row>
 #[test]
 fn the_master_decides_initial_sync_conflicts() {
     // US-001 is in both products with different names and credit limits.
-    let sim = linked(&["USMF"]);
-    let t = InProcess { sim: sim.clone() };
-    customers_running(
-        &Client::connect(&t).expect("client"),
-        "FinanceAndOperations",
-    );
+    let sim = customers_synced(&["USMF"]);
     let w = world(&sim);
     let (company, account) = accounts(&w, "US-001").pop().expect("US-001 account");
     assert_eq!(company, "USMF");
@@ -307,12 +313,7 @@ fn ci_breaks_every_mutant() {
 /// key, are both divergence. The world is edited behind the runtime's back to make them.
 #[test]
 fn convergence_sees_case_and_company_of_lookups() {
-    let sim = linked(&["USMF", "USRT"]);
-    let t = InProcess { sim: sim.clone() };
-    customers_running(
-        &Client::connect(&t).expect("client"),
-        "FinanceAndOperations",
-    );
+    let sim = customers_synced(&["USMF", "USRT"]);
     let mut w = world(&sim);
     assert_eq!(dwsim_harness::invariants::convergence(&w), Ok(()));
 
@@ -472,12 +473,7 @@ fn the_master_rule_invariant_tells_the_masters_apart() {
 
 #[test]
 fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
-    let sim = linked(&["USMF", "USRT"]);
-    let t = InProcess { sim: sim.clone() };
-    customers_running(
-        &Client::connect(&t).expect("client"),
-        "FinanceAndOperations",
-    );
+    let sim = customers_synced(&["USMF", "USRT"]);
     let mut w = world(&sim);
     assert_eq!(dwsim_harness::invariants::company_integrity(&w), Ok(()));
     let clean = w.clone();

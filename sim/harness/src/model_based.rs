@@ -510,6 +510,22 @@ pub struct Model {
 /// refused the row).
 struct Failed;
 
+/// Each customer key (company, account) with each group key of its company:
+/// (company, account, group).
+fn with_groups<'a>(
+    customers: impl Iterator<Item = &'a Key>,
+    groups: impl Iterator<Item = &'a Key> + Clone,
+) -> Vec<(String, String, String)> {
+    customers
+        .flat_map(|(company, account)| {
+            groups
+                .clone()
+                .filter(move |(c, _)| c == company)
+                .map(move |(_, group)| (company.clone(), account.clone(), group.clone()))
+        })
+        .collect()
+}
+
 impl Model {
     /// The state after setup: every legal entity connected, every map running with
     /// Dataverse as master, none of the pool's rows on either side.
@@ -580,15 +596,7 @@ impl Model {
     /// F&O customers of the pool with each group of their company that F&O has:
     /// (company, account, group), for choosing update targets.
     pub fn fno_customer_targets(&self) -> Vec<(String, String, String)> {
-        self.fno_customers
-            .keys()
-            .flat_map(|(company, account)| {
-                self.fno
-                    .keys()
-                    .filter(move |(c, _)| c == company)
-                    .map(move |(_, group)| (company.clone(), account.clone(), group.clone()))
-            })
-            .collect()
+        with_groups(self.fno_customers.keys(), self.fno.keys())
     }
 
     /// Dataverse accounts and contacts of the pool, for choosing update and delete targets.
@@ -599,15 +607,7 @@ impl Model {
     /// Dataverse accounts and contacts of the pool with each group of their company that
     /// Dataverse has: (company, account, group), for choosing update targets.
     pub fn dv_customer_targets(&self) -> Vec<(String, String, String)> {
-        self.dv_customers
-            .keys()
-            .flat_map(|(company, account)| {
-                self.dv
-                    .keys()
-                    .filter(move |(c, _)| c == company)
-                    .map(move |(_, group)| (company.clone(), account.clone(), group.clone()))
-            })
-            .collect()
+        with_groups(self.dv_customers.keys(), self.dv.keys())
     }
 
     /// Whether `op` may be generated here. Dataverse updates and deletes need the row (they
