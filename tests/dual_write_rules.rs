@@ -84,6 +84,18 @@ fn company_id(w: &World, code: &str) -> Option<String> {
         .map(|(id, _)| id.clone())
 }
 
+/// The id of a company's Dataverse customer group, by company id and group id.
+fn group_id(w: &World, company: &str, group: &str) -> Option<String> {
+    w.dataverse[ORG]
+        .store
+        .rows("msdyn_customergroup")
+        .find(|(_, r)| {
+            r.get("msdyn_groupid") == Some(&json!(group))
+                && r.get("_msdyn_company_value") == Some(&json!(company))
+        })
+        .map(|(id, _)| id.clone())
+}
+
 /// Accounts with this account number, as (company code, row).
 fn accounts(w: &World, number: &str) -> Vec<(String, dwsim_model::Row)> {
     let dv = &w.dataverse[ORG];
@@ -343,15 +355,7 @@ fn convergence_sees_case_and_company_of_lookups() {
     );
 
     // USRT's group 10 instead of USMF's.
-    let other_group = w.dataverse[ORG]
-        .store
-        .rows("msdyn_customergroup")
-        .find(|(_, r)| {
-            r.get("msdyn_groupid") == Some(&json!("10"))
-                && r.get("_msdyn_company_value") == Some(&json!(usrt))
-        })
-        .map(|(id, _)| id.clone())
-        .expect("USRT's group 10");
+    let other_group = group_id(&w, &usrt, "10").expect("USRT's group 10");
     let mut account = original;
     account.insert("_msdyn_customergroupid_value".into(), json!(other_group));
     w.dataverse
@@ -481,18 +485,7 @@ fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
     // A USMF account that looks up USRT's customer group "10".
     let usmf = company_id(&w, "USMF").expect("USMF");
     let usrt = company_id(&w, "USRT").expect("USRT");
-    let group_of = |w: &World, company: &str| {
-        w.dataverse[ORG]
-            .store
-            .rows("msdyn_customergroup")
-            .find(|(_, r)| {
-                r.get("msdyn_groupid") == Some(&json!("10"))
-                    && r.get("_msdyn_company_value") == Some(&json!(company))
-            })
-            .map(|(id, _)| id.clone())
-            .expect("group 10")
-    };
-    let usrt_group = group_of(&w, &usrt);
+    let usrt_group = group_id(&w, &usrt, "10").expect("USRT's group 10");
     let (id, mut account) = w.dataverse[ORG]
         .store
         .rows("account")
