@@ -191,13 +191,13 @@ fn measure(n: usize) -> Result<Figures> {
         .store
         .rows("account")
         .nth(n / 2)
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .ok_or_else(|| anyhow!("no accounts after the sync"))?;
     let company = world.dataverse[EXISTING_DATAVERSE]
         .store
         .rows("cdm_company")
         .next()
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .ok_or_else(|| anyhow!("no company in Dataverse"))?;
     let sim = Sim::from_world(world);
     let transport = InProcess { sim: sim.clone() };

@@ -45,7 +45,7 @@ fn dv_group(w: &World, group: &str) -> (String, Value) {
         .store
         .rows("msdyn_customergroup")
         .find(|(_, r)| r.get("msdyn_groupid") == Some(&json!(group)))
-        .map(|(id, r)| (id.clone(), r["msdyn_description"].clone()))
+        .map(|(id, r)| (id.to_string(), r["msdyn_description"].clone()))
         .expect("the group reached Dataverse")
 }
 

@@ -81,7 +81,7 @@ fn company_id(w: &World, code: &str) -> Option<String> {
         .store
         .rows("cdm_company")
         .find(|(_, r)| r["cdm_companycode"].as_str() == Some(code))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
 }
 
 /// The id of a company's Dataverse customer group, by company id and group id.
@@ -93,7 +93,7 @@ fn group_id(w: &World, company: &str, group: &str) -> Option<String> {
             r.get("msdyn_groupid") == Some(&json!(group))
                 && r.get("_msdyn_company_value") == Some(&json!(company))
         })
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
 }
 
 /// Accounts with this account number, as (company code, row).
@@ -212,7 +212,7 @@ fn a_paused_map_replays_its_queue_oldest_first() {
             r["msdyn_groupid"].as_str() == Some("10")
                 && r["_msdyn_company_value"].as_str() == Some(usmf.as_str())
         })
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .expect("USMF's group 10");
     let mut made = Vec::new();
     for name in ["Made then deleted", "Made again"] {
@@ -338,7 +338,7 @@ fn convergence_sees_case_and_company_of_lookups() {
             r.get("accountnumber") == Some(&json!("US-002"))
                 && r.get("_msdyn_company_value") == Some(&json!(usmf))
         })
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .expect("US-002");
     let original = account.clone();
 
@@ -387,7 +387,7 @@ fn conflict_everywhere(sim: &Sim, number: &str) {
             r.get("_msdyn_company_value") == Some(&json!(usmf))
                 && r.get("msdyn_groupid") != fo.get("CustomerGroupId")
         })
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .expect("another USMF customer group");
     let fo_currency = fo
         .get("SalesCurrencyCode")
@@ -397,7 +397,7 @@ fn conflict_everywhere(sim: &Sim, number: &str) {
         .store
         .rows("transactioncurrency")
         .find(|(_, r)| r.get("isocurrencycode").and_then(Value::as_str) != Some(fo_currency))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .expect("another currency");
     let (id, mut account) = dv
         .store
@@ -406,7 +406,7 @@ fn conflict_everywhere(sim: &Sim, number: &str) {
             r.get("accountnumber") == Some(&json!(number))
                 && r.get("_msdyn_company_value") == Some(&json!(usmf))
         })
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .expect("the Dataverse account");
     let mandatory = fo.get("CreditLimitIsMandatory") != Some(&json!("Yes"));
     for (k, v) in [
@@ -490,7 +490,7 @@ fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
         .store
         .rows("account")
         .find(|(_, r)| r.get("_msdyn_company_value") == Some(&json!(usmf)))
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .expect("a USMF account");
     account.insert("_msdyn_customergroupid_value".into(), json!(usrt_group));
     let dv = w.dataverse.get_mut(ORG).expect("org");
@@ -509,7 +509,7 @@ fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
         .store
         .rows("CustomersV3")
         .find(|(_, r)| r["dataAreaId"].as_str() == Some("demf"))
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .expect("a DEMF customer");
     let number = demf["CustomerAccount"].clone();
     // A DEMF company row made by hand, and a copy of a USMF account pointed at it.
@@ -527,7 +527,7 @@ fn company_integrity_sees_rows_and_lookups_outside_the_connection() {
         .store
         .rows("account")
         .find(|(_, r)| r.get("_msdyn_company_value") == Some(&json!(usmf)))
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .expect("a USMF account");
     account.insert("accountnumber".into(), number);
     account.insert("_msdyn_company_value".into(), json!(demf_company));

@@ -26,7 +26,7 @@ pub fn business_rows(world: &World) -> BTreeMap<(String, String), Row> {
     for (name, env) in &world.fno {
         for table in env.store.table_names() {
             for (id, r) in env.store.rows(table) {
-                out.insert((format!("fno/{name}/{table}"), id.clone()), r.clone());
+                out.insert((format!("fno/{name}/{table}"), id.to_string()), r.clone());
             }
         }
     }
@@ -36,7 +36,10 @@ pub fn business_rows(world: &World) -> BTreeMap<(String, String), Row> {
             .collect();
         for table in tables {
             for (id, r) in dv.store.rows(table) {
-                out.insert((format!("dataverse/{org}/{table}"), id.clone()), r.clone());
+                out.insert(
+                    (format!("dataverse/{org}/{table}"), id.to_string()),
+                    r.clone(),
+                );
             }
         }
     }

@@ -1234,7 +1234,7 @@ fn live_sample(ctx: &Ctx) -> Result<Option<LiveSample>> {
                         .and_then(Value::as_str)
                         .is_some_and(|c| c.eq_ignore_ascii_case(area))
                 })
-                .map(|(id, _)| id.clone());
+                .map(|(id, _)| id.to_string());
             let counterpart = dv.store.rows(&map.dv_table).find(|(_, d)| {
                 let same_key = key_columns.iter().all(|(fo, dvc)| {
                     let (a, b) = (row.get(fo), d.get(dvc));
@@ -1274,7 +1274,7 @@ fn live_sample(ctx: &Ctx) -> Result<Option<LiveSample>> {
                 fno_keys,
                 key_columns: key_columns.clone(),
                 dv_set: table.entity_set.clone(),
-                dv_id: dv_id.clone(),
+                dv_id: dv_id.to_string(),
                 fno_field,
                 dv_column,
                 max_len,

@@ -95,7 +95,7 @@ impl DvEnv {
         self.store
             .candidates(logical, &pins)
             .find(|(_, r)| key.iter().all(|(k, v)| same_value(r.get(k), Some(v))))
-            .map(|(id, r)| (id.clone(), r))
+            .map(|(id, r)| (id.to_string(), r))
     }
 
     /// Declares the indexes the model looks rows up by: every alternate key, the company
@@ -158,7 +158,7 @@ impl DvEnv {
                     .and_then(Value::as_str)
                     .is_some_and(|a| a.eq_ignore_ascii_case(application_id))
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
     }
 
     /// The systemuserid dual-write writes to Dataverse as (Modified by), or "" before the
@@ -211,7 +211,7 @@ impl DvEnv {
                 r.get("_businessunitid_value").and_then(Value::as_str) == Some(business_unit)
                     && r.get("isdefault") == Some(&Value::Bool(true))
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
     }
 
     /// The cdm_company row with this company code.
@@ -366,7 +366,7 @@ impl DvEnv {
                             .and_then(Value::as_str)
                             .is_some_and(|v| v.eq_ignore_ascii_case(&id))
                     })
-                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .map(|(k, r)| (k.to_string(), r.clone()))
                     .collect();
                 for (key, mut r) in linked {
                     r.insert(attr.as_str().into(), Value::Null);

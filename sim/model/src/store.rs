@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 pub use crate::row::{Column, Row};
 
@@ -33,53 +35,149 @@ enum Undo {
 /// those comparisons, never finer, because callers still test every candidate with their
 /// own comparison.
 pub fn fold(v: Option<&Value>) -> String {
-    fn number(f: f64) -> String {
-        if f == 0.0 {
-            "0".to_string()
-        } else {
-            f.to_string()
-        }
-    }
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(f) => number(f),
-            Err(_) => s.to_lowercase(),
-        },
-        Some(Value::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), number),
-        Some(other) => other.to_string().to_lowercase(),
+    match folded(v) {
+        Folded::Empty => String::new(),
+        Folded::Number(f) => number_text(f),
+        Folded::Ascii(s) => s.to_ascii_lowercase(),
+        Folded::Text(s) => s,
     }
 }
 
-/// A secondary index: the ids of a table's rows by the folded values of some columns. It
-/// answers candidates in id order, so a first match is the one a scan would find. The
-/// folded values are joined into one key (a separator inside a value can only merge two
-/// keys, which keeps the index coarser, never finer), and a key held by a single row (the
-/// usual case: alternate and integration keys) keeps its id inline, so that an index
-/// costs one small allocation per row rather than a set per row.
+/// A value as [`fold`] sees it, without building its text where it need not.
+enum Folded<'v> {
+    Empty,
+    Number(f64),
+    /// ASCII text, to be lowercased.
+    Ascii(&'v str),
+    /// Text already lowercased.
+    Text(String),
+}
+
+fn folded(v: Option<&Value>) -> Folded<'_> {
+    match v {
+        None | Some(Value::Null) => Folded::Empty,
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(f) => Folded::Number(f),
+            Err(_) if s.is_ascii() => Folded::Ascii(s),
+            Err(_) => Folded::Text(s.to_lowercase()),
+        },
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) => Folded::Number(f),
+            None => Folded::Text(n.to_string()),
+        },
+        Some(other) => Folded::Text(other.to_string().to_lowercase()),
+    }
+}
+
+fn number_text(f: f64) -> String {
+    if f == 0.0 {
+        "0".to_string()
+    } else {
+        f.to_string()
+    }
+}
+
+/// The hash an index files a row under: of its folded values, one after the other. Two rows
+/// whose values fold alike hash alike; two that do not may still collide, which only makes
+/// the index coarser (callers test every candidate). The seed is fixed, so an index holds
+/// the same entries in every run.
+fn key_hash<'v>(values: impl Iterator<Item = Option<&'v Value>>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x6477_7369_6d00_0001).build_hasher();
+    for v in values {
+        h.write_u8(0x1f);
+        match folded(v) {
+            Folded::Empty => h.write_u8(0),
+            Folded::Number(f) => {
+                h.write_u8(1);
+                // Each number has one text (the shortest that reads back), so its bits
+                // stand for that text; zero's two signs fold to one.
+                h.write_u64(if f == 0.0 { 0 } else { f.to_bits() });
+            }
+            Folded::Ascii(s) => {
+                h.write_u8(2);
+                write_text(&mut h, s.bytes().map(|b| b.to_ascii_lowercase()));
+            }
+            Folded::Text(s) => {
+                h.write_u8(2);
+                write_text(&mut h, s.bytes());
+            }
+        }
+    }
+    h.finish()
+}
+
+/// Feeds text to a hasher in fixed 32-byte pieces, so that the same text always makes the
+/// same writes (a hasher may hash one write differently from two).
+fn write_text(h: &mut impl std::hash::Hasher, mut bytes: impl Iterator<Item = u8>) {
+    let mut piece = [0u8; 32];
+    loop {
+        let mut n = 0;
+        for slot in piece.iter_mut() {
+            match bytes.next() {
+                Some(b) => {
+                    *slot = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        h.write(&piece[..n]);
+        if n < piece.len() {
+            return;
+        }
+    }
+}
+
+/// A row's primary id: one allocation shared by its table and every index entry of the row.
+type Id = Arc<str>;
+
+/// Index keys are already hashes.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A secondary index: the ids of a table's rows by the hash of their folded values in some
+/// columns (see [`key_hash`]). It answers candidates in id order, so a first match is the
+/// one a scan would find. A key held by a single row (the usual case: alternate and
+/// integration keys) keeps its id inline, and ids are shared with the table, so an index
+/// costs about one hash-table slot per row and no allocation of its own.
 #[derive(Debug, Clone)]
 struct Index {
     columns: Vec<String>,
-    entries: HashMap<Box<str>, Ids>,
+    entries: HashMap<u64, Ids, BuildHasherDefault<PassThrough>>,
 }
 
 /// The ids under one index key, in id order.
 #[derive(Debug, Clone)]
 enum Ids {
-    One(Box<str>),
-    Many(BTreeSet<Box<str>>),
+    One(Id),
+    Many(BTreeSet<Id>),
 }
 
 impl Ids {
-    fn insert(&mut self, id: &str) {
+    fn insert(&mut self, id: &Id) {
         match self {
-            Ids::One(only) if &**only == id => {}
+            Ids::One(only) if only == id => {}
             Ids::One(only) => {
-                let first = std::mem::take(only);
-                *self = Ids::Many([first, id.into()].into_iter().collect());
+                let first = only.clone();
+                *self = Ids::Many([first, id.clone()].into_iter().collect());
             }
             Ids::Many(set) => {
-                set.insert(id.into());
+                set.insert(id.clone());
             }
         }
     }
@@ -91,8 +189,9 @@ impl Ids {
             Ids::Many(set) => {
                 set.remove(id);
                 if set.len() == 1 {
-                    let last = set.pop_first().unwrap_or_default();
-                    *self = Ids::One(last);
+                    if let Some(last) = set.pop_first() {
+                        *self = Ids::One(last);
+                    }
                 }
                 false // a set holds two ids or more, so one is left
             }
@@ -107,29 +206,17 @@ impl Ids {
     }
 }
 
-/// Joins folded values into one index key.
-fn joined<'v>(values: impl Iterator<Item = Option<&'v Value>>) -> Box<str> {
-    let mut key = String::new();
-    for (i, v) in values.enumerate() {
-        if i > 0 {
-            key.push('\u{1f}');
-        }
-        key.push_str(&fold(v));
-    }
-    key.into_boxed_str()
-}
-
 impl Index {
-    fn key(&self, row: &Row) -> Box<str> {
-        joined(self.columns.iter().map(|c| row.get(c)))
+    fn key(&self, row: &Row) -> u64 {
+        key_hash(self.columns.iter().map(|c| row.get(c)))
     }
 
-    fn add(&mut self, id: &str, row: &Row) {
+    fn add(&mut self, id: &Id, row: &Row) {
         let key = self.key(row);
         match self.entries.get_mut(&key) {
             Some(ids) => ids.insert(id),
             None => {
-                self.entries.insert(key, Ids::One(id.into()));
+                self.entries.insert(key, Ids::One(id.clone()));
             }
         }
     }
@@ -144,7 +231,7 @@ impl Index {
     }
 
     /// Moves `id` from `old`'s key to `new`'s, or leaves it when the key is the same.
-    fn update(&mut self, id: &str, old: &Row, new: &Row) {
+    fn update(&mut self, id: &Id, old: &Row, new: &Row) {
         if self.columns.iter().all(|c| old.get(c) == new.get(c)) {
             return;
         }
@@ -156,7 +243,7 @@ impl Index {
 /// One table: rows by primary id, and the indexes its owner declared.
 #[derive(Debug, Clone, Default)]
 struct Table {
-    rows: BTreeMap<String, Row>,
+    rows: BTreeMap<Id, Row>,
     indexes: Vec<Index>,
     /// Whether a row was ever written: declaring an index alone does not make a table
     /// part of the state.
@@ -167,13 +254,23 @@ impl Table {
     fn put(&mut self, id: &str, mut row: Row) -> Option<Row> {
         self.written = true;
         row.compact();
-        for index in &mut self.indexes {
-            match self.rows.get(id) {
-                Some(old) => index.update(id, old, &row),
-                None => index.add(id, &row),
+        let key: Id = match self.rows.get_key_value(id) {
+            Some((key, old)) => {
+                let key = key.clone();
+                for index in &mut self.indexes {
+                    index.update(&key, old, &row);
+                }
+                key
             }
-        }
-        self.rows.insert(id.to_string(), row)
+            None => {
+                let key: Id = Arc::from(id);
+                for index in &mut self.indexes {
+                    index.add(&key, &row);
+                }
+                key
+            }
+        };
+        self.rows.insert(key, row)
     }
 
     fn remove(&mut self, id: &str) -> Option<Row> {
@@ -204,11 +301,11 @@ impl Store {
     }
 
     /// Rows of a table in primary-id order.
-    pub fn rows(&self, table: &str) -> impl Iterator<Item = (&String, &Row)> {
+    pub fn rows(&self, table: &str) -> impl Iterator<Item = (&str, &Row)> {
         self.tables
             .get(table)
             .into_iter()
-            .flat_map(|t| t.rows.iter())
+            .flat_map(|t| t.rows.iter().map(|(id, row)| (&**id, row)))
     }
 
     /// The rows that may hold these column values, in primary-id order: through the index
@@ -218,7 +315,7 @@ impl Store {
         &'a self,
         table: &str,
         pins: &[(&str, Option<&Value>)],
-    ) -> Box<dyn Iterator<Item = (&'a String, &'a Row)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (&'a str, &'a Row)> + 'a> {
         let Some(t) = self.tables.get(table) else {
             return Box::new(std::iter::empty());
         };
@@ -228,16 +325,20 @@ impl Store {
             .filter(|i| i.columns.iter().all(|c| pins.iter().any(|(p, _)| p == c)))
             .max_by_key(|i| i.columns.len());
         let Some(index) = best else {
-            return Box::new(t.rows.iter());
+            return Box::new(t.rows.iter().map(|(id, row)| (&**id, row)));
         };
-        let key = joined(
+        let key = key_hash(
             index
                 .columns
                 .iter()
                 .map(|c| pins.iter().find(|(p, _)| p == c).and_then(|(_, v)| *v)),
         );
         match index.entries.get(&key) {
-            Some(ids) => Box::new(ids.iter().filter_map(|id| t.rows.get_key_value(id))),
+            Some(ids) => Box::new(
+                ids.iter()
+                    .filter_map(|id| t.rows.get_key_value(id))
+                    .map(|(id, row)| (&**id, row)),
+            ),
             None => Box::new(std::iter::empty()),
         }
     }
@@ -251,7 +352,7 @@ impl Store {
         }
         let mut index = Index {
             columns: columns.to_vec(),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         };
         for (id, row) in &t.rows {
             index.add(id, row);
@@ -352,9 +453,18 @@ impl Serialize for Store {
             self.tables.iter().filter(|(_, t)| t.written).collect();
         let mut map = s.serialize_map(Some(tables.len()))?;
         for (name, t) in tables {
-            map.serialize_entry(name, &t.rows)?;
+            map.serialize_entry(name, &Rows(&t.rows))?;
         }
         map.end()
+    }
+}
+
+/// A table's rows by id, serialised as a JSON object.
+struct Rows<'a>(&'a BTreeMap<Id, Row>);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(id, row)| (&**id, row)))
     }
 }
 
@@ -364,8 +474,14 @@ impl<'de> Deserialize<'de> for Store {
         Ok(Store {
             tables: tables
                 .into_iter()
-                .map(|(name, mut rows)| {
-                    rows.values_mut().for_each(Row::compact);
+                .map(|(name, rows)| {
+                    let rows = rows
+                        .into_iter()
+                        .map(|(id, mut row)| {
+                            row.compact();
+                            (Id::from(id), row)
+                        })
+                        .collect();
                     (
                         name,
                         Table {
@@ -414,7 +530,7 @@ mod tests {
         let find = |s: &Store, k: &str, c: f64| -> Vec<String> {
             let (k, c) = (json!(k), json!(c));
             s.candidates("t", &[("k", Some(&k)), ("c", Some(&c))])
-                .map(|(id, _)| id.clone())
+                .map(|(id, _)| id.to_string())
                 .collect()
         };
         assert_eq!(

@@ -315,7 +315,7 @@ pub(super) fn scopes(
                         .and_then(Value::as_str)
                         .is_some_and(|c| c.eq_ignore_ascii_case(code))
                 })
-                .map(|(id, _)| id.clone())?;
+                .map(|(id, _)| id.to_string())?;
             Some(Scope::Company {
                 code: code.clone(),
                 dv_id,

@@ -302,7 +302,7 @@ pub fn changed(patch: &Row, row: &Row) -> Row {
     patch
         .iter()
         .filter(|(k, v)| !same_stored(row.get(k), Some(v)))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
 }
 
@@ -336,7 +336,7 @@ pub fn fno_rows_where(
         .candidates(&map.fno_entity, &pins(&company))
         .filter(|(_, r)| in_fno_partition(map, r, partition))
         .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .collect()
 }
 
@@ -348,7 +348,7 @@ pub fn fno_ids(map: &TableMap, fno: &FnoEnv, partition: &Partition, filtered: bo
         .candidates(&map.fno_entity, &pins(&company))
         .filter(|(_, r)| in_fno_partition(map, r, partition))
         .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .collect()
 }
 
@@ -366,7 +366,7 @@ pub fn dv_ids(
         .candidates(&map.dv_table, &pins(&company))
         .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
         .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .collect()
 }
 
@@ -416,13 +416,13 @@ pub fn find_fno(
         map.key
             .iter()
             .zip(key)
-            .map(|(k, v)| (k.clone(), Value::from(v.clone()))),
+            .map(|(k, v)| (k.to_string(), Value::from(v.clone()))),
     );
     fno.store
         .candidates(&map.fno_entity, &pins(&pinned))
         .filter(|(_, r)| in_fno_partition(map, r, partition))
         .find(|(_, r)| fno_key(map, r).as_deref() == Some(key))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
 }
 
 /// The id of the Dataverse row of the map's table in a partition with this integration
@@ -449,7 +449,7 @@ pub fn find_dv(
         .candidates(&map.dv_table, &pins(&pinned))
         .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
         .find(|(_, r)| dv_key(map, r).as_deref() == Some(key))
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
 }
 
 /// Whether an F&O row belongs to the partition.
@@ -491,7 +491,7 @@ pub fn dv_rows_where(
         .candidates(&map.dv_table, &pins(&company))
         .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
         .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
-        .map(|(id, r)| (id.clone(), r.clone()))
+        .map(|(id, r)| (id.to_string(), r.clone()))
         .collect()
 }
 

@@ -186,7 +186,7 @@ impl World {
         let mut currency_ids: BTreeMap<String, String> = env
             .store
             .rows("transactioncurrency")
-            .map(|(id, r)| (value_text(r.get("isocurrencycode")), id.clone()))
+            .map(|(id, r)| (value_text(r.get("isocurrencycode")), id.to_string()))
             .collect();
         for c in &seed.currencies {
             if currency_ids.contains_key(&c.code) {
