@@ -1,10 +1,16 @@
-//! The compact row: a sorted vector of (column, value) entries with interned column names.
+//! The compact row: sorted (column, value) entries with interned column names, packed
+//! against a shared layout once stored.
 //!
 //! A row used to be a `serde_json::Map<String, Value>`: a B-tree with one heap string per
 //! key per row, which cost several kilobytes for a 33-column Dataverse row. [`Row`] keeps
 //! that map's API and its order (entries sorted by column *name*, so iteration, `Debug` and
-//! every serialised byte are unchanged), but holds its entries in one vector found by
-//! binary search, and its column names as [`Column`]s: one pointer to a shared name.
+//! every serialised byte are unchanged). A row being built holds its entries in one vector
+//! found by binary search, with its column names as [`Column`]s: one pointer to a shared
+//! name. A stored row ([`Row::compact`]) is *packed*: its columns are a layout shared by
+//! every stored row with the same columns, and it keeps only the values that differ from
+//! the layout's template (the values of the first row stored with it). Most of a synced
+//! account (owner, company, currency, stamps, two-option defaults) is the same in every
+//! row, so a packed account holds a handful of values. Changing a packed row unpacks it.
 //!
 //! # Interning and its bound
 //!
@@ -18,6 +24,8 @@
 //! that lets anything through, the table takes at most [`MAX_INTERNED`] names of at most
 //! [`MAX_INTERNED_LEN`] bytes; past that a name simply stays the row's own. Interning only
 //! ever changes memory, never behaviour: a column compares, orders and prints by its text.
+//! Layouts are bounded the same way ([`MAX_LAYOUTS`], [`MAX_LAYOUT_COLUMNS`]): past them a
+//! stored row keeps its own entries.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -25,11 +33,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, Index, IndexMut};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 /// The most names the process-wide column table holds.
 pub const MAX_INTERNED: usize = 16_384;
@@ -230,16 +238,157 @@ impl Serialize for Column {
 }
 
 /// A row: column name to JSON value, in name order (see the module notes).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Row {
-    entries: Vec<(Column, Value)>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Entries of the row's own, sorted by name: a row being built or changed.
+    Loose(Vec<(Column, Value)>),
+    /// A stored row (see [`Row::compact`]).
+    Packed(Packed),
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Loose(Vec::new())
+    }
+}
+
+/// A stored row: its columns are a shared [`Layout`]'s, and it holds only the values that
+/// differ from the layout's template; the others are read from the template.
+#[derive(Clone)]
+struct Packed {
+    layout: Arc<Layout>,
+    /// Bit `i` set: column `i`'s value is the row's own, the next one in `own`.
+    own_mask: [u64; 2],
+    own: Box<[Value]>,
+}
+
+impl Packed {
+    fn value(&self, i: usize) -> &Value {
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.own_mask[word] & bit == 0 {
+            return &self.layout.template[i];
+        }
+        let before = if word == 0 {
+            0
+        } else {
+            self.own_mask[0].count_ones()
+        } + (self.own_mask[word] & (bit - 1)).count_ones();
+        &self.own[before as usize]
+    }
+
+    fn entries(&self) -> Vec<(Column, Value)> {
+        (0..self.layout.columns.len())
+            .map(|i| (self.layout.columns[i].clone(), self.value(i).clone()))
+            .collect()
+    }
+}
+
+/// The most columns a packed row has; wider rows keep their entries.
+pub const MAX_LAYOUT_COLUMNS: usize = 128;
+/// The most layouts the process-wide layout table holds; past that, rows keep their entries.
+pub const MAX_LAYOUTS: usize = 4_096;
+
+/// A set of interned columns, in name order, shared by every stored row that has exactly
+/// those columns, with the values of the first row stored with it as a template: a
+/// dual-written account's owner, company, currency, creation stamps and two-option
+/// defaults are the same in most rows, so most rows hold only their own few values.
+struct Layout {
+    columns: Box<[Column]>,
+    template: Box<[Value]>,
+    positions: HashMap<Column, u8, foldhash::fast::FixedState>,
+}
+
+/// The layouts, found by their columns' addresses (interned names never move or go).
+type Layouts = HashMap<Box<[usize]>, Arc<Layout>>;
+static LAYOUTS: LazyLock<Mutex<Layouts>> = LazyLock::new(Default::default);
+
+impl Layout {
+    /// The layout of these entries' columns, made with their values as its template when
+    /// there is none yet; `None` when a column is not interned, the row is too wide or the
+    /// table is full.
+    fn of(entries: &[(Column, Value)]) -> Option<Arc<Layout>> {
+        if entries.is_empty()
+            || entries.len() > MAX_LAYOUT_COLUMNS
+            || entries.iter().any(|(c, _)| !c.0.interned)
+        {
+            return None;
+        }
+        let mut key = [0usize; MAX_LAYOUT_COLUMNS];
+        for (slot, (c, _)) in key.iter_mut().zip(entries) {
+            *slot = Arc::as_ptr(&c.0) as usize;
+        }
+        let key = &key[..entries.len()];
+        let mut layouts = LAYOUTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = layouts.get(key) {
+            return Some(found.clone());
+        }
+        if layouts.len() >= MAX_LAYOUTS {
+            return None;
+        }
+        let layout = Arc::new(Layout {
+            columns: entries.iter().map(|(c, _)| c.clone()).collect(),
+            template: entries.iter().map(|(_, v)| v.clone()).collect(),
+            positions: entries
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| (c.clone(), i as u8))
+                .collect(),
+        });
+        layouts.insert(key.into(), layout.clone());
+        Some(layout)
+    }
 }
 
 /// A row's entries by reference, in name order.
-pub type Iter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (Column, Value)>,
-    fn(&'a (Column, Value)) -> (&'a Column, &'a Value),
->;
+pub struct Iter<'a> {
+    row: &'a Row,
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iter<'a> {
+    fn entry(&self, i: usize) -> (&'a Column, &'a Value) {
+        match &self.row.repr {
+            Repr::Loose(entries) => {
+                let (c, v) = &entries[i];
+                (c, v)
+            }
+            Repr::Packed(p) => (&p.layout.columns[i], p.value(i)),
+        }
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Column, &'a Value);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        Some(self.entry(self.front - 1))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.back - self.front;
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        Some(self.entry(self.back))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 /// A row's entries with their values mutable, in name order.
 pub type IterMut<'a> = std::iter::Map<
@@ -259,44 +408,72 @@ impl Row {
     /// An empty row with room for `n` columns.
     pub fn with_capacity(n: usize) -> Row {
         Row {
-            entries: Vec::with_capacity(n),
+            repr: Repr::Loose(Vec::with_capacity(n)),
         }
     }
 
-    fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(c, _)| (**c).cmp(key))
+    /// The entries of the row's own, unpacking a stored row: what every change starts with.
+    fn loose(&mut self) -> &mut Vec<(Column, Value)> {
+        if let Repr::Packed(p) = &self.repr {
+            self.repr = Repr::Loose(p.entries());
+        }
+        match &mut self.repr {
+            Repr::Loose(entries) => entries,
+            Repr::Packed(_) => unreachable!("unpacked just above"),
+        }
+    }
+
+    /// Where a column is: its position among the row's columns.
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.repr {
+            Repr::Loose(entries) => find(entries, key).ok(),
+            Repr::Packed(p) => p.layout.positions.get(key).map(|&i| usize::from(i)),
+        }
     }
 
     /// The value of a column.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.find(key).ok().map(|i| &self.entries[i].1)
+        match &self.repr {
+            Repr::Loose(entries) => find(entries, key).ok().map(|i| &entries[i].1),
+            Repr::Packed(p) => p
+                .layout
+                .positions
+                .get(key)
+                .map(|&i| p.value(usize::from(i))),
+        }
     }
 
     /// The value of a column, mutable.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.find(key).ok().map(|i| &mut self.entries[i].1)
+        self.position(key)?;
+        let entries = self.loose();
+        find(entries, key).ok().map(|i| &mut entries[i].1)
     }
 
     /// The column and value of a column.
     pub fn get_key_value(&self, key: &str) -> Option<(&Column, &Value)> {
-        self.find(key).ok().map(|i| {
-            let (c, v) = &self.entries[i];
-            (c, v)
-        })
+        let i = self.position(key)?;
+        self.iter().nth(i)
     }
 
     /// Whether the row has this column.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.find(key).is_ok()
+        self.position(key).is_some()
     }
 
     /// Sets a column, answering its previous value.
     /// (`"name".into()` makes a column from a name.)
     pub fn insert(&mut self, key: Column, value: Value) -> Option<Value> {
-        match self.find(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+        let entries = self.loose();
+        // Rows are mostly built in name order: appending needs no search.
+        if entries.last().is_none_or(|(last, _)| **last < *key) {
+            entries.push((key, value));
+            return None;
+        }
+        match find(entries, &key) {
+            Ok(i) => Some(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
-                self.entries.insert(i, (key, value));
+                entries.insert(i, (key, value));
                 None
             }
         }
@@ -304,72 +481,86 @@ impl Row {
 
     /// Removes a column, answering its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.find(key).ok().map(|i| self.entries.remove(i).1)
+        self.remove_entry(key).map(|(_, v)| v)
     }
 
     /// Removes a column, answering it and its value.
     pub fn remove_entry(&mut self, key: &str) -> Option<(Column, Value)> {
-        self.find(key).ok().map(|i| self.entries.remove(i))
+        self.position(key)?;
+        let entries = self.loose();
+        find(entries, key).ok().map(|i| entries.remove(i))
     }
 
     /// Keeps the entries `keep` answers true for.
     pub fn retain(&mut self, mut keep: impl FnMut(&Column, &mut Value) -> bool) {
-        self.entries.retain_mut(|(c, v)| keep(c, v));
+        self.loose().retain_mut(|(c, v)| keep(c, v));
     }
 
     /// Removes every column.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.repr = Repr::Loose(Vec::new());
     }
 
     /// How many columns the row has.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match &self.repr {
+            Repr::Loose(entries) => entries.len(),
+            Repr::Packed(p) => p.layout.columns.len(),
+        }
     }
 
     /// Whether the row has no column.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The entries in name order.
     pub fn iter(&self) -> Iter<'_> {
-        self.entries.iter().map(|(c, v)| (c, v))
+        Iter {
+            row: self,
+            front: 0,
+            back: self.len(),
+        }
     }
 
     /// The entries in name order, values mutable.
     pub fn iter_mut(&mut self) -> IterMut<'_> {
-        self.entries.iter_mut().map(|(c, v)| (&*c, v))
+        self.loose().iter_mut().map(|(c, v)| (&*c, v))
     }
 
     /// The column names in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Column> + ExactSizeIterator + '_ {
-        self.entries.iter().map(|(c, _)| c)
+        self.iter().map(|(c, _)| c)
     }
 
     /// The values in column order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator + '_ {
-        self.entries.iter().map(|(_, v)| v)
+        self.iter().map(|(_, v)| v)
     }
 
     /// The values in column order, mutable.
     pub fn values_mut(
         &mut self,
     ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator + '_ {
-        self.entries.iter_mut().map(|(_, v)| v)
+        self.loose().iter_mut().map(|(_, v)| v)
     }
 
     /// Moves every entry of `other` into this row (replacing equal columns), leaving it empty.
     pub fn append(&mut self, other: &mut Row) {
-        let taken = std::mem::take(&mut other.entries);
+        let taken = std::mem::take(other);
         self.extend(taken);
     }
 
-    /// Interns the column names and drops spare capacity (of the entries and of text
-    /// values): what the store does to every row it keeps (see the module notes for the
-    /// bound).
+    /// What the store does to every row it keeps: interns the column names (see the module
+    /// notes for the bound), then packs the row into its columns' shared [`Layout`],
+    /// keeping only the values that differ from the layout's template; a row that cannot
+    /// be packed drops its spare capacity instead. Only memory changes, never what the row
+    /// answers.
     pub fn compact(&mut self) {
-        for (c, v) in &mut self.entries {
+        let Repr::Loose(entries) = &mut self.repr else {
+            return;
+        };
+        for (c, v) in entries.iter_mut() {
             if !c.0.interned {
                 *c = c.clone().interned();
             }
@@ -377,13 +568,28 @@ impl Row {
                 s.shrink_to_fit();
             }
         }
-        self.entries.shrink_to_fit();
+        let Some(layout) = Layout::of(entries) else {
+            entries.shrink_to_fit();
+            return;
+        };
+        let mut own_mask = [0u64; 2];
+        let mut own = Vec::new();
+        for (i, (_, v)) in std::mem::take(entries).into_iter().enumerate() {
+            if v != layout.template[i] {
+                own_mask[i / 64] |= 1 << (i % 64);
+                own.push(v);
+            }
+        }
+        self.repr = Repr::Packed(Packed {
+            layout,
+            own_mask,
+            own: own.into_boxed_slice(),
+        });
     }
 
     /// The row as a JSON object map.
     pub fn into_map(self) -> Map<String, Value> {
-        self.entries
-            .into_iter()
+        self.into_iter()
             .map(|(c, v)| (c.as_str().to_string(), v))
             .collect()
     }
@@ -408,7 +614,9 @@ impl Row {
     /// Entries in any order, later equal columns winning (as a map's inserts would).
     fn from_unsorted(mut entries: Vec<(Column, Value)>) -> Row {
         if entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Row { entries };
+            return Row {
+                repr: Repr::Loose(entries),
+            };
         }
         // A stable sort keeps equal columns in arrival order; the last of each run wins.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -419,14 +627,28 @@ impl Row {
                 _ => out.push(e),
             }
         }
-        Row { entries: out }
+        Row {
+            repr: Repr::Loose(out),
+        }
     }
 }
+
+/// Where a column is among sorted entries.
+fn find(entries: &[(Column, Value)], key: &str) -> Result<usize, usize> {
+    entries.binary_search_by(|(c, _)| (**c).cmp(key))
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+impl Eq for Row {}
 
 impl fmt::Debug for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.entries.iter().map(|(c, v)| (c.as_str(), v)))
+            .entries(self.iter().map(|(c, v)| (c.as_str(), v)))
             .finish()
     }
 }
@@ -444,9 +666,9 @@ impl Index<&str> for Row {
 
 impl IndexMut<&str> for Row {
     fn index_mut(&mut self, key: &str) -> &mut Value {
-        match self.find(key) {
-            Ok(i) => &mut self.entries[i].1,
-            Err(_) => panic!("no column {key:?} in the row"),
+        match self.get_mut(key) {
+            Some(v) => v,
+            None => panic!("no column {key:?} in the row"),
         }
     }
 }
@@ -460,11 +682,7 @@ impl<K: Into<Column>> FromIterator<(K, Value)> for Row {
 impl<K: Into<Column>> Extend<(K, Value)> for Row {
     fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
-            let c: Column = k.into();
-            match self.find(&c) {
-                Ok(i) => self.entries[i].1 = v,
-                Err(i) => self.entries.insert(i, (c, v)),
-            }
+            self.insert(k.into(), v);
         }
     }
 }
@@ -473,7 +691,10 @@ impl IntoIterator for Row {
     type Item = (Column, Value);
     type IntoIter = IntoIter;
     fn into_iter(self) -> IntoIter {
-        self.entries.into_iter()
+        match self.repr {
+            Repr::Loose(entries) => entries.into_iter(),
+            Repr::Packed(p) => p.entries().into_iter(),
+        }
     }
 }
 
@@ -497,7 +718,7 @@ impl From<Map<String, Value>> for Row {
     /// A map's entries are already in name order.
     fn from(map: Map<String, Value>) -> Row {
         Row {
-            entries: map.into_iter().map(|(k, v)| (Column::new(&k), v)).collect(),
+            repr: Repr::Loose(map.into_iter().map(|(k, v)| (Column::new(&k), v)).collect()),
         }
     }
 }
@@ -505,10 +726,11 @@ impl From<Map<String, Value>> for Row {
 impl From<&Map<String, Value>> for Row {
     fn from(map: &Map<String, Value>) -> Row {
         Row {
-            entries: map
-                .iter()
-                .map(|(k, v)| (Column::new(k), v.clone()))
-                .collect(),
+            repr: Repr::Loose(
+                map.iter()
+                    .map(|(k, v)| (Column::new(k), v.clone()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -527,8 +749,8 @@ impl From<Row> for Value {
 
 impl Serialize for Row {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.entries.len()))?;
-        for (c, v) in &self.entries {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (c, v) in self.iter() {
             map.serialize_entry(c.as_str(), v)?;
         }
         map.end()
@@ -646,5 +868,66 @@ mod tests {
         row.compact();
         assert!(Column::lookup(&long).is_none());
         assert_eq!(row.get(&long), Some(&json!(1)));
+    }
+
+    #[test]
+    fn a_packed_row_answers_as_its_entries_did() {
+        let template = json!({"row_tests_p_a": 1, "row_tests_p_b": "same", "row_tests_p_c": [1], "row_tests_p_d": null});
+        let other = json!({"row_tests_p_a": 2, "row_tests_p_b": "same", "row_tests_p_c": [2], "row_tests_p_d": null});
+        let (mut first, _) = both(template.clone());
+        first.compact();
+        let (mut row, map) = both(other.clone());
+        row.compact();
+        assert!(
+            matches!(row.repr, Repr::Packed(_)),
+            "a stored row is packed"
+        );
+        if let Repr::Packed(p) = &row.repr {
+            assert_eq!(
+                p.own.len(),
+                2,
+                "only the values unlike the template's are its own"
+            );
+        }
+        assert_eq!(row.to_map(), map);
+        assert_eq!(serde_json::to_value(&row).ok(), Some(other.clone()));
+        assert_eq!(format!("{row:?}"), format!("{map:?}"));
+        assert_eq!(row.get("row_tests_p_b"), Some(&json!("same")));
+        assert_eq!(row.get("row_tests_p_c"), Some(&json!([2])));
+        assert_eq!(row.get("row_tests_p_x"), None);
+        assert_eq!(row.len(), 4);
+        let back: Vec<&str> = row.keys().rev().map(|c| c.as_str()).collect();
+        assert_eq!(
+            back,
+            [
+                "row_tests_p_d",
+                "row_tests_p_c",
+                "row_tests_p_b",
+                "row_tests_p_a"
+            ]
+        );
+        let (unpacked, _) = both(other);
+        assert_eq!(row, unpacked);
+        assert_ne!(row, first);
+        // Changes unpack it and behave as on any row.
+        let mut changed = row.clone();
+        changed.insert("row_tests_p_b".into(), json!("new"));
+        changed.insert("row_tests_p_0".into(), json!(0));
+        assert_eq!(changed.remove("row_tests_p_d"), Some(Value::Null));
+        assert_eq!(
+            changed.to_value(),
+            json!({"row_tests_p_0": 0, "row_tests_p_a": 2, "row_tests_p_b": "new", "row_tests_p_c": [2]})
+        );
+        assert_eq!(
+            row.get("row_tests_p_b"),
+            Some(&json!("same")),
+            "the copy is untouched"
+        );
+        if let Some(v) = row.get_mut("row_tests_p_a") {
+            *v = json!(3);
+        }
+        row.compact();
+        assert_eq!(row["row_tests_p_a"], json!(3));
+        assert_eq!(row.clone().into_value()["row_tests_p_b"], json!("same"));
     }
 }
