@@ -261,21 +261,8 @@ impl DvEnv {
             ));
         }
         self.validate(table, &attrs, None)?;
-        let mut row = Row::new();
+        let mut row = table.new_row();
         row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
-        // Columns with a default hold it unless the create names them; two-option columns
-        // always hold a value, No unless the table says otherwise.
-        for c in &table.columns {
-            match (&c.default_value, c.kind) {
-                (Some(v), _) => {
-                    row.insert(c.attribute().into(), v.clone());
-                }
-                (None, DvType::Boolean) => {
-                    row.insert(c.name.as_str().into(), Value::Bool(false));
-                }
-                _ => {}
-            }
-        }
         let status_given = status_given(&attrs);
         for (k, v) in attrs {
             row.insert(k, v);
@@ -493,13 +480,23 @@ impl DvEnv {
     /// System columns every write maintains.
     fn stamp(&mut self, cx: &WriteContext, table: &DvTable, row: &mut Row, create: bool) {
         self.next_version += 1;
-        row.insert("versionnumber".into(), Value::from(self.next_version));
-        row.insert("modifiedon".into(), Value::from(cx.now.iso()));
-        row.insert("_modifiedby_value".into(), Value::from(cx.caller.clone()));
+        let now = cx.now.iso();
+        row.insert(
+            crate::column!("versionnumber"),
+            Value::from(self.next_version),
+        );
         if create {
-            row.insert("createdon".into(), Value::from(cx.now.iso()));
-            row.insert("_createdby_value".into(), Value::from(cx.caller.clone()));
+            row.insert(crate::column!("createdon"), Value::from(now.clone()));
+            row.insert(
+                crate::column!("_createdby_value"),
+                Value::from(cx.caller.clone()),
+            );
         }
+        row.insert(crate::column!("modifiedon"), Value::from(now));
+        row.insert(
+            crate::column!("_modifiedby_value"),
+            Value::from(cx.caller.clone()),
+        );
         if table.owned {
             let owner = cx
                 .owner
@@ -511,20 +508,20 @@ impl DvEnv {
                 })
                 .or_else(|| self.default_team(&self.root_business_unit));
             if let Some(owner) = owner {
-                let bu = self
-                    .get("team", &owner)
+                let team_row = self.get("team", &owner);
+                let bu = team_row
                     .and_then(|t| t.get("_businessunitid_value").cloned())
-                    .unwrap_or(Value::from(self.root_business_unit.clone()));
-                let team = self.get("team", &owner).is_some();
-                row.insert("_ownerid_value".into(), Value::from(owner.clone()));
-                row.insert("_owningbusinessunit_value".into(), bu);
+                    .unwrap_or_else(|| Value::from(self.root_business_unit.clone()));
+                let team = team_row.is_some();
+                row.insert(crate::column!("_ownerid_value"), Value::from(owner.clone()));
+                row.insert(crate::column!("_owningbusinessunit_value"), bu);
                 let (user_owner, team_owner) = if team {
                     (Value::Null, Value::from(owner))
                 } else {
                     (Value::from(owner), Value::Null)
                 };
-                row.insert("_owninguser_value".into(), user_owner);
-                row.insert("_owningteam_value".into(), team_owner);
+                row.insert(crate::column!("_owninguser_value"), user_owner);
+                row.insert(crate::column!("_owningteam_value"), team_owner);
             }
         }
         if table.logical_name == "contact" {
@@ -534,7 +531,7 @@ impl DvEnv {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            row.insert("fullname".into(), Value::from(full));
+            row.insert(crate::column!("fullname"), Value::from(full));
         }
     }
 

@@ -54,6 +54,17 @@ struct Name {
 #[derive(Clone)]
 pub struct Column(Arc<Name>);
 
+/// A column of a name the model itself writes, interned once per call site: for hot paths
+/// (stamping every write) where looking the name up each time shows.
+#[macro_export]
+macro_rules! column {
+    ($name:literal) => {{
+        static COLUMN: std::sync::LazyLock<$crate::row::Column> =
+            std::sync::LazyLock::new(|| $crate::row::Column::schema($name));
+        COLUMN.clone()
+    }};
+}
+
 /// The interned names, found by their text.
 #[derive(Clone)]
 struct Interned(Arc<Name>);
@@ -75,7 +86,8 @@ impl Hash for Interned {
     }
 }
 
-static TABLE: LazyLock<RwLock<HashSet<Interned>>> = LazyLock::new(Default::default);
+static TABLE: LazyLock<RwLock<HashSet<Interned, foldhash::fast::FixedState>>> =
+    LazyLock::new(Default::default);
 
 impl Column {
     /// The column of this name: the interned one when there is one, else a name of its own
@@ -88,6 +100,12 @@ impl Column {
             text: name.into(),
             interned: false,
         }))
+    }
+
+    /// A column the schema defines (a catalogue table's or entity's), interned at once
+    /// (within the table's bounds): the schema is what the interned names are for.
+    pub fn schema(name: &str) -> Column {
+        Column::new(name).interned()
     }
 
     fn lookup(name: &str) -> Option<Column> {

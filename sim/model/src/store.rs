@@ -56,10 +56,10 @@ enum Folded<'v> {
 fn folded(v: Option<&Value>) -> Folded<'_> {
     match v {
         None | Some(Value::Null) => Folded::Empty,
-        Some(Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(f) => Folded::Number(f),
-            Err(_) if s.is_ascii() => Folded::Ascii(s),
-            Err(_) => Folded::Text(s.to_lowercase()),
+        Some(Value::String(s)) => match may_be_number(s).then(|| s.trim().parse::<f64>()) {
+            Some(Ok(f)) => Folded::Number(f),
+            _ if s.is_ascii() => Folded::Ascii(s),
+            _ => Folded::Text(s.to_lowercase()),
         },
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) => Folded::Number(f),
@@ -67,6 +67,14 @@ fn folded(v: Option<&Value>) -> Folded<'_> {
         },
         Some(other) => Folded::Text(other.to_string().to_lowercase()),
     }
+}
+
+/// Whether text could read as a number (`f64`'s own parse: digits, a sign, a point, or
+/// `inf`/`nan` in any case), so that most text skips the parse.
+fn may_be_number(s: &str) -> bool {
+    s.trim_start().bytes().next().is_some_and(|b| {
+        b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N')
+    })
 }
 
 fn number_text(f: f64) -> String {
@@ -375,11 +383,14 @@ impl Store {
 
     /// Inserts or replaces a row (logged when a transaction is open).
     pub fn put(&mut self, table: &str, id: &str, row: Row) {
-        let previous = self
-            .tables
-            .entry(table.to_string())
-            .or_default()
-            .put(id, row);
+        let previous = match self.tables.get_mut(table) {
+            Some(t) => t.put(id, row),
+            None => self
+                .tables
+                .entry(table.to_string())
+                .or_default()
+                .put(id, row),
+        };
         self.log(table, id, previous);
     }
 

@@ -173,7 +173,7 @@ fn run_leg(
     };
     for (key, id) in exported {
         leg.exported += 1;
-        if skip.contains(&key.join(",")) {
+        if !skip.is_empty() && skip.contains(&key.join(",")) {
             continue;
         }
         match write(&key, &id) {

@@ -5,7 +5,7 @@ use crate::catalogue::Catalogue;
 use crate::dataverse::{same_value, DvEnv};
 use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::schema::{Direction, DvTable, FieldMap, TableMap};
-use crate::store::Row;
+use crate::store::{Column, Row};
 use serde_json::Value;
 
 /// The rows one initial-sync leg or live-sync write looks at: one company, or all
@@ -194,7 +194,8 @@ pub fn to_dataverse(
     only_one_way: bool,
 ) -> Result<Row, LookupFailure> {
     let table = catalogue.dv_tables.get(&map.dv_table);
-    let mut out = Row::new();
+    // Collected in field order and sorted once, rather than inserted in order one by one.
+    let mut out: Vec<(Column, Value)> = Vec::new();
     for field in projected(map, true, creating, only_one_way) {
         let Some(dv_name) = &field.dv else { continue };
         let value = match &field.fno {
@@ -205,7 +206,7 @@ pub fn to_dataverse(
             Some((nav, keyfield)) => {
                 let attr = format!("_{nav}_value");
                 if value.is_null() || value_text(Some(&value)).is_empty() {
-                    out.insert(attr.into(), Value::Null);
+                    out.push((attr.into(), Value::Null));
                     continue;
                 }
                 let target = lookup_target(table, nav);
@@ -220,7 +221,7 @@ pub fn to_dataverse(
                 }
                 match dv.find_by(&target, &key) {
                     Some((id, _)) => {
-                        out.insert(attr.into(), Value::from(id));
+                        out.push((attr.into(), Value::from(id)));
                     }
                     None => {
                         return Err(LookupFailure {
@@ -233,16 +234,16 @@ pub fn to_dataverse(
                 }
             }
             None => {
-                out.insert(dv_name.as_str().into(), value);
+                out.push((dv_name.as_str().into(), value));
             }
         }
     }
     if let (Some(attr), Partition::Company { dv_company_id, .. }) =
         (table.and_then(|t| t.company_attribute()), partition)
     {
-        out.insert(attr.into(), Value::from(dv_company_id.clone()));
+        out.push((attr.into(), Value::from(dv_company_id.clone())));
     }
-    Ok(out)
+    Ok(out.into_iter().collect())
 }
 
 /// Projects a Dataverse row to F&O fields. `only_one_way` keeps the `<` fields.

@@ -9,9 +9,10 @@
 //! relationship for every lookup that names none, as the platform does when a table is made.
 
 use crate::ids::derived_guid;
+use crate::row::{Column, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Column types of a Dataverse table (the metadata's `AttributeType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,8 +341,10 @@ pub struct DvTable {
 
 #[derive(Debug, Clone, Default)]
 struct ColumnIndex {
-    by_name: BTreeMap<String, usize>,
-    by_attribute: BTreeMap<String, usize>,
+    by_name: HashMap<String, usize, foldhash::fast::FixedState>,
+    by_attribute: HashMap<String, usize, foldhash::fast::FixedState>,
+    /// What a create starts from (see [`DvTable::new_row`]).
+    created: Row,
 }
 
 impl DvTable {
@@ -445,7 +448,31 @@ impl DvTable {
                 .enumerate()
                 .map(|(i, c)| (c.attribute(), i))
                 .collect(),
+            created: self.defaults(),
         };
+    }
+
+    /// The row a create starts from: columns with a default hold it, and two-option
+    /// columns hold No unless the table says otherwise (a create's own values then replace
+    /// them). Worked out once per table, with its column names interned, as every created
+    /// row has them.
+    pub fn new_row(&self) -> Row {
+        if self.index.by_name.is_empty() {
+            return self.defaults();
+        }
+        self.index.created.clone()
+    }
+
+    fn defaults(&self) -> Row {
+        self.columns
+            .iter()
+            .filter_map(|c| match (&c.default_value, c.kind) {
+                (Some(v), _) => Some((c.attribute(), v.clone())),
+                (None, DvType::Boolean) => Some((c.name.clone(), Value::Bool(false))),
+                _ => None,
+            })
+            .map(|(name, v)| (Column::schema(&name), v))
+            .collect()
     }
 
     fn add_missing(&mut self, column: DvColumn) {
