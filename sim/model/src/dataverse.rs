@@ -7,7 +7,7 @@ use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::ids::Ids;
 use crate::schema::{DvColumn, DvTable, DvType};
-use crate::store::{Row, Store};
+use crate::store::{Column, Row, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -264,9 +264,7 @@ impl DvEnv {
         let mut row = table.new_row();
         row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
         let status_given = status_given(&attrs);
-        for (k, v) in attrs {
-            row.insert(k, v);
-        }
+        row.merge(attrs);
         align_state_and_status(table, &mut row, status_given);
         // Records with a currency get the base currency unless they name one.
         if let (Some(col), Some(base)) =
@@ -481,22 +479,24 @@ impl DvEnv {
     fn stamp(&mut self, cx: &WriteContext, table: &DvTable, row: &mut Row, create: bool) {
         self.next_version += 1;
         let now = cx.now.iso();
-        row.insert(
+        // Gathered and merged into the row in one pass.
+        let mut stamps: Vec<(Column, Value)> = Vec::with_capacity(10);
+        stamps.push((
             crate::column!("versionnumber"),
             Value::from(self.next_version),
-        );
+        ));
         if create {
-            row.insert(crate::column!("createdon"), Value::from(now.clone()));
-            row.insert(
+            stamps.push((crate::column!("createdon"), Value::from(now.clone())));
+            stamps.push((
                 crate::column!("_createdby_value"),
                 Value::from(cx.caller.clone()),
-            );
+            ));
         }
-        row.insert(crate::column!("modifiedon"), Value::from(now));
-        row.insert(
+        stamps.push((crate::column!("modifiedon"), Value::from(now)));
+        stamps.push((
             crate::column!("_modifiedby_value"),
             Value::from(cx.caller.clone()),
-        );
+        ));
         if table.owned {
             let owner = cx
                 .owner
@@ -513,15 +513,15 @@ impl DvEnv {
                     .and_then(|t| t.get("_businessunitid_value").cloned())
                     .unwrap_or_else(|| Value::from(self.root_business_unit.clone()));
                 let team = team_row.is_some();
-                row.insert(crate::column!("_ownerid_value"), Value::from(owner.clone()));
-                row.insert(crate::column!("_owningbusinessunit_value"), bu);
+                stamps.push((crate::column!("_ownerid_value"), Value::from(owner.clone())));
+                stamps.push((crate::column!("_owningbusinessunit_value"), bu));
                 let (user_owner, team_owner) = if team {
                     (Value::Null, Value::from(owner))
                 } else {
                     (Value::from(owner), Value::Null)
                 };
-                row.insert(crate::column!("_owninguser_value"), user_owner);
-                row.insert(crate::column!("_owningteam_value"), team_owner);
+                stamps.push((crate::column!("_owninguser_value"), user_owner));
+                stamps.push((crate::column!("_owningteam_value"), team_owner));
             }
         }
         if table.logical_name == "contact" {
@@ -531,28 +531,27 @@ impl DvEnv {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            row.insert(crate::column!("fullname"), Value::from(full));
+            stamps.push((crate::column!("fullname"), Value::from(full)));
         }
+        row.merge(stamps.into_iter().collect());
     }
 
     /// Alternate keys are unique across the table once every key column has a value.
     fn check_keys(&self, table: &DvTable, id: &str, row: &Row) -> SimResult<()> {
         for key in &table.alternate_keys {
-            let values: Vec<(String, Value)> = key
+            let pins: Vec<(&str, Option<&Value>)> = key
                 .columns
                 .iter()
-                .map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null)))
+                .map(|c| (c.as_str(), row.get(c).filter(|v| !v.is_null())))
                 .collect();
-            if values.iter().any(|(_, v)| v.is_null()) {
+            if pins.iter().any(|(_, v)| v.is_none()) {
                 continue;
             }
-            let pins: Vec<(&str, Option<&Value>)> =
-                values.iter().map(|(k, v)| (k.as_str(), Some(v))).collect();
             let clash = self
                 .store
                 .candidates(&table.logical_name, &pins)
                 .any(|(other, r)| {
-                    other != id && values.iter().all(|(k, v)| same_value(r.get(k), Some(v)))
+                    other != id && pins.iter().all(|(k, v)| same_value(r.get(k), *v))
                 });
             if clash {
                 return Err(error(
@@ -701,7 +700,11 @@ fn align_state_and_status(table: &DvTable, row: &mut Row, (state, status): (bool
 /// System-required columns: a create must give them, and nothing may clear them.
 fn check_required(table: &DvTable, attrs: &Row, existing: Option<&Row>) -> SimResult<()> {
     for col in table.columns.iter().filter(|c| c.required && !c.read_only) {
-        let given = attrs.get(&col.attribute());
+        let given = if col.kind.is_lookup() {
+            attrs.get(&col.attribute())
+        } else {
+            attrs.get(&col.name)
+        };
         let missing = match existing {
             None => given.is_none_or(Value::is_null),
             Some(_) => given.is_some_and(Value::is_null),

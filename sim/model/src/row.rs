@@ -563,6 +563,33 @@ impl Row {
         self.loose().iter_mut().map(|(_, v)| v)
     }
 
+    /// Sets every column of `other` (replacing equal columns), in one pass over both rows'
+    /// sorted entries rather than a search and a shift per column.
+    pub fn merge(&mut self, other: Row) {
+        let mine = std::mem::take(self.loose());
+        let mut merged = Vec::with_capacity(mine.len() + other.len());
+        let (mut a, mut b) = (mine.into_iter().peekable(), other.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some((x, _)), Some((y, _))) => match x.cmp(y) {
+                    Ordering::Less => a.next(),
+                    Ordering::Greater => b.next(),
+                    Ordering::Equal => {
+                        a.next();
+                        b.next()
+                    }
+                },
+                (Some(_), None) => a.next(),
+                (None, _) => b.next(),
+            };
+            match next {
+                Some(entry) => merged.push(entry),
+                None => break,
+            }
+        }
+        self.repr = Repr::Loose(merged);
+    }
+
     /// Moves every entry of `other` into this row (replacing equal columns), leaving it empty.
     pub fn append(&mut self, other: &mut Row) {
         let taken = std::mem::take(other);
@@ -947,5 +974,24 @@ mod tests {
         row.compact();
         assert_eq!(row["row_tests_p_a"], json!(3));
         assert_eq!(row.clone().into_value()["row_tests_p_b"], json!("same"));
+    }
+
+    #[test]
+    fn merge_sets_every_column_as_inserts_would() {
+        let (mut merged, _) = both(json!({"b": 1, "d": 2, "f": 3}));
+        let (other, _) = both(json!({"a": 10, "d": 20, "g": 30}));
+        let mut inserted = merged.clone();
+        for (k, v) in other.clone() {
+            inserted.insert(k, v);
+        }
+        merged.merge(other);
+        assert_eq!(merged, inserted);
+        assert_eq!(
+            merged.to_value(),
+            json!({"a": 10, "b": 1, "d": 20, "f": 3, "g": 30})
+        );
+        let mut empty = Row::new();
+        empty.merge(merged.clone());
+        assert_eq!(empty, merged);
     }
 }

@@ -293,7 +293,9 @@ impl Table {
 /// Tables of rows keyed by a primary id, with secondary indexes and savepoints.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
-    tables: BTreeMap<String, Table>,
+    /// By name; hashed, as every read and write finds its table first (name order is
+    /// restored where it shows: [`Store::table_names`] and serialisation).
+    tables: HashMap<String, Table, foldhash::fast::FixedState>,
     undo: Vec<Undo>,
     open: usize,
 }
@@ -375,10 +377,14 @@ impl Store {
 
     /// The tables that have (or had) rows, in name order.
     pub fn table_names(&self) -> impl Iterator<Item = &String> {
-        self.tables
+        let mut names: Vec<&String> = self
+            .tables
             .iter()
             .filter(|(_, t)| t.written)
             .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names.into_iter()
     }
 
     /// Inserts or replaces a row (logged when a transaction is open).
@@ -460,8 +466,9 @@ impl Store {
 impl Serialize for Store {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let tables: Vec<(&String, &Table)> =
+        let mut tables: Vec<(&String, &Table)> =
             self.tables.iter().filter(|(_, t)| t.written).collect();
+        tables.sort_by_key(|(name, _)| *name);
         let mut map = s.serialize_map(Some(tables.len()))?;
         for (name, t) in tables {
             map.serialize_entry(name, &Rows(&t.rows))?;

@@ -195,7 +195,7 @@ pub fn to_dataverse(
 ) -> Result<Row, LookupFailure> {
     let table = catalogue.dv_tables.get(&map.dv_table);
     // Collected in field order and sorted once, rather than inserted in order one by one.
-    let mut out: Vec<(Column, Value)> = Vec::new();
+    let mut out: Vec<(Column, Value)> = Vec::with_capacity(map.fields.len() + 1);
     for field in projected(map, true, creating, only_one_way) {
         let Some(dv_name) = &field.dv else { continue };
         let value = match &field.fno {
