@@ -7,7 +7,7 @@ use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::ids::Ids;
 use crate::schema::{DvColumn, DvTable, DvType};
-use crate::store::{Column, Row, Store};
+use crate::store::{Row, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -479,24 +479,22 @@ impl DvEnv {
     fn stamp(&mut self, cx: &WriteContext, table: &DvTable, row: &mut Row, create: bool) {
         self.next_version += 1;
         let now = cx.now.iso();
-        // Gathered and merged into the row in one pass.
-        let mut stamps: Vec<(Column, Value)> = Vec::with_capacity(10);
-        stamps.push((
+        row.insert(
             crate::column!("versionnumber"),
             Value::from(self.next_version),
-        ));
+        );
         if create {
-            stamps.push((crate::column!("createdon"), Value::from(now.clone())));
-            stamps.push((
+            row.insert(crate::column!("createdon"), Value::from(now.clone()));
+            row.insert(
                 crate::column!("_createdby_value"),
                 Value::from(cx.caller.clone()),
-            ));
+            );
         }
-        stamps.push((crate::column!("modifiedon"), Value::from(now)));
-        stamps.push((
+        row.insert(crate::column!("modifiedon"), Value::from(now));
+        row.insert(
             crate::column!("_modifiedby_value"),
             Value::from(cx.caller.clone()),
-        ));
+        );
         if table.owned {
             let owner = cx
                 .owner
@@ -513,15 +511,15 @@ impl DvEnv {
                     .and_then(|t| t.get("_businessunitid_value").cloned())
                     .unwrap_or_else(|| Value::from(self.root_business_unit.clone()));
                 let team = team_row.is_some();
-                stamps.push((crate::column!("_ownerid_value"), Value::from(owner.clone())));
-                stamps.push((crate::column!("_owningbusinessunit_value"), bu));
+                row.insert(crate::column!("_ownerid_value"), Value::from(owner.clone()));
+                row.insert(crate::column!("_owningbusinessunit_value"), bu);
                 let (user_owner, team_owner) = if team {
                     (Value::Null, Value::from(owner))
                 } else {
                     (Value::from(owner), Value::Null)
                 };
-                stamps.push((crate::column!("_owninguser_value"), user_owner));
-                stamps.push((crate::column!("_owningteam_value"), team_owner));
+                row.insert(crate::column!("_owninguser_value"), user_owner);
+                row.insert(crate::column!("_owningteam_value"), team_owner);
             }
         }
         if table.logical_name == "contact" {
@@ -531,9 +529,8 @@ impl DvEnv {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            stamps.push((crate::column!("fullname"), Value::from(full)));
+            row.insert(crate::column!("fullname"), Value::from(full));
         }
-        row.merge(stamps.into_iter().collect());
     }
 
     /// Alternate keys are unique across the table once every key column has a value.

@@ -45,8 +45,36 @@ pub const MAX_INTERNED: usize = 16_384;
 pub const MAX_INTERNED_LEN: usize = 128;
 
 struct Name {
+    /// The first eight bytes of the text, big-endian and zero-padded: most names differ
+    /// within them, so comparing these orders most pairs without reaching the text.
+    prefix: u64,
     text: Box<str>,
     interned: bool,
+}
+
+impl Name {
+    fn new(text: Box<str>, interned: bool) -> Name {
+        Name {
+            prefix: prefix_of(&text),
+            text,
+            interned,
+        }
+    }
+}
+
+/// A text's first eight bytes as a big-endian number, zero-padded: ordering two of these
+/// orders their texts, unless they are equal (then the texts decide).
+fn prefix_of(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut first = [0u8; 8];
+    let n = bytes.len().min(8);
+    first[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(first)
+}
+
+/// A column against a name: by prefix first, then by text.
+fn cmp_to(c: &Column, prefix: u64, text: &str) -> Ordering {
+    c.0.prefix.cmp(&prefix).then_with(|| (*c.0.text).cmp(text))
 }
 
 /// A column name: a pointer to a name shared by every row that holds it (see the module
@@ -96,10 +124,7 @@ impl Column {
         if let Some(found) = Column::lookup(name) {
             return found;
         }
-        Column(Arc::new(Name {
-            text: name.into(),
-            interned: false,
-        }))
+        Column(Arc::new(Name::new(name.into(), false)))
     }
 
     /// A column the schema defines (a catalogue table's or entity's), interned at once
@@ -128,10 +153,7 @@ impl Column {
         if table.len() >= MAX_INTERNED {
             return self;
         }
-        let name = Arc::new(Name {
-            text: self.0.text.clone(),
-            interned: true,
-        });
+        let name = Arc::new(Name::new(self.0.text.clone(), true));
         table.insert(Interned(name.clone()));
         Column(name)
     }
@@ -160,7 +182,8 @@ impl Borrow<str> for Column {
 }
 impl PartialEq for Column {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0.text == other.0.text
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.prefix == other.0.prefix && self.0.text == other.0.text)
     }
 }
 impl Eq for Column {}
@@ -201,7 +224,10 @@ impl PartialOrd for Column {
 }
 impl Ord for Column {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.text.cmp(&other.0.text)
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        cmp_to(self, other.0.prefix, &other.0.text)
     }
 }
 impl Hash for Column {
@@ -231,12 +257,8 @@ impl From<&String> for Column {
 }
 impl From<String> for Column {
     fn from(name: String) -> Column {
-        Column::lookup(&name).unwrap_or_else(|| {
-            Column(Arc::new(Name {
-                text: name.into_boxed_str(),
-                interned: false,
-            }))
-        })
+        Column::lookup(&name)
+            .unwrap_or_else(|| Column(Arc::new(Name::new(name.into_boxed_str(), false))))
     }
 }
 impl From<&Column> for Column {
@@ -484,7 +506,7 @@ impl Row {
     pub fn insert(&mut self, key: Column, value: Value) -> Option<Value> {
         let entries = self.loose();
         // Rows are mostly built in name order: appending needs no search.
-        if entries.last().is_none_or(|(last, _)| **last < *key) {
+        if entries.last().is_none_or(|(last, _)| *last < key) {
             entries.push((key, value));
             return None;
         }
@@ -563,31 +585,23 @@ impl Row {
         self.loose().iter_mut().map(|(_, v)| v)
     }
 
-    /// Sets every column of `other` (replacing equal columns), in one pass over both rows'
-    /// sorted entries rather than a search and a shift per column.
+    /// Sets every column of `other` (replacing equal columns): both rows' entries are
+    /// sorted, so one stable sort of the two runs and one pass that keeps the later of
+    /// equal columns do what a search and a shift per column would.
     pub fn merge(&mut self, other: Row) {
-        let mine = std::mem::take(self.loose());
-        let mut merged = Vec::with_capacity(mine.len() + other.len());
-        let (mut a, mut b) = (mine.into_iter().peekable(), other.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some((x, _)), Some((y, _))) => match x.cmp(y) {
-                    Ordering::Less => a.next(),
-                    Ordering::Greater => b.next(),
-                    Ordering::Equal => {
-                        a.next();
-                        b.next()
-                    }
-                },
-                (Some(_), None) => a.next(),
-                (None, _) => b.next(),
-            };
-            match next {
-                Some(entry) => merged.push(entry),
-                None => break,
-            }
+        if other.is_empty() {
+            return;
         }
-        self.repr = Repr::Loose(merged);
+        let entries = self.loose();
+        entries.extend(other);
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut earlier.1);
+            }
+            same
+        });
     }
 
     /// Moves every entry of `other` into this row (replacing equal columns), leaving it empty.
@@ -680,7 +694,8 @@ impl Row {
 
 /// Where a column is among sorted entries.
 fn find(entries: &[(Column, Value)], key: &str) -> Result<usize, usize> {
-    entries.binary_search_by(|(c, _)| (**c).cmp(key))
+    let prefix = prefix_of(key);
+    entries.binary_search_by(|(c, _)| cmp_to(c, prefix, key))
 }
 
 impl PartialEq for Row {
