@@ -85,6 +85,12 @@ impl DvEnv {
 
     /// A row by primary id (ids compare case-insensitively).
     pub fn get(&self, logical: &str, id: &str) -> Option<&Row> {
+        if id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return self.store.get(logical, id); // already as stored: no copy to lowercase
+        }
         self.store.get(logical, &id.to_lowercase())
     }
 
@@ -141,10 +147,10 @@ impl DvEnv {
                 columns.extend(
                     catalogue
                         .dv_tables
-                        .get(&target)
+                        .get(target)
                         .and_then(|t| t.company_attribute()),
                 );
-                self.store.index(&target, &columns);
+                self.store.index(target, &columns);
             }
         }
     }
@@ -191,8 +197,14 @@ impl DvEnv {
 
     /// The table a lookup value points at: the one of its targets holding a row with that id.
     pub fn lookup_target<'c>(&self, col: &'c DvColumn, id: &str) -> Option<&'c str> {
-        col.targets()
-            .into_iter()
+        let targets = if col.targets.is_empty() {
+            col.target.as_slice()
+        } else {
+            &col.targets
+        };
+        targets
+            .iter()
+            .map(String::as_str)
             .find(|t| self.get(t, id).is_some())
     }
 

@@ -175,11 +175,11 @@ pub fn source_changed(map: &TableMap, to_dataverse: bool, before: &Row, after: &
 }
 
 /// The table a Dataverse lookup column points at ("" when the column is unknown).
-pub(crate) fn lookup_target(table: Option<&DvTable>, nav: &str) -> String {
+pub(crate) fn lookup_target<'t>(table: Option<&'t DvTable>, nav: &str) -> &'t str {
     table
         .and_then(|t| t.column(nav))
-        .and_then(|c| c.targets().first().map(|t| t.to_string()))
-        .unwrap_or_default()
+        .and_then(|c| c.targets.first().or(c.target.as_ref()))
+        .map_or("", String::as_str)
 }
 
 /// Projects an F&O row to Dataverse attributes. `only_one_way` keeps just the fields F&O
@@ -210,7 +210,7 @@ pub fn to_dataverse(
                     continue;
                 }
                 let target = lookup_target(table, nav);
-                let target_table = catalogue.dv_tables.get(&target);
+                let target_table = catalogue.dv_tables.get(target);
                 let mut key = vec![(keyfield.to_string(), value.clone())];
                 if let (Some(company_attr), Partition::Company { dv_company_id, .. }) =
                     (target_table.and_then(|t| t.company_attribute()), partition)
@@ -219,14 +219,14 @@ pub fn to_dataverse(
                         key.push((company_attr, Value::from(dv_company_id.clone())));
                     }
                 }
-                match dv.find_by(&target, &key) {
+                match dv.find_by(target, &key) {
                     Some((id, _)) => {
                         out.push((attr.into(), Value::from(id)));
                     }
                     None => {
                         return Err(LookupFailure {
                             entity_set: target_table
-                                .map_or(target.clone(), |t| t.entity_set.clone()),
+                                .map_or(target.to_string(), |t| t.entity_set.clone()),
                             field: dv_name.clone(),
                             value: value_text(Some(&value)),
                         })
@@ -265,7 +265,7 @@ pub fn to_fno(
                 let target = lookup_target(table, nav);
                 row.get(&format!("_{nav}_value"))
                     .and_then(Value::as_str)
-                    .and_then(|id| dv.get(&target, id))
+                    .and_then(|id| dv.get(target, id))
                     .and_then(|r| r.get(keyfield).cloned())
                     .unwrap_or(Value::Null)
             }

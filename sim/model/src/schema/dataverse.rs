@@ -256,7 +256,14 @@ impl DvColumn {
 
     /// The label of a choice value.
     pub fn label(&self, value: i64) -> Option<&str> {
-        self.options.get(&value.to_string()).map(String::as_str)
+        // The number's text in a buffer on the stack: this runs for every choice a write sets.
+        use std::io::Write;
+        let mut digits = [0u8; 20];
+        let mut text = &mut digits[..];
+        write!(text, "{value}").ok()?;
+        let len = 20 - text.len();
+        let key = std::str::from_utf8(&digits[..len]).ok()?;
+        self.options.get(key).map(String::as_str)
     }
 }
 
