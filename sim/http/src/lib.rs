@@ -1,6 +1,6 @@
 //! The HTTP shell: the only crate that knows wiremock and TLS. Every server — Entra, LCS,
 //! and each F&O and Dataverse environment — gets an origin of its own: a public listener
-//! with a front (TLS or plain, see `front.rs`) that relays to a `MockServer` with one
+//! with a front (TLS or plain, see `front.rs`) that hands each request to a `MockServer` with one
 //! catch-all responder at the lowest priority. The responder converts the request, hands
 //! it to the shared [`Sim`], and converts the answer back. Because the catch-all sits at the
 //! lowest priority, a test or a partner can mount ordinary wiremock mocks on an origin's
@@ -172,12 +172,12 @@ impl Shell {
                 .named(format!("dwsim {}", server.label()))
                 .mount(&mock)
                 .await;
-            let inner = *mock.address();
+            let mock = Arc::new(mock);
             match sites.upgrade() {
                 Some(sites) => {
                     let mut sites = sites.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(site) = sites.get_mut(&server) {
-                        site.mock = Some(Arc::new(mock));
+                        site.mock = Some(mock.clone());
                     }
                 }
                 None => return,
@@ -186,7 +186,7 @@ impl Shell {
                 server,
                 sim,
                 limits,
-                upstream: front::Upstream::new(inner),
+                mock,
             });
             front::serve(listener, front, tls, shutdown).await;
         });
