@@ -84,11 +84,14 @@ impl Respond for CatchAll {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
         let mut req = Request::new(request.method.as_str(), request.url.path());
         req.query = request.url.query().unwrap_or_default().to_string();
+        req.headers.reserve(request.headers.len());
         for (name, value) in request.headers.iter() {
-            req.headers.push((
-                name.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            ));
+            // Header names are lowercase already; most values are visible ASCII.
+            let value = match value.to_str() {
+                Ok(text) => text.to_string(),
+                Err(_) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            };
+            req.headers.push((name.as_str().to_string(), value));
         }
         req.body = request.body.clone();
         let resp = self.sim.handle(&self.server, &req);
