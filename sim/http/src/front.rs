@@ -1,38 +1,35 @@
 //! The front of one origin: it owns the public listener, terminates TLS when asked, reads
-//! each request as HTTP/1.1 and hands it to the origin's MockServer over a small pool of
-//! loopback connections.
+//! each request as HTTP/1.1 and hands it to the origin's MockServer, in process.
 //!
 //! Reading the request here is what keeps a long-running `serve` standing whatever clients
 //! send: the limits below are enforced before a body is read whole, in the product's own
-//! error envelope (413, 414, 431, 408, 400); slow or idle clients are timed out; a request
-//! target wiremock cannot take never reaches it; and however many clients connect, the
-//! MockServer sees at most [`UPSTREAM_CONNECTIONS`] of them. Owning the listener also lets the
-//! shell bind it the moment an environment comes into being (its URL is valid at once;
-//! connections wait in the backlog until the MockServer is mounted) and keep accepting
-//! through errors such as a full file table.
+//! error envelope (413, 414, 431, 408, 400); slow or idle clients are timed out; and a request
+//! target wiremock cannot take never reaches it. The request the front has read is answered
+//! by the MockServer's own mocks through `MockServer::handle_request` (the same matching as
+//! its listener, without writing the request again over a loopback connection). Owning the
+//! listener also lets the shell bind it the moment an environment comes into being (its URL
+//! is valid at once; connections wait in the backlog until the MockServer is mounted) and
+//! keep accepting through errors such as a full file table.
 
 use dwsim_protocol::{Server, Sim};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::http1 as client;
 use hyper::server::conn::http1 as server;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use wiremock::MockServer;
 
 /// How long a client may take over the TLS handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause after a failed accept (the pause doubles from 5 ms up to this).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-/// Loopback connections to the MockServer one origin keeps at most.
-pub(crate) const UPSTREAM_CONNECTIONS: usize = 16;
 
 /// What every origin takes from a client, and how long it waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +60,13 @@ impl Default for Limits {
     }
 }
 
-/// One origin's front: what it serves and where it relays.
+/// One origin's front: what it serves and the MockServer that answers.
 pub(crate) struct Front {
     /// The simulated server behind it, for the envelopes of refused requests.
     pub(crate) server: Server,
     pub(crate) sim: Sim,
     pub(crate) limits: Limits,
-    pub(crate) upstream: Upstream,
+    pub(crate) mock: Arc<MockServer>,
 }
 
 /// Accepts on `listener` until `shutdown` is dropped, serving every connection through `front`.
@@ -217,15 +214,31 @@ impl Front {
             Ok(Err(_)) => return refuse(400, "The request body could not be read."),
             Err(_) => return refuse(408, "The request body did not arrive in time."),
         };
-        let mut upstream = Request::builder().method(parts.method).uri(target.as_str());
+        // The request as the MockServer's listener would have read it from a loopback
+        // connection: the client's end-to-end headers, and the body's length when it has one.
+        let mut inner = Request::builder().method(parts.method).uri(target.as_str());
         for (name, value) in parts.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
-            upstream = upstream.header(name, value);
+            inner = inner.header(name, value);
         }
-        let Ok(upstream) = upstream.body(Full::new(body)) else {
+        if !body.is_empty() {
+            inner = inner.header(hyper::header::CONTENT_LENGTH, body.len());
+        }
+        let Ok(inner) = inner.body(Full::new(body)) else {
             return refuse(400, "The request could not be read.");
         };
-        match self.upstream.send(upstream).await {
-            Ok(response) => response,
+        match self.mock.handle_request(inner).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                let kept: Vec<_> = parts
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| !hop_by_hop(n))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect();
+                parts.headers.clear();
+                parts.headers.extend(kept);
+                Response::from_parts(parts, body)
+            }
             Err(e) => refuse(500, &format!("The server had an internal error: {e}")),
         }
     }
@@ -255,73 +268,6 @@ impl Front {
         out = out.header(hyper::header::CONNECTION, "close");
         out.body(Full::new(Bytes::from(resp.body)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-    }
-}
-
-/// A few loopback HTTP/1.1 connections to one MockServer, shared by every client
-/// connection of the origin.
-pub(crate) struct Upstream {
-    addr: SocketAddr,
-    idle: Mutex<Vec<client::SendRequest<Full<Bytes>>>>,
-    permits: Semaphore,
-}
-
-impl Upstream {
-    pub(crate) fn new(addr: SocketAddr) -> Upstream {
-        Upstream {
-            addr,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(UPSTREAM_CONNECTIONS),
-        }
-    }
-
-    async fn connect(&self) -> Result<client::SendRequest<Full<Bytes>>, String> {
-        let stream = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("the origin's server cannot be reached: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = client::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        Ok(sender)
-    }
-
-    /// A connection ready to take a request: an idle one that is still open, or a new one.
-    async fn ready(&self) -> Result<client::SendRequest<Full<Bytes>>, String> {
-        loop {
-            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match pooled {
-                Some(mut sender) => {
-                    if sender.ready().await.is_ok() {
-                        return Ok(sender);
-                    }
-                }
-                None => return self.connect().await,
-            }
-        }
-    }
-
-    /// Sends one request and reads its whole answer, then gives the connection back.
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, String> {
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
-        let mut sender = self.ready().await?;
-        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let (mut parts, body) = response.into_parts();
-        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let kept: Vec<_> = parts
-            .headers
-            .iter()
-            .filter(|(n, _)| !hop_by_hop(n))
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
-        parts.headers.clear();
-        parts.headers.extend(kept);
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(sender);
-        Ok(Response::from_parts(parts, Full::new(body)))
     }
 }
 

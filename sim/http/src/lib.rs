@@ -1,6 +1,6 @@
 //! The HTTP shell: the only crate that knows wiremock and TLS. Every server — Entra, LCS,
 //! and each F&O and Dataverse environment — gets an origin of its own: a public listener
-//! with a front (TLS or plain, see `front.rs`) that relays to a `MockServer` with one
+//! with a front (TLS or plain, see `front.rs`) that hands each request to a `MockServer` with one
 //! catch-all responder at the lowest priority. The responder converts the request, hands
 //! it to the shared [`Sim`], and converts the answer back. Because the catch-all sits at the
 //! lowest priority, a test or a partner can mount ordinary wiremock mocks on an origin's
@@ -84,11 +84,14 @@ impl Respond for CatchAll {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
         let mut req = Request::new(request.method.as_str(), request.url.path());
         req.query = request.url.query().unwrap_or_default().to_string();
+        req.headers.reserve(request.headers.len());
         for (name, value) in request.headers.iter() {
-            req.headers.push((
-                name.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            ));
+            // Header names are lowercase already; most values are visible ASCII.
+            let value = match value.to_str() {
+                Ok(text) => text.to_string(),
+                Err(_) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            };
+            req.headers.push((name.as_str().to_string(), value));
         }
         req.body = request.body.clone();
         let resp = self.sim.handle(&self.server, &req);
@@ -172,12 +175,12 @@ impl Shell {
                 .named(format!("dwsim {}", server.label()))
                 .mount(&mock)
                 .await;
-            let inner = *mock.address();
+            let mock = Arc::new(mock);
             match sites.upgrade() {
                 Some(sites) => {
                     let mut sites = sites.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(site) = sites.get_mut(&server) {
-                        site.mock = Some(Arc::new(mock));
+                        site.mock = Some(mock.clone());
                     }
                 }
                 None => return,
@@ -186,7 +189,7 @@ impl Shell {
                 server,
                 sim,
                 limits,
-                upstream: front::Upstream::new(inner),
+                mock,
             });
             front::serve(listener, front, tls, shutdown).await;
         });

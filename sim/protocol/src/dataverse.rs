@@ -1073,16 +1073,16 @@ fn collection_navigation(world: &World, table: &DvTable, nav: &str) -> Option<(D
 fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimResult<Response> {
     let id = resolve_key(world, &call.org, table, key)?.ok_or_else(|| missing(table, key))?;
     let o = options(call)?;
+    let none = Row::default();
     let row = world.dataverse[&call.org]
         .get(&table.logical_name, &id)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&none);
     let conditional = call.req.header("if-none-match").filter(|v| *v != "null");
-    if conditional == Some(etag(&row).as_str()) && o.expand.is_empty() && !call.annotations.any() {
-        return Ok(Response::new(304).with_header("ETag", &etag(&row)));
+    if conditional == Some(etag(row).as_str()) && o.expand.is_empty() && !call.annotations.any() {
+        return Ok(Response::new(304).with_header("ETag", &etag(row)));
     }
-    let mut body = render(world, call, table, &row, o.select.as_deref())?;
-    expand(world, call, table, &o.expand, &row, &mut body)?;
+    let mut body = render(world, call, table, row, o.select.as_deref())?;
+    expand(world, call, table, &o.expand, row, &mut body)?;
     let context = match &o.select {
         Some(s) => format!(
             "{}/$metadata#{}({})/$entity",
@@ -1093,7 +1093,7 @@ fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimRe
         None => format!("{}/$metadata#{}/$entity", call.base, table.entity_set),
     };
     body.insert("@odata.context".into(), json!(context));
-    Ok(Response::json(200, &Value::Object(body)).with_header("ETag", &etag(&row)))
+    Ok(Response::json(200, &Value::Object(body)).with_header("ETag", &etag(row)))
 }
 
 fn missing(table: &DvTable, key: &KeySpec) -> SimError {

@@ -50,8 +50,8 @@ impl Request {
 
     /// The request as matchers see it, or why it cannot be read (dwsim patch: a request
     /// target that is not a URL or a body that cannot be read panicked the connection task).
-    pub(crate) async fn from_hyper(
-        request: hyper::Request<hyper::body::Incoming>,
+    pub(crate) async fn from_hyper<B: hyper::body::Body>(
+        request: hyper::Request<B>,
     ) -> Result<Request, &'static str> {
         let (parts, body) = request.into_parts();
         let url = match parts.uri.authority() {

@@ -12,7 +12,7 @@ use base64::Engine;
 use ring::rsa::PublicKeyComponents;
 use ring::signature::{self, RsaKeyPair};
 use serde_json::{json, Map, Value};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 const PKCS8: &[u8] = include_bytes!("../../keys/entra-signing-key.pk8");
 
@@ -80,26 +80,29 @@ pub enum JwtError {
     BadSignature,
 }
 
+/// A verified token's claims, shared.
+type Claims = Arc<Map<String, Value>>;
+type Verified = std::sync::Mutex<std::collections::HashMap<String, Claims>>;
+
 /// Tokens already verified and their claims, so a client that sends the same bearer token on
 /// every request pays for one RSA verification, not one per request. A signature never stops
 /// being valid for the same bytes; the cache is only bounded, cleared when full.
-fn verified() -> &'static std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>> {
-    static VERIFIED: OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, Map<String, Value>>>,
-    > = OnceLock::new();
+fn verified() -> &'static Verified {
+    static VERIFIED: OnceLock<Verified> = OnceLock::new();
     VERIFIED.get_or_init(Default::default)
 }
 
 /// Tokens the verification cache holds at most.
 const VERIFIED_LIMIT: usize = 4096;
 
-/// Verifies a compact JWS signed by [`sign`] and answers its claims.
-pub fn verify(token: &str) -> Result<Map<String, Value>, JwtError> {
+/// Verifies a compact JWS signed by [`sign`] and answers its claims (shared with the cache,
+/// so a request that checks its token copies none of them).
+pub fn verify(token: &str) -> Result<Claims, JwtError> {
     let cache = || verified().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(claims) = cache().get(token) {
         return Ok(claims.clone());
     }
-    let claims = verify_signature(token)?;
+    let claims = Arc::new(verify_signature(token)?);
     let mut cache = cache();
     if cache.len() >= VERIFIED_LIMIT {
         cache.clear();

@@ -156,6 +156,14 @@ impl BareMockServer {
         &self.server_address
     }
 
+    /// Answers one request in process, as the listener would (dwsim patch).
+    pub(crate) async fn handle_request<B: hyper::body::Body>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<Full<Bytes>>, ErrorResponse> {
+        crate::mock_server::hyper::answer(&self.state, request).await
+    }
+
     /// Return the body print limit of this running instance of `BareMockServer`.
     pub(crate) async fn body_print_limit(&self) -> BodyPrintLimit {
         self.state.read().await.body_print_limit

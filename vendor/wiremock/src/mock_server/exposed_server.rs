@@ -395,6 +395,22 @@ impl MockServer {
         self.0.uri()
     }
 
+    /// Answers one request in process, exactly as the server answers it over its listener
+    /// (the same mounted mocks in the same order, the same request recording and response
+    /// delay), without a connection: for a front that has already read the request from its
+    /// own client and would otherwise relay it over loopback (dwsim patch).
+    ///
+    /// The request target is read as the listener reads it (origin form relative to
+    /// `http://localhost`); an error from a responder is returned, where the listener would
+    /// drop the connection.
+    pub async fn handle_request<B: hyper::body::Body>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, crate::ErrorResponse>
+    {
+        self.0.handle_request(request).await
+    }
+
     /// Return the socket address of this running instance of `MockServer`, e.g. `127.0.0.1:4372`.
     ///
     /// Use this method to interact with the `MockServer` using [`TcpStream`]s.

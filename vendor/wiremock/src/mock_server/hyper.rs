@@ -16,6 +16,43 @@ impl From<ErrorLifetimeCast> for Box<dyn std::error::Error + Send + Sync> {
     }
 }
 
+/// The answer to one request, whether it came over the listener or in process
+/// (dwsim patch: factored out of `run_server` for [`crate::MockServer::handle_request`]).
+pub(super) async fn answer<B: hyper::body::Body>(
+    server_state: &RwLock<MockServerState>,
+    request: hyper::Request<B>,
+) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, crate::ErrorResponse> {
+    let wiremock_request = match crate::Request::from_hyper(request).await {
+        Ok(request) => request,
+        Err(why) => {
+            let bad_request = hyper::Response::builder()
+                .status(hyper::StatusCode::BAD_REQUEST)
+                .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(why)))?;
+            return Ok(bad_request);
+        }
+    };
+    let (response, delay) = server_state
+        .write()
+        .await
+        .handle_request(wiremock_request)
+        .await?;
+
+    // We do not wait for the delay within the handler otherwise we would be
+    // holding on to the write-side of the `RwLock` on `mock_set`.
+    // Holding on the lock while waiting prevents us from handling other requests until
+    // we have waited the whole duration specified in the delay.
+    // In particular, we cannot perform even perform read-only operation -
+    // e.g. check that mock assumptions have been verified.
+    // Using long delays in tests without handling the delay as we are doing here
+    // caused tests to hang (see https://github.com/seanmonstar/reqwest/issues/1147)
+    if let Some(delay) = delay {
+        delay.await;
+    }
+
+    Ok(response)
+}
+
 /// The actual HTTP server responding to incoming requests according to the specified mocks.
 pub(super) async fn run_server(
     listener: std::net::TcpListener,
@@ -27,40 +64,12 @@ pub(super) async fn run_server(
         .expect("Cannot set non-blocking mode on TcpListener");
     let listener = TcpListener::from_std(listener).expect("Cannot upgrade TcpListener");
 
-    let request_handler = move |request| {
+    let request_handler = move |request: hyper::Request<hyper::body::Incoming>| {
         let server_state = server_state.clone();
         async move {
-            let wiremock_request = match crate::Request::from_hyper(request).await {
-                Ok(request) => request,
-                Err(why) => {
-                    let bad_request = hyper::Response::builder()
-                        .status(hyper::StatusCode::BAD_REQUEST)
-                        .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-                        .body(http_body_util::Full::new(hyper::body::Bytes::from(why)))
-                        .map_err(|e| ErrorLifetimeCast(Box::new(e)))?;
-                    return Ok(bad_request);
-                }
-            };
-            let (response, delay) = server_state
-                .write()
+            answer(&server_state, request)
                 .await
-                .handle_request(wiremock_request)
-                .await
-                .map_err(ErrorLifetimeCast)?;
-
-            // We do not wait for the delay within the handler otherwise we would be
-            // holding on to the write-side of the `RwLock` on `mock_set`.
-            // Holding on the lock while waiting prevents us from handling other requests until
-            // we have waited the whole duration specified in the delay.
-            // In particular, we cannot perform even perform read-only operation -
-            // e.g. check that mock assumptions have been verified.
-            // Using long delays in tests without handling the delay as we are doing here
-            // caused tests to hang (see https://github.com/seanmonstar/reqwest/issues/1147)
-            if let Some(delay) = delay {
-                delay.await;
-            }
-
-            Ok::<_, ErrorLifetimeCast>(response)
+                .map_err(ErrorLifetimeCast)
         }
     };
 
