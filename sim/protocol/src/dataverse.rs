@@ -435,8 +435,11 @@ fn render(
     row: &Row,
     select: Option<&[String]>,
 ) -> SimResult<Map<String, Value>> {
-    let mut out = Map::new();
-    out.insert("@odata.etag".into(), json!(etag(row)));
+    // Gathered in any order and built into the (sorted) map at once: one bulk build
+    // instead of a search per attribute. A later entry for the same name wins, as a
+    // later insert would.
+    let mut out: Vec<(String, Value)> = Vec::with_capacity(table.columns.len() + 2);
+    out.push(("@odata.etag".into(), json!(etag(row))));
     let annotator = Annotator {
         world,
         dv: &world.dataverse[&call.org],
@@ -449,7 +452,7 @@ fn render(
         if call.annotations.any() {
             annotator.annotate(col, name, &v, &mut out);
         }
-        out.insert(name.to_string(), v);
+        out.push((name.to_string(), v));
     };
     match select {
         Some(names) => {
@@ -467,15 +470,19 @@ fn render(
         }
         None => {
             for col in &table.columns {
-                show(col, &col.attribute());
+                if col.kind.is_lookup() {
+                    show(col, &col.attribute());
+                } else {
+                    show(col, &col.name);
+                }
             }
         }
     }
-    out.insert(
+    out.push((
         table.primary_id.clone(),
         row.get(&table.primary_id).cloned().unwrap_or(Value::Null),
-    );
-    Ok(out)
+    ));
+    Ok(out.into_iter().collect())
 }
 
 fn options(call: &Call) -> SimResult<QueryOptions> {

@@ -6,7 +6,7 @@
 use dwsim_model::dataverse::DvEnv;
 use dwsim_model::schema::{DvColumn, DvTable, DvType};
 use dwsim_model::{Row, World};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The formatted value annotation.
 pub const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
@@ -76,13 +76,14 @@ pub struct Annotator<'a> {
 }
 
 impl Annotator<'_> {
-    /// Writes the annotations of attribute `name` (holding `value`) beside it in `out`.
+    /// Adds the annotations of attribute `name` (holding `value`) to `out`, the record's
+    /// entries.
     pub fn annotate(
         &self,
         col: &DvColumn,
         name: &str,
         value: &Value,
-        out: &mut Map<String, Value>,
+        out: &mut Vec<(String, Value)>,
     ) {
         if value.is_null() {
             return;
@@ -95,12 +96,12 @@ impl Annotator<'_> {
             return;
         }
         if let Some(text) = formatted(self.dv, self.row, col, value) {
-            out.insert(format!("{name}@{FORMATTED}"), json!(text));
+            out.push((format!("{name}@{FORMATTED}"), json!(text)));
         }
     }
 
     /// A lookup's navigation property, table and the name of the record it points at.
-    fn lookup(&self, col: &DvColumn, name: &str, value: &Value, out: &mut Map<String, Value>) {
+    fn lookup(&self, col: &DvColumn, name: &str, value: &Value, out: &mut Vec<(String, Value)>) {
         let (world, dv, table, asked) = (self.world, self.dv, self.table, self.asked);
         let Some(id) = value.as_str() else { return };
         let Some(target) = dv.lookup_target(col, id) else {
@@ -115,10 +116,10 @@ impl Annotator<'_> {
                         && (r.referenced_entity == target || r.referenced_entity == "owner")
                 })
                 .map_or(col.name.as_str(), |r| r.referencing_nav.as_str());
-            out.insert(format!("{name}@{ASSOCIATED_NAVIGATION}"), json!(nav));
+            out.push((format!("{name}@{ASSOCIATED_NAVIGATION}"), json!(nav)));
         }
         if asked.wants(LOOKUP_LOGICAL_NAME) {
-            out.insert(format!("{name}@{LOOKUP_LOGICAL_NAME}"), json!(target));
+            out.push((format!("{name}@{LOOKUP_LOGICAL_NAME}"), json!(target)));
         }
         if asked.wants(FORMATTED) {
             let primary = world
@@ -127,7 +128,7 @@ impl Annotator<'_> {
                 .get(target)
                 .and_then(|t| t.primary_name.as_deref());
             if let Some(label) = primary.and_then(|p| dv.get(target, id)?.get(p).cloned()) {
-                out.insert(format!("{name}@{FORMATTED}"), label);
+                out.push((format!("{name}@{FORMATTED}"), label));
             }
         }
     }
