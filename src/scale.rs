@@ -48,7 +48,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-fn live_mib() -> f64 {
+/// The heap the process holds now, by the binary's allocator (in MiB).
+pub fn live_mib() -> f64 {
     LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
 }
 
