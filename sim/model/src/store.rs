@@ -34,16 +34,6 @@ enum Undo {
 /// F&O's case-insensitive text of a value) always fold alike; the fold may be coarser than
 /// those comparisons, never finer, because callers still test every candidate with their
 /// own comparison.
-pub fn fold(v: Option<&Value>) -> String {
-    match folded(v) {
-        Folded::Empty => String::new(),
-        Folded::Number(f) => number_text(f),
-        Folded::Ascii(s) => s.to_ascii_lowercase(),
-        Folded::Text(s) => s,
-    }
-}
-
-/// A value as [`fold`] sees it, without building its text where it need not.
 enum Folded<'v> {
     Empty,
     Number(f64),
@@ -55,7 +45,9 @@ enum Folded<'v> {
 
 fn folded(v: Option<&Value>) -> Folded<'_> {
     match v {
+        // F&O has no nulls: empty text reads as a missing value, so both fold alike.
         None | Some(Value::Null) => Folded::Empty,
+        Some(Value::String(s)) if s.is_empty() => Folded::Empty,
         Some(Value::String(s)) => match may_be_number(s).then(|| s.trim().parse::<f64>()) {
             Some(Ok(f)) => Folded::Number(f),
             _ if s.is_ascii() => Folded::Ascii(s),
@@ -75,14 +67,6 @@ fn may_be_number(s: &str) -> bool {
     s.trim_start().bytes().next().is_some_and(|b| {
         b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'i' | b'I' | b'n' | b'N')
     })
-}
-
-fn number_text(f: f64) -> String {
-    if f == 0.0 {
-        "0".to_string()
-    } else {
-        f.to_string()
-    }
 }
 
 /// The hash an index files a row under: of its folded values, one after the other. Two rows
@@ -566,9 +550,14 @@ mod tests {
         assert!(find(&s, "y", 1.0).is_empty());
         s.remove("t", "a");
         assert!(find(&s, "x", 1.0).is_empty());
+        // Empty text and a missing value fold alike, as F&O reads them alike.
+        s.put("t", "e", row(json!({"c": 1})));
+        s.put("t", "f", row(json!({"k": "", "c": 1})));
+        s.put("t", "g", row(json!({"k": null, "c": "1.0"})));
+        assert_eq!(find(&s, "", 1.0), ["e", "f", "g"]);
         // A pin no index covers scans every row.
         let v = json!(1);
-        assert_eq!(s.candidates("t", &[("c", Some(&v))]).count(), 0);
+        assert_eq!(s.candidates("t", &[("c", Some(&v))]).count(), 3);
     }
 
     #[test]
