@@ -892,28 +892,39 @@ impl Model {
         self.connected.contains(company)
     }
 
+    /// What a write in `company` does to `map`, before the write itself lands: when the
+    /// company is connected and the map runs, `counterpart` writes the other side, and its
+    /// failure fails the origin write too (`Err`); a paused map queues the change instead.
+    fn dual_write(
+        &mut self,
+        company: &str,
+        map: &'static str,
+        queued: Queued,
+        counterpart: impl FnOnce(&mut Self) -> Result<(), Failed>,
+    ) -> Result<(), Failed> {
+        if !self.syncs(company) {
+            return Ok(());
+        }
+        match self.state(map) {
+            MapState::Running => counterpart(self),
+            MapState::Paused => {
+                self.queue.push((map, queued));
+                Ok(())
+            }
+            MapState::NotRunning => Ok(()),
+        }
+    }
+
     /// An F&O write of a group and its dual-write, as one transaction.
     fn fno_write(&mut self, key: Key, after: Option<String>, ok: u16) -> u16 {
         let before = self.fno.get(&key).cloned();
-        if self.syncs(&key.0) {
-            match self.state(MAP) {
-                MapState::Running => {
-                    if self
-                        .write_dv(&key, before.as_deref(), after.as_deref())
-                        .is_err()
-                    {
-                        return 500; // Infolog: "Unable to write data to entity …"
-                    }
-                }
-                MapState::Paused => self.queue.push((
-                    MAP,
-                    Queued::Fno {
-                        key: key.clone(),
-                        deleted: after.is_none(),
-                    },
-                )),
-                MapState::NotRunning => {}
-            }
+        let queued = Queued::Fno {
+            key: key.clone(),
+            deleted: after.is_none(),
+        };
+        let counterpart = |m: &mut Self| m.write_dv(&key, before.as_deref(), after.as_deref());
+        if self.dual_write(&key.0, MAP, queued, counterpart).is_err() {
+            return 500; // Infolog: "Unable to write data to entity …"
         }
         match after {
             Some(d) => self.fno.insert(key, d),
@@ -929,25 +940,13 @@ impl Model {
             Some(r) => r.rid,
             None => self.new_rid(),
         };
-        if self.syncs(&key.0) {
-            match self.state(MAP) {
-                MapState::Running => {
-                    if self
-                        .write_fno(&key, before.as_deref(), after.as_deref())
-                        .is_err()
-                    {
-                        return 400; // 0x80040265 from the dual-write plug-in
-                    }
-                }
-                MapState::Paused => self.queue.push((
-                    MAP,
-                    Queued::Dv {
-                        rid,
-                        deleted: after.is_none().then(|| key.clone()),
-                    },
-                )),
-                MapState::NotRunning => {}
-            }
+        let queued = Queued::Dv {
+            rid,
+            deleted: after.is_none().then(|| key.clone()),
+        };
+        let counterpart = |m: &mut Self| m.write_fno(&key, before.as_deref(), after.as_deref());
+        if self.dual_write(&key.0, MAP, queued, counterpart).is_err() {
+            return 400; // 0x80040265 from the dual-write plug-in
         }
         match after {
             Some(description) => {
@@ -967,26 +966,16 @@ impl Model {
             }
         }
         let before = self.fno_customers.get(&key).cloned();
-        let map = Table::of(&key.1).map();
-        if self.syncs(&key.0) {
-            match self.state(map) {
-                MapState::Running => {
-                    if self
-                        .customer_to_dv(&key, before.as_ref(), after.as_ref())
-                        .is_err()
-                    {
-                        return 500;
-                    }
-                }
-                MapState::Paused => self.queue.push((
-                    map,
-                    Queued::Fno {
-                        key: key.clone(),
-                        deleted: after.is_none(),
-                    },
-                )),
-                MapState::NotRunning => {}
-            }
+        let queued = Queued::Fno {
+            key: key.clone(),
+            deleted: after.is_none(),
+        };
+        let counterpart = |m: &mut Self| m.customer_to_dv(&key, before.as_ref(), after.as_ref());
+        if self
+            .dual_write(&key.0, Table::of(&key.1).map(), queued, counterpart)
+            .is_err()
+        {
+            return 500;
         }
         match after {
             Some(c) => self.fno_customers.insert(key, c),
@@ -1007,26 +996,16 @@ impl Model {
             name,
             group: Some(group),
         });
-        let map = Table::of(&key.1).map();
-        if self.syncs(&key.0) {
-            match self.state(map) {
-                MapState::Running => {
-                    if self
-                        .customer_to_fno(&key, before.as_ref(), after.as_ref())
-                        .is_err()
-                    {
-                        return 400;
-                    }
-                }
-                MapState::Paused => self.queue.push((
-                    map,
-                    Queued::Dv {
-                        rid,
-                        deleted: after.is_none().then(|| key.clone()),
-                    },
-                )),
-                MapState::NotRunning => {}
-            }
+        let queued = Queued::Dv {
+            rid,
+            deleted: after.is_none().then(|| key.clone()),
+        };
+        let counterpart = |m: &mut Self| m.customer_to_fno(&key, before.as_ref(), after.as_ref());
+        if self
+            .dual_write(&key.0, Table::of(&key.1).map(), queued, counterpart)
+            .is_err()
+        {
+            return 400;
         }
         match after {
             Some(c) => self.dv_customers.insert(key, c),
