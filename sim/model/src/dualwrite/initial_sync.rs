@@ -12,7 +12,7 @@ use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::schema::{FnoEntity, TableMap};
 use crate::store::Row;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Only this many errors are shown for an execution.
 pub const SHOWN_ERRORS: usize = 5;
@@ -373,9 +373,22 @@ impl DualWrite<'_> {
         } else {
             master
         };
-        let fno_exported = transform::fno_ids(map, self.fno, partition, true);
-        let dv_exported = transform::dv_ids(catalogue, map, self.dv, partition, true);
-        if fno_exported.len().max(dv_exported.len()) > limits.rows_per_legal_entity {
+        // One pass over each side: what it exports (after its filter), and every row of
+        // the partition by integration key, as an upsert would find its counterpart.
+        let mut fno = Scan::default();
+        for (id, row) in transform::fno_partition(map, self.fno, partition) {
+            let key = transform::fno_key(map, row);
+            fno.add(id, key, transform::passes_fno_filter(map, row));
+        }
+        let mut dv = Scan {
+            exported_ids: Some(Vec::new()),
+            ..Scan::default()
+        };
+        for (id, row) in transform::dv_partition(catalogue, map, self.dv, partition) {
+            let key = transform::dv_key(map, row);
+            dv.add(id, key, transform::passes_dv_filter(map, row));
+        }
+        if fno.exported.max(dv.exported) > limits.rows_per_legal_entity {
             report.errors.push(format!(
                 "{}: we currently limit project executions to {} rows per execution per project.",
                 partition.label(),
@@ -384,54 +397,20 @@ impl DualWrite<'_> {
             legs.push(failed_leg(
                 LegDirection::ToDataverse,
                 partition,
-                fno_exported.len(),
+                fno.exported,
             ));
             return;
         }
-        let fno_keys = |ids: &[String], fno: &FnoEnv| -> Vec<Exported> {
-            ids.iter()
-                .filter_map(|id| {
-                    let row = fno.get(&map.fno_entity, id)?;
-                    Some((transform::fno_key(map, row)?, id.clone()))
-                })
-                .collect()
-        };
-        let dv_keys = |ids: &[String], dv: &DvEnv| -> Vec<Exported> {
-            ids.iter()
-                .filter_map(|id| {
-                    let row = dv.get(&map.dv_table, id)?;
-                    Some((transform::dv_key(map, row)?, id.clone()))
-                })
-                .collect()
-        };
-        let fno_rows = fno_keys(&fno_exported, self.fno);
+        let dv_exported_ids = dv.exported_ids;
+        let fno_rows = fno.keyed;
         let counterparts = Counterparts {
-            dv: dv_keys(
-                &transform::dv_ids(catalogue, map, self.dv, partition, false),
-                self.dv,
-            )
-            .into_iter()
-            .collect(),
-            fno: fno_keys(
-                &transform::fno_ids(map, self.fno, partition, false),
-                self.fno,
-            )
-            .into_iter()
-            .collect(),
-            dv_exported: dv_keys(&dv_exported, self.dv)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect(),
-            fno_exported: fno_rows.iter().map(|(k, _)| k.clone()).collect(),
+            dv: dv.all,
+            fno: fno.all,
+            dv_exported: dv.keyed.into_iter().map(|(k, _)| (k, ())).collect(),
+            fno_exported: fno_rows.iter().map(|(k, _)| (k.clone(), ())).collect(),
         };
-        let dv_blocked = dataverse_leg_blocked(
-            limits,
-            catalogue,
-            map,
-            entity,
-            &self.dv.org,
-            dv_exported.len(),
-        );
+        let dv_blocked =
+            dataverse_leg_blocked(limits, catalogue, map, entity, &self.dv.org, dv.exported);
         legs.push(self.leg_to_dataverse(
             map,
             master,
@@ -443,15 +422,18 @@ impl DualWrite<'_> {
         ));
         if let Some(message) = dv_blocked {
             report.errors.push(message);
-            legs.push(failed_leg(
-                LegDirection::ToFno,
-                partition,
-                dv_exported.len(),
-            ));
+            legs.push(failed_leg(LegDirection::ToFno, partition, dv.exported));
             return;
         }
         // The rows as the first leg left them.
-        let dv_rows = dv_keys(&dv_exported, self.dv);
+        let dv_rows: Vec<Exported> = dv_exported_ids
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let row = self.dv.get(&map.dv_table, &id)?;
+                Some((transform::dv_key(map, row)?, id))
+            })
+            .collect();
         legs.push(self.leg_to_fno(
             map,
             entity,
@@ -480,6 +462,7 @@ impl DualWrite<'_> {
         let writer = self.writer();
         let now = self.clock.now();
         let (dv, ids, fno) = (&mut *self.dv, &mut *self.ids, &*self.fno);
+        let projection = transform::ToDataverse::new(catalogue, map, partition);
         run_leg(
             LegDirection::ToDataverse,
             partition,
@@ -493,17 +476,10 @@ impl DualWrite<'_> {
                 let existing = counterparts.dv.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Dataverse
-                    && counterparts.dv_exported.contains(key);
-                let attrs = transform::to_dataverse(
-                    catalogue,
-                    map,
-                    dv,
-                    row,
-                    partition,
-                    existing.is_none(),
-                    one_way,
-                )
-                .map_err(RowFailure::Lookup)?;
+                    && counterparts.dv_exported.contains_key(key);
+                let attrs = projection
+                    .project(dv, row, existing.is_none(), one_way)
+                    .map_err(RowFailure::Lookup)?;
                 let mut cx = WriteContext {
                     catalogue,
                     ids,
@@ -549,7 +525,7 @@ impl DualWrite<'_> {
                 let existing = counterparts.fno.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Fno
-                    && counterparts.fno_exported.contains(key);
+                    && counterparts.fno_exported.contains_key(key);
                 let attrs = transform::to_fno(
                     catalogue,
                     map,
@@ -574,11 +550,43 @@ impl DualWrite<'_> {
 /// rows as an upsert would find them, and the keys each side exports after the filters. A
 /// key in both exports is a conflict, which the master decides; a counterpart outside the
 /// other side's export is simply upserted.
+/// Hashed: they are only looked up, never walked.
 struct Counterparts {
-    dv: BTreeMap<Vec<String>, String>,
-    fno: BTreeMap<Vec<String>, String>,
-    dv_exported: BTreeSet<Vec<String>>,
-    fno_exported: BTreeSet<Vec<String>>,
+    dv: KeyMap<String>,
+    fno: KeyMap<String>,
+    dv_exported: KeyMap<()>,
+    fno_exported: KeyMap<()>,
+}
+
+type KeyMap<V> = std::collections::HashMap<Vec<String>, V, foldhash::fast::FixedState>;
+
+/// One side's rows of a partition, gathered in one pass for [`Counterparts`] and the leg.
+#[derive(Default)]
+struct Scan {
+    /// How many rows pass the side's filter (with a key or not).
+    exported: usize,
+    /// The ids of those rows, when asked for (the Dataverse leg reads them again).
+    exported_ids: Option<Vec<String>>,
+    /// Those of them with an integration key.
+    keyed: Vec<Exported>,
+    /// Every row with a key, filter or not; a later row with the same key wins.
+    all: KeyMap<String>,
+}
+
+impl Scan {
+    fn add(&mut self, id: &str, key: Option<Vec<String>>, passes: bool) {
+        if passes {
+            self.exported += 1;
+            if let Some(ids) = &mut self.exported_ids {
+                ids.push(id.to_string());
+            }
+        }
+        let Some(key) = key else { return };
+        if passes {
+            self.keyed.push((key.clone(), id.to_string()));
+        }
+        self.all.insert(key, id.to_string());
+    }
 }
 
 /// A leg that did not run: everything it would have exported, and one error.

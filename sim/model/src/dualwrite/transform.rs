@@ -193,57 +193,165 @@ pub fn to_dataverse(
     creating: bool,
     only_one_way: bool,
 ) -> Result<Row, LookupFailure> {
-    let table = catalogue.dv_tables.get(&map.dv_table);
-    // Collected in field order and sorted once, rather than inserted in order one by one.
-    let mut out: Vec<(Column, Value)> = Vec::with_capacity(map.fields.len() + 1);
-    for field in projected(map, true, creating, only_one_way) {
-        let Some(dv_name) = &field.dv else { continue };
-        let value = match &field.fno {
-            Some(f) => map_value(field, row.get(f).unwrap_or(&Value::Null), true),
-            None => field.default.clone().unwrap_or(Value::Null),
+    ToDataverse::new(catalogue, map, partition).project(dv, row, creating, only_one_way)
+}
+
+/// A map's projection to Dataverse for one partition, worked out once for the rows of a
+/// leg: each field's column, and for a lookup its attribute, target and company pin. It
+/// also remembers what each lookup value resolved to, where the leg cannot change the
+/// answer (the target is another table than the one the leg writes): an initial sync of
+/// 500,000 customers looks up the same few customer groups and currencies for every row.
+pub struct ToDataverse<'c> {
+    fields: Vec<FieldPlan<'c>>,
+    company: Option<(Column, Value)>,
+    resolved: std::cell::RefCell<std::collections::HashMap<(usize, String), Option<String>>>,
+}
+
+/// One mapped field of a [`ToDataverse`].
+struct FieldPlan<'c> {
+    field: &'c FieldMap,
+    /// The column written: the Dataverse column, or a lookup's `_nav_value` attribute.
+    column: Column,
+    lookup: Option<LookupPlan<'c>>,
+}
+
+/// How a lookup field finds its row.
+struct LookupPlan<'c> {
+    target: &'c str,
+    target_table: Option<&'c DvTable>,
+    keyfield: &'c str,
+    /// The company the row must belong to, for a company-striped target.
+    company: Option<(String, Value)>,
+    /// Whether a resolved value may be remembered for the rest of the leg.
+    memo: bool,
+}
+
+impl<'c> ToDataverse<'c> {
+    /// The projection of `map` for rows of `partition`.
+    pub fn new(catalogue: &'c Catalogue, map: &'c TableMap, partition: &Partition) -> Self {
+        let table = catalogue.dv_tables.get(&map.dv_table);
+        let company_id = match partition {
+            Partition::Company { dv_company_id, .. } => Some(dv_company_id),
+            _ => None,
         };
-        match field.dv_lookup() {
-            Some((nav, keyfield)) => {
-                let attr = format!("_{nav}_value");
-                if value.is_null() || value_text(Some(&value)).is_empty() {
-                    out.push((attr.into(), Value::Null));
-                    continue;
-                }
-                let target = lookup_target(table, nav);
-                let target_table = catalogue.dv_tables.get(target);
-                let mut key = vec![(keyfield.to_string(), value.clone())];
-                if let (Some(company_attr), Partition::Company { dv_company_id, .. }) =
-                    (target_table.and_then(|t| t.company_attribute()), partition)
-                {
-                    if !crate::mutants::active("lookup-company-ignored") {
-                        key.push((company_attr, Value::from(dv_company_id.clone())));
+        let fields = map
+            .fields
+            .iter()
+            .filter_map(|field| {
+                let dv_name = field.dv.as_ref()?;
+                Some(match field.dv_lookup() {
+                    Some((nav, keyfield)) => {
+                        let target = lookup_target(table, nav);
+                        let target_table = catalogue.dv_tables.get(target);
+                        let company = target_table
+                            .and_then(|t| t.company_attribute())
+                            .zip(company_id)
+                            .filter(|_| !crate::mutants::active("lookup-company-ignored"))
+                            .map(|(attr, id)| (attr, Value::from(id.clone())));
+                        FieldPlan {
+                            field,
+                            column: Column::schema(&format!("_{nav}_value")),
+                            lookup: Some(LookupPlan {
+                                target,
+                                target_table,
+                                keyfield,
+                                company,
+                                memo: target != map.dv_table,
+                            }),
+                        }
                     }
-                }
-                match dv.find_by(target, &key) {
-                    Some((id, _)) => {
-                        out.push((attr.into(), Value::from(id)));
-                    }
-                    None => {
-                        return Err(LookupFailure {
-                            entity_set: target_table
-                                .map_or(target.to_string(), |t| t.entity_set.clone()),
-                            field: dv_name.clone(),
-                            value: value_text(Some(&value)),
-                        })
-                    }
-                }
-            }
-            None => {
-                out.push((dv_name.as_str().into(), value));
-            }
+                    None => FieldPlan {
+                        field,
+                        column: Column::schema(dv_name),
+                        lookup: None,
+                    },
+                })
+            })
+            .collect();
+        let company = table
+            .and_then(|t| t.company_attribute())
+            .zip(company_id)
+            .map(|(attr, id)| (Column::schema(&attr), Value::from(id.clone())));
+        ToDataverse {
+            fields,
+            company,
+            resolved: Default::default(),
         }
     }
-    if let (Some(attr), Partition::Company { dv_company_id, .. }) =
-        (table.and_then(|t| t.company_attribute()), partition)
-    {
-        out.push((attr.into(), Value::from(dv_company_id.clone())));
+
+    /// The Dataverse attributes of an F&O row, or the lookup that found nothing.
+    pub fn project(
+        &self,
+        dv: &DvEnv,
+        row: &Row,
+        creating: bool,
+        only_one_way: bool,
+    ) -> Result<Row, LookupFailure> {
+        // Collected in field order and sorted once, rather than inserted in order one by one.
+        let mut out: Vec<(Column, Value)> = Vec::with_capacity(self.fields.len() + 1);
+        for (i, plan) in self.fields.iter().enumerate() {
+            let field = plan.field;
+            if !flows(field, true, creating)
+                || (only_one_way && field.dir != Direction::ToDataverse)
+            {
+                continue;
+            }
+            let value = match &field.fno {
+                Some(f) => map_value(field, row.get(f).unwrap_or(&Value::Null), true),
+                None => field.default.clone().unwrap_or(Value::Null),
+            };
+            let Some(lookup) = &plan.lookup else {
+                out.push((plan.column.clone(), value));
+                continue;
+            };
+            let empty = match &value {
+                Value::Null => true,
+                Value::String(s) => s.is_empty(),
+                _ => false,
+            };
+            if empty {
+                out.push((plan.column.clone(), Value::Null));
+                continue;
+            }
+            match self.resolve(dv, i, lookup, &value) {
+                Some(id) => out.push((plan.column.clone(), Value::from(id))),
+                None => {
+                    return Err(LookupFailure {
+                        entity_set: lookup
+                            .target_table
+                            .map_or(lookup.target.to_string(), |t| t.entity_set.clone()),
+                        field: field.dv.clone().unwrap_or_default(),
+                        value: value_text(Some(&value)),
+                    })
+                }
+            }
+        }
+        if let Some((attr, id)) = &self.company {
+            out.push((attr.clone(), id.clone()));
+        }
+        Ok(out.into_iter().collect())
     }
-    Ok(out.into_iter().collect())
+
+    /// The id of the row a lookup value names, remembered per text value where allowed.
+    fn resolve(&self, dv: &DvEnv, i: usize, lookup: &LookupPlan, value: &Value) -> Option<String> {
+        let memo_key = match value {
+            Value::String(s) if lookup.memo => Some((i, s.clone())),
+            _ => None,
+        };
+        if let Some(found) = memo_key
+            .as_ref()
+            .and_then(|k| self.resolved.borrow().get(k).cloned())
+        {
+            return found;
+        }
+        let mut key = vec![(lookup.keyfield.to_string(), value.clone())];
+        key.extend(lookup.company.clone());
+        let found = dv.find_by(lookup.target, &key).map(|(id, _)| id);
+        if let Some(k) = memo_key {
+            self.resolved.borrow_mut().insert(k, found.clone());
+        }
+        found
+    }
 }
 
 /// Projects a Dataverse row to F&O fields. `only_one_way` keeps the `<` fields.
@@ -341,34 +449,30 @@ pub fn fno_rows_where(
         .collect()
 }
 
-/// The ids of the map's F&O rows in a partition (in id order); `filtered` applies the
-/// source filter. Initial sync reads rows by id where they lie instead of copying them.
-pub fn fno_ids(map: &TableMap, fno: &FnoEnv, partition: &Partition, filtered: bool) -> Vec<String> {
+/// The map's F&O rows in a partition, in id order, before the source filter. Initial sync
+/// reads rows where they lie instead of copying them.
+pub fn fno_partition<'a>(
+    map: &'a TableMap,
+    fno: &'a FnoEnv,
+    partition: &'a Partition,
+) -> impl Iterator<Item = (&'a str, &'a Row)> + 'a {
     let company = fno_company_pin(map, partition);
     fno.store
         .candidates(&map.fno_entity, &pins(&company))
-        .filter(|(_, r)| in_fno_partition(map, r, partition))
-        .filter(|(_, r)| !filtered || passes_fno_filter(map, r))
-        .map(|(id, _)| id.to_string())
-        .collect()
+        .filter(move |(_, r)| in_fno_partition(map, r, partition))
 }
 
-/// The ids of the map's Dataverse rows in a partition (in id order); `filtered` applies
-/// the reverse filter.
-pub fn dv_ids(
-    catalogue: &Catalogue,
-    map: &TableMap,
-    dv: &DvEnv,
-    partition: &Partition,
-    filtered: bool,
-) -> Vec<String> {
+/// The map's Dataverse rows in a partition, in id order, before the reverse filter.
+pub fn dv_partition<'a>(
+    catalogue: &'a Catalogue,
+    map: &'a TableMap,
+    dv: &'a DvEnv,
+    partition: &'a Partition,
+) -> impl Iterator<Item = (&'a str, &'a Row)> + 'a {
     let company = dv_company_pin(catalogue, map, partition);
     dv.store
         .candidates(&map.dv_table, &pins(&company))
-        .filter(|(_, r)| in_dv_partition(catalogue, map, r, partition))
-        .filter(|(_, r)| !filtered || passes_dv_filter(map, r))
-        .map(|(id, _)| id.to_string())
-        .collect()
+        .filter(move |(_, r)| in_dv_partition(catalogue, map, r, partition))
 }
 
 /// Borrowed pins for [`crate::store::Store::candidates`].
