@@ -52,6 +52,20 @@ impl Instant {
     }
     /// ISO 8601 in UTC with a `Z`, as Dataverse and F&O write timestamps.
     pub fn iso(self) -> String {
+        // Every write stamps the same instant until the clock moves: the last text is kept.
+        thread_local! {
+            static LAST: std::cell::RefCell<(Instant, String)> = Default::default();
+        }
+        LAST.with_borrow_mut(|(at, text)| {
+            if *at != self || text.is_empty() {
+                *at = self;
+                *text = self.format_iso();
+            }
+            text.clone()
+        })
+    }
+
+    fn format_iso(self) -> String {
         let secs = self.unix_seconds();
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);

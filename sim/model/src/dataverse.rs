@@ -85,11 +85,13 @@ impl DvEnv {
 
     /// A row by primary id (ids compare case-insensitively).
     pub fn get(&self, logical: &str, id: &str) -> Option<&Row> {
-        if id
+        // Ids are stored in lower case; one without capitals needs no copy. (Folded over
+        // every byte rather than stopping early, so that it compiles to a few wide steps.)
+        let capitals = id
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return self.store.get(logical, id); // already as stored: no copy to lowercase
+            .fold(false, |any, b| any | b.is_ascii_uppercase() | (b >= 0x80));
+        if !capitals {
+            return self.store.get(logical, id);
         }
         self.store.get(logical, &id.to_lowercase())
     }
@@ -252,8 +254,22 @@ impl DvEnv {
     ) -> SimResult<String> {
         let catalogue = cx.catalogue;
         let table = self.table(catalogue, logical)?;
+        let duplicate = || {
+            error(
+                ErrorKind::Duplicate,
+                "0x80040237",
+                "Cannot insert duplicate key.",
+            )
+        };
         let id = match attrs.remove(&table.primary_id) {
-            Some(Value::String(s)) if is_guid(&s) => s.to_lowercase(),
+            Some(Value::String(s)) if is_guid(&s) => {
+                let id = s.to_lowercase();
+                if self.store.get(logical, &id).is_some() {
+                    return Err(duplicate());
+                }
+                id
+            }
+            // A fresh id is checked as it is stored, in the same descent.
             Some(Value::Null) | None => cx.ids.guid(),
             Some(other) => {
                 return Err(error(
@@ -265,31 +281,28 @@ impl DvEnv {
                 ))
             }
         };
-        if self.store.get(logical, &id).is_some() {
-            return Err(error(
-                ErrorKind::Duplicate,
-                "0x80040237",
-                "Cannot insert duplicate key.",
-            ));
-        }
         self.validate(table, &attrs, None)?;
         let mut row = table.new_row();
-        row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
         let status_given = status_given(&attrs);
         row.merge(attrs);
+        row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
         align_state_and_status(table, &mut row, status_given);
         // Records with a currency get the base currency unless they name one.
-        if let (Some(col), Some(base)) =
-            (table.column("transactioncurrencyid"), &self.base_currency)
+        // (The currency table's own id column has the name too, but is not a lookup.)
+        let currency = table.column("transactioncurrencyid");
+        if let (Some(true), Some(base)) =
+            (currency.map(|c| c.kind.is_lookup()), &self.base_currency)
         {
-            let attr = col.attribute();
+            let attr = crate::column!("_transactioncurrencyid_value");
             if row.get(&attr).is_none_or(Value::is_null) {
-                row.insert(attr.into(), Value::from(base.clone()));
+                row.insert(attr, Value::from(base.clone()));
             }
         }
         self.stamp(cx, table, &mut row, true);
         self.check_keys(table, &id, &row)?;
-        self.store.put(logical, &id, row);
+        if !self.store.put_new(logical, &id, row) {
+            return Err(duplicate());
+        }
         if logical == "cdm_company" {
             self.company_plugin(cx, &id)?;
         }

@@ -328,6 +328,9 @@ impl Packed {
     }
 }
 
+/// Spare room a merged row gets for the columns written after it (a write's stamps).
+const MERGE_SPARE: usize = 12;
+
 /// The most columns a packed row has; wider rows keep their entries.
 pub const MAX_LAYOUT_COLUMNS: usize = 128;
 /// The most layouts the process-wide layout table holds; past that, rows keep their entries.
@@ -344,7 +347,7 @@ struct Layout {
 }
 
 /// The layouts, found by their columns' addresses (interned names never move or go).
-type Layouts = HashMap<Box<[usize]>, Arc<Layout>>;
+type Layouts = HashMap<Box<[usize]>, Arc<Layout>, foldhash::fast::FixedState>;
 static LAYOUTS: LazyLock<Mutex<Layouts>> = LazyLock::new(Default::default);
 
 impl Layout {
@@ -586,22 +589,35 @@ impl Row {
     }
 
     /// Sets every column of `other` (replacing equal columns): both rows' entries are
-    /// sorted, so one stable sort of the two runs and one pass that keeps the later of
-    /// equal columns do what a search and a shift per column would.
+    /// sorted, so one pass that merges them (the later of equal columns winning) does what
+    /// a search and a shift per column would.
     pub fn merge(&mut self, other: Row) {
         if other.is_empty() {
             return;
         }
-        let entries = self.loose();
-        entries.extend(other);
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                std::mem::swap(&mut later.1, &mut earlier.1);
+        let mine = std::mem::take(self.loose());
+        // Room for the system columns a write stamps next, so they do not regrow it.
+        let mut out = Vec::with_capacity(mine.len() + other.len() + MERGE_SPARE);
+        let (mut a, mut b) = (mine.into_iter().peekable(), other.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                    Ordering::Less => a.next(),
+                    Ordering::Greater => b.next(),
+                    Ordering::Equal => {
+                        a.next();
+                        b.next()
+                    }
+                },
+                (Some(_), None) => a.next(),
+                (None, _) => b.next(),
+            };
+            match next {
+                Some(entry) => out.push(entry),
+                None => break,
             }
-            same
-        });
+        }
+        self.repr = Repr::Loose(out);
     }
 
     /// Moves every entry of `other` into this row (replacing equal columns), leaving it empty.
@@ -619,23 +635,34 @@ impl Row {
         let Repr::Loose(entries) = &mut self.repr else {
             return;
         };
-        for (c, v) in entries.iter_mut() {
+        for (c, _) in entries.iter_mut() {
             if !c.0.interned {
                 *c = c.clone().interned();
             }
-            if let Value::String(s) = v {
-                s.shrink_to_fit();
-            }
         }
         let Some(layout) = Layout::of(entries) else {
+            for (_, v) in entries.iter_mut() {
+                if let Value::String(s) = v {
+                    s.shrink_to_fit();
+                }
+            }
             entries.shrink_to_fit();
             return;
         };
         let mut own_mask = [0u64; 2];
-        let mut own = Vec::new();
-        for (i, (_, v)) in std::mem::take(entries).into_iter().enumerate() {
-            if v != layout.template[i] {
+        let mut count = 0;
+        for (i, (_, v)) in entries.iter().enumerate() {
+            if *v != layout.template[i] {
                 own_mask[i / 64] |= 1 << (i % 64);
+                count += 1;
+            }
+        }
+        let mut own = Vec::with_capacity(count);
+        for (i, (_, mut v)) in std::mem::take(entries).into_iter().enumerate() {
+            if own_mask[i / 64] & (1 << (i % 64)) != 0 {
+                if let Value::String(s) = &mut v {
+                    s.shrink_to_fit();
+                }
                 own.push(v);
             }
         }

@@ -252,19 +252,24 @@ struct Index {
     entries: HashMap<u64, Ids, BuildHasherDefault<PassThrough>>,
 }
 
-/// The ids under one index key, in id order.
+/// The ids under one index key, in id order. A single id is kept as its text alone (the
+/// usual case, and the smaller); a set keeps ids with their inline heads, as a company's
+/// key holds every row of the company and its set is searched on every insert.
 #[derive(Debug, Clone)]
 enum Ids {
     One(Arc<str>),
-    Many(BTreeSet<Arc<str>>),
+    Many(BTreeSet<Id>),
 }
 
 impl Ids {
-    fn insert(&mut self, id: &Arc<str>) {
+    fn insert(&mut self, id: &Id) {
         match self {
-            Ids::One(only) if only == id => {}
+            Ids::One(only) if **only == *id.text => {}
             Ids::One(only) => {
-                let first = only.clone();
+                let first = Id {
+                    head: head_of(only),
+                    text: only.clone(),
+                };
                 *self = Ids::Many([first, id.clone()].into_iter().collect());
             }
             Ids::Many(set) => {
@@ -278,10 +283,10 @@ impl Ids {
         match self {
             Ids::One(only) => &**only == id,
             Ids::Many(set) => {
-                set.remove(id);
+                set.remove(&Probe::of(id) as &dyn IdKey);
                 if set.len() == 1 {
                     if let Some(last) = set.pop_first() {
-                        *self = Ids::One(last);
+                        *self = Ids::One(last.text);
                     }
                 }
                 false // a set holds two ids or more, so one is left
@@ -292,7 +297,7 @@ impl Ids {
     fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
         match self {
             Ids::One(only) => Box::new(std::iter::once(&**only)),
-            Ids::Many(set) => Box::new(set.iter().map(|id| &**id)),
+            Ids::Many(set) => Box::new(set.iter().map(|id| &*id.text)),
         }
     }
 }
@@ -303,12 +308,11 @@ impl Index {
     }
 
     fn add(&mut self, id: &Id, row: &Row) {
-        let id = &id.text;
         let key = self.key(row);
         match self.entries.get_mut(&key) {
             Some(ids) => ids.insert(id),
             None => {
-                self.entries.insert(key, Ids::One(id.clone()));
+                self.entries.insert(key, Ids::One(id.text.clone()));
             }
         }
     }
@@ -365,6 +369,20 @@ impl Table {
                 None
             }
         }
+    }
+
+    fn put_new(&mut self, id: &str, mut row: Row) -> bool {
+        use std::collections::btree_map::Entry;
+        let Entry::Vacant(entry) = self.rows.entry(Id::new(id)) else {
+            return false;
+        };
+        self.written = true;
+        row.compact();
+        for index in &mut self.indexes {
+            index.add(entry.key(), &row);
+        }
+        entry.insert(row);
+        true
     }
 
     /// A row and its id, by the id's text.
@@ -498,6 +516,20 @@ impl Store {
                 .put(id, row),
         };
         self.log(table, id, previous);
+    }
+
+    /// Inserts a row under an id no row has yet, answering false (and storing nothing)
+    /// when one has: a create's check and write in one descent.
+    pub fn put_new(&mut self, table: &str, id: &str, row: Row) -> bool {
+        let t = match self.tables.get_mut(table) {
+            Some(t) => t,
+            None => self.tables.entry(table.to_string()).or_default(),
+        };
+        if !t.put_new(id, row) {
+            return false;
+        }
+        self.log(table, id, None);
+        true
     }
 
     /// Removes a row, answering it (logged when a transaction is open).

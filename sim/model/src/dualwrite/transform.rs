@@ -197,22 +197,35 @@ pub fn to_dataverse(
 }
 
 /// A map's projection to Dataverse for one partition, worked out once for the rows of a
-/// leg: each field's column, and for a lookup its attribute, target and company pin. It
-/// also remembers what each lookup value resolved to, where the leg cannot change the
-/// answer (the target is another table than the one the leg writes): an initial sync of
-/// 500,000 customers looks up the same few customer groups and currencies for every row.
+/// leg: each field's column, and for a lookup its attribute, target and company pin, and
+/// the column order, so that a projected row needs no sorting. It also remembers what each
+/// lookup value resolved to, where the leg cannot change the answer (the target is another
+/// table than the one the leg writes): an initial sync of 500,000 customers looks up the
+/// same few customer groups and currencies for every row.
 pub struct ToDataverse<'c> {
-    fields: Vec<FieldPlan<'c>>,
-    company: Option<(Column, Value)>,
-    resolved: std::cell::RefCell<std::collections::HashMap<(usize, String), Option<String>>>,
+    /// In map order (which decides which failed lookup a row reports), the company last.
+    columns: Vec<Planned<'c>>,
+    /// Positions in `columns` in column order; of two for one column, the later is last.
+    order: Vec<usize>,
+    /// Per column, the lookup values resolved so far.
+    resolved: std::cell::RefCell<Vec<Resolved>>,
 }
 
-/// One mapped field of a [`ToDataverse`].
-struct FieldPlan<'c> {
-    field: &'c FieldMap,
-    /// The column written: the Dataverse column, or a lookup's `_nav_value` attribute.
+/// Lookup values a leg has resolved, by text: the row found, if any.
+type Resolved = std::collections::HashMap<String, Option<String>, foldhash::fast::FixedState>;
+
+/// One column a [`ToDataverse`] writes.
+struct Planned<'c> {
+    /// The Dataverse column, or a lookup's `_nav_value` attribute.
     column: Column,
-    lookup: Option<LookupPlan<'c>>,
+    source: Source<'c>,
+}
+
+enum Source<'c> {
+    /// A mapped field, resolved through a lookup when it has one.
+    Field(&'c FieldMap, Option<LookupPlan<'c>>),
+    /// The partition's company.
+    Company(Value),
 }
 
 /// How a lookup field finds its row.
@@ -234,7 +247,7 @@ impl<'c> ToDataverse<'c> {
             Partition::Company { dv_company_id, .. } => Some(dv_company_id),
             _ => None,
         };
-        let fields = map
+        let mut columns: Vec<Planned> = map
             .fields
             .iter()
             .filter_map(|field| {
@@ -248,34 +261,38 @@ impl<'c> ToDataverse<'c> {
                             .zip(company_id)
                             .filter(|_| !crate::mutants::active("lookup-company-ignored"))
                             .map(|(attr, id)| (attr, Value::from(id.clone())));
-                        FieldPlan {
-                            field,
+                        let lookup = LookupPlan {
+                            target,
+                            target_table,
+                            keyfield,
+                            company,
+                            memo: target != map.dv_table,
+                        };
+                        Planned {
                             column: Column::schema(&format!("_{nav}_value")),
-                            lookup: Some(LookupPlan {
-                                target,
-                                target_table,
-                                keyfield,
-                                company,
-                                memo: target != map.dv_table,
-                            }),
+                            source: Source::Field(field, Some(lookup)),
                         }
                     }
-                    None => FieldPlan {
-                        field,
+                    None => Planned {
                         column: Column::schema(dv_name),
-                        lookup: None,
+                        source: Source::Field(field, None),
                     },
                 })
             })
             .collect();
-        let company = table
-            .and_then(|t| t.company_attribute())
-            .zip(company_id)
-            .map(|(attr, id)| (Column::schema(&attr), Value::from(id.clone())));
+        if let Some((attr, id)) = table.and_then(|t| t.company_attribute()).zip(company_id) {
+            columns.push(Planned {
+                column: Column::schema(&attr),
+                source: Source::Company(Value::from(id.clone())),
+            });
+        }
+        let mut order: Vec<usize> = (0..columns.len()).collect();
+        order.sort_by(|&a, &b| columns[a].column.cmp(&columns[b].column));
+        let resolved = columns.iter().map(|_| Resolved::default()).collect();
         ToDataverse {
-            fields,
-            company,
-            resolved: Default::default(),
+            columns,
+            order,
+            resolved: std::cell::RefCell::new(resolved),
         }
     }
 
@@ -287,10 +304,15 @@ impl<'c> ToDataverse<'c> {
         creating: bool,
         only_one_way: bool,
     ) -> Result<Row, LookupFailure> {
-        // Collected in field order and sorted once, rather than inserted in order one by one.
-        let mut out: Vec<(Column, Value)> = Vec::with_capacity(self.fields.len() + 1);
-        for (i, plan) in self.fields.iter().enumerate() {
-            let field = plan.field;
+        let mut values: Vec<Option<Value>> = vec![None; self.columns.len()];
+        for (i, planned) in self.columns.iter().enumerate() {
+            let (field, lookup) = match &planned.source {
+                Source::Company(id) => {
+                    values[i] = Some(id.clone());
+                    continue;
+                }
+                Source::Field(field, lookup) => (*field, lookup),
+            };
             if !flows(field, true, creating)
                 || (only_one_way && field.dir != Direction::ToDataverse)
             {
@@ -300,8 +322,8 @@ impl<'c> ToDataverse<'c> {
                 Some(f) => map_value(field, row.get(f).unwrap_or(&Value::Null), true),
                 None => field.default.clone().unwrap_or(Value::Null),
             };
-            let Some(lookup) = &plan.lookup else {
-                out.push((plan.column.clone(), value));
+            let Some(lookup) = lookup else {
+                values[i] = Some(value);
                 continue;
             };
             let empty = match &value {
@@ -310,11 +332,11 @@ impl<'c> ToDataverse<'c> {
                 _ => false,
             };
             if empty {
-                out.push((plan.column.clone(), Value::Null));
+                values[i] = Some(Value::Null);
                 continue;
             }
             match self.resolve(dv, i, lookup, &value) {
-                Some(id) => out.push((plan.column.clone(), Value::from(id))),
+                Some(id) => values[i] = Some(Value::from(id)),
                 None => {
                     return Err(LookupFailure {
                         entity_set: lookup
@@ -326,29 +348,27 @@ impl<'c> ToDataverse<'c> {
                 }
             }
         }
-        if let Some((attr, id)) = &self.company {
-            out.push((attr.clone(), id.clone()));
-        }
-        Ok(out.into_iter().collect())
+        Ok(self
+            .order
+            .iter()
+            .filter_map(|&i| Some((self.columns[i].column.clone(), values[i].take()?)))
+            .collect())
     }
 
     /// The id of the row a lookup value names, remembered per text value where allowed.
     fn resolve(&self, dv: &DvEnv, i: usize, lookup: &LookupPlan, value: &Value) -> Option<String> {
-        let memo_key = match value {
-            Value::String(s) if lookup.memo => Some((i, s.clone())),
+        let text = match value {
+            Value::String(s) if lookup.memo => Some(s.as_str()),
             _ => None,
         };
-        if let Some(found) = memo_key
-            .as_ref()
-            .and_then(|k| self.resolved.borrow().get(k).cloned())
-        {
+        if let Some(found) = text.and_then(|t| self.resolved.borrow()[i].get(t).cloned()) {
             return found;
         }
         let mut key = vec![(lookup.keyfield.to_string(), value.clone())];
         key.extend(lookup.company.clone());
         let found = dv.find_by(lookup.target, &key).map(|(id, _)| id);
-        if let Some(k) = memo_key {
-            self.resolved.borrow_mut().insert(k, found.clone());
+        if let Some(t) = text {
+            self.resolved.borrow_mut()[i].insert(t.to_string(), found.clone());
         }
         found
     }

@@ -257,13 +257,8 @@ impl DvColumn {
     /// The label of a choice value.
     pub fn label(&self, value: i64) -> Option<&str> {
         // The number's text in a buffer on the stack: this runs for every choice a write sets.
-        use std::io::Write;
-        let mut digits = [0u8; 20];
-        let mut text = &mut digits[..];
-        write!(text, "{value}").ok()?;
-        let len = 20 - text.len();
-        let key = std::str::from_utf8(&digits[..len]).ok()?;
-        self.options.get(key).map(String::as_str)
+        let mut digits = itoa::Buffer::new();
+        self.options.get(digits.format(value)).map(String::as_str)
     }
 }
 
