@@ -7,7 +7,7 @@ use crate::clock::Instant;
 use crate::error::{ErrorKind, SimError, SimResult};
 use crate::ids::Ids;
 use crate::schema::{DvColumn, DvTable, DvType};
-use crate::store::{Row, Store};
+use crate::store::{IndexKeys, Row, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -55,6 +55,33 @@ pub struct WriteContext<'a> {
     pub caller: String,
     /// Owner to set; the caller's own team-less default is the root business unit's team.
     pub owner: Option<String>,
+}
+
+/// Who writes and when: what a write stamps on a row besides its version.
+pub struct Writer<'a> {
+    /// When the write happens (createdon, modifiedon).
+    pub now: Instant,
+    /// systemuserid of the caller (Created by / Modified by).
+    pub caller: &'a str,
+    /// Owner to set, as in [`WriteContext::owner`].
+    pub owner: Option<&'a str>,
+}
+
+/// A create worked out by [`DvEnv::prepare_insert`], waiting for its id.
+pub struct PreparedInsert<'c> {
+    table: &'c DvTable,
+    id: NewId,
+    /// The row to store and its index keys, or why the attributes were refused (reported
+    /// once the id is taken, as a create takes its id before it checks anything).
+    row: SimResult<(Row, Option<IndexKeys>)>,
+}
+
+/// Where a create's id comes from.
+enum NewId {
+    /// The caller named it.
+    Given(String),
+    /// The next one from the world's id stream.
+    Fresh,
 }
 
 /// A Dataverse error with its hex code.
@@ -250,27 +277,34 @@ impl DvEnv {
         &mut self,
         cx: &mut WriteContext,
         logical: &str,
-        mut attrs: Row,
+        attrs: Row,
     ) -> SimResult<String> {
-        let catalogue = cx.catalogue;
-        let table = self.table(catalogue, logical)?;
-        let duplicate = || {
-            error(
-                ErrorKind::Duplicate,
-                "0x80040237",
-                "Cannot insert duplicate key.",
-            )
+        let writer = Writer {
+            now: cx.now,
+            caller: &cx.caller,
+            owner: cx.owner.as_deref(),
         };
+        let prepared = self.prepare_insert(cx.catalogue, &writer, logical, attrs)?;
+        self.finish_insert(cx, logical, prepared)
+    }
+
+    /// The part of a create that only reads the environment: the table, where the id comes
+    /// from, the checks of the attributes and the row they make with its defaults and
+    /// stamps. Initial sync prepares many creates at once this way, on several threads;
+    /// [`DvEnv::finish_insert`] then writes them one by one, in order. The reads are of
+    /// other tables than the one being written (lookup targets, the owner's team), so a
+    /// prepared create finishes as if it had been made at once.
+    pub fn prepare_insert<'c>(
+        &self,
+        catalogue: &'c Catalogue,
+        writer: &Writer,
+        logical: &str,
+        mut attrs: Row,
+    ) -> SimResult<PreparedInsert<'c>> {
+        let table = self.table(catalogue, logical)?;
         let id = match attrs.remove(&table.primary_id) {
-            Some(Value::String(s)) if is_guid(&s) => {
-                let id = s.to_lowercase();
-                if self.store.get(logical, &id).is_some() {
-                    return Err(duplicate());
-                }
-                id
-            }
-            // A fresh id is checked as it is stored, in the same descent.
-            Some(Value::Null) | None => cx.ids.guid(),
+            Some(Value::String(s)) if is_guid(&s) => NewId::Given(s.to_lowercase()),
+            Some(Value::Null) | None => NewId::Fresh,
             Some(other) => {
                 return Err(error(
                     ErrorKind::BadRequest,
@@ -281,26 +315,66 @@ impl DvEnv {
                 ))
             }
         };
-        self.validate(table, &attrs, None)?;
-        let mut row = table.new_row();
-        let status_given = status_given(&attrs);
-        row.merge(attrs);
-        row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
-        align_state_and_status(table, &mut row, status_given);
-        // Records with a currency get the base currency unless they name one.
-        // (The currency table's own id column has the name too, but is not a lookup.)
-        let currency = table.column("transactioncurrencyid");
-        if let (Some(true), Some(base)) =
-            (currency.map(|c| c.kind.is_lookup()), &self.base_currency)
-        {
-            let attr = crate::column!("_transactioncurrencyid_value");
-            if row.get(&attr).is_none_or(Value::is_null) {
-                row.insert(attr, Value::from(base.clone()));
+        let row = self.validate(table, &attrs, None).map(|()| {
+            let mut row = table.new_row();
+            let status_given = status_given(&attrs);
+            row.merge(attrs);
+            align_state_and_status(table, &mut row, status_given);
+            // Records with a currency get the base currency unless they name one. (The
+            // currency table's own id column has the name too, but is not a lookup.)
+            let currency = table.column("transactioncurrencyid");
+            if let (Some(true), Some(base)) =
+                (currency.map(|c| c.kind.is_lookup()), &self.base_currency)
+            {
+                let attr = crate::column!("_transactioncurrencyid_value");
+                if row.get(&attr).is_none_or(Value::is_null) {
+                    row.insert(attr, Value::from(base.clone()));
+                }
             }
-        }
-        self.stamp(cx, table, &mut row, true);
+            self.stamp_fields(writer, table, &mut row, true);
+            // Packed here with stand-ins for the id and version, which the finish sets
+            // in place; the index keys do not read them.
+            row.insert(table.primary_id.as_str().into(), Value::Null);
+            row.insert(crate::column!("versionnumber"), Value::Null);
+            row.compact();
+            let unset = [table.primary_id.as_str(), "versionnumber"];
+            let keys = self.store.index_keys(logical, &row, &unset);
+            (row, keys)
+        });
+        Ok(PreparedInsert { table, id, row })
+    }
+
+    /// Gives a prepared create its id and version and stores it, checking what depends on
+    /// the rows already written: the id and the alternate keys.
+    pub fn finish_insert(
+        &mut self,
+        cx: &mut WriteContext,
+        logical: &str,
+        prepared: PreparedInsert,
+    ) -> SimResult<String> {
+        let duplicate = || {
+            error(
+                ErrorKind::Duplicate,
+                "0x80040237",
+                "Cannot insert duplicate key.",
+            )
+        };
+        let table = prepared.table;
+        let id = match prepared.id {
+            NewId::Given(id) => {
+                if self.store.get(logical, &id).is_some() {
+                    return Err(duplicate());
+                }
+                id
+            }
+            // A fresh id is checked as it is stored, in the same descent.
+            NewId::Fresh => cx.ids.guid(),
+        };
+        let (mut row, keys) = prepared.row?;
+        row.insert(table.primary_id.as_str().into(), Value::from(id.clone()));
+        self.stamp_version(&mut row);
         self.check_keys(table, &id, &row)?;
-        if !self.store.put_new(logical, &id, row) {
+        if !self.store.put_new_keyed(logical, &id, row, keys) {
             return Err(duplicate());
         }
         if logical == "cdm_company" {
@@ -502,28 +576,37 @@ impl DvEnv {
 
     /// System columns every write maintains.
     fn stamp(&mut self, cx: &WriteContext, table: &DvTable, row: &mut Row, create: bool) {
+        self.stamp_version(row);
+        let writer = Writer {
+            now: cx.now,
+            caller: &cx.caller,
+            owner: cx.owner.as_deref(),
+        };
+        self.stamp_fields(&writer, table, row, create);
+    }
+
+    /// The next row version.
+    fn stamp_version(&mut self, row: &mut Row) {
         self.next_version += 1;
-        let now = cx.now.iso();
         row.insert(
             crate::column!("versionnumber"),
             Value::from(self.next_version),
         );
+    }
+
+    /// The system columns besides the version: when, by whom, and the owner.
+    fn stamp_fields(&self, cx: &Writer, table: &DvTable, row: &mut Row, create: bool) {
+        let now = cx.now.iso();
         if create {
             row.insert(crate::column!("createdon"), Value::from(now.clone()));
-            row.insert(
-                crate::column!("_createdby_value"),
-                Value::from(cx.caller.clone()),
-            );
+            row.insert(crate::column!("_createdby_value"), Value::from(cx.caller));
         }
         row.insert(crate::column!("modifiedon"), Value::from(now));
-        row.insert(
-            crate::column!("_modifiedby_value"),
-            Value::from(cx.caller.clone()),
-        );
+        row.insert(crate::column!("_modifiedby_value"), Value::from(cx.caller));
         if table.owned {
             let owner = cx
                 .owner
-                .clone()
+                .map(str::to_string)
                 .or_else(|| {
                     row.get("_ownerid_value")
                         .and_then(Value::as_str)

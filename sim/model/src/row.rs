@@ -80,7 +80,38 @@ fn cmp_to(c: &Column, prefix: u64, text: &str) -> Ordering {
 /// A column name: a pointer to a name shared by every row that holds it (see the module
 /// notes). Compares, orders, hashes and prints as its text.
 #[derive(Clone)]
-pub struct Column(Arc<Name>);
+pub struct Column(NameRef);
+
+/// How a column holds its name. Interned names live as long as the process (the table
+/// never lets one go), so a column of one is a plain reference: cloning and dropping it
+/// touch no reference count. That matters when initial sync builds rows on several threads
+/// at once: a shared count written by every clone on both cores kept moving its cache line
+/// (with the name's text beside it) from one core to the other.
+#[derive(Clone)]
+enum NameRef {
+    Interned(&'static Name),
+    Own(Arc<Name>),
+}
+
+impl Deref for NameRef {
+    type Target = Name;
+    fn deref(&self) -> &Name {
+        match self {
+            NameRef::Interned(name) => name,
+            NameRef::Own(name) => name,
+        }
+    }
+}
+
+impl NameRef {
+    fn as_ptr(&self) -> *const Name {
+        &**self
+    }
+
+    fn ptr_eq(&self, other: &NameRef) -> bool {
+        std::ptr::eq(self.as_ptr(), other.as_ptr())
+    }
+}
 
 /// A column of a name the model itself writes, interned once per call site: for hot paths
 /// (stamping every write) where looking the name up each time shows.
@@ -95,7 +126,7 @@ macro_rules! column {
 
 /// The interned names, found by their text.
 #[derive(Clone)]
-struct Interned(Arc<Name>);
+struct Interned(&'static Name);
 
 impl Borrow<str> for Interned {
     fn borrow(&self) -> &str {
@@ -124,7 +155,7 @@ impl Column {
         if let Some(found) = Column::lookup(name) {
             return found;
         }
-        Column(Arc::new(Name::new(name.into(), false)))
+        Column(NameRef::Own(Arc::new(Name::new(name.into(), false))))
     }
 
     /// A column the schema defines (a catalogue table's or entity's), interned at once
@@ -138,7 +169,7 @@ impl Column {
             return None;
         }
         let table = TABLE.read().unwrap_or_else(|e| e.into_inner());
-        table.get(name).map(|i| Column(i.0.clone()))
+        table.get(name).map(|i| Column(NameRef::Interned(i.0)))
     }
 
     /// This column with its name interned (within the table's bounds).
@@ -148,14 +179,15 @@ impl Column {
         }
         let mut table = TABLE.write().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = table.get(&*self.0.text) {
-            return Column(found.0.clone());
+            return Column(NameRef::Interned(found.0));
         }
         if table.len() >= MAX_INTERNED {
             return self;
         }
-        let name = Arc::new(Name::new(self.0.text.clone(), true));
-        table.insert(Interned(name.clone()));
-        Column(name)
+        // Leaked on purpose: an interned name is never freed (the table is bounded).
+        let name: &'static Name = Box::leak(Box::new(Name::new(self.0.text.clone(), true)));
+        table.insert(Interned(name));
+        Column(NameRef::Interned(name))
     }
 
     /// The name.
@@ -182,8 +214,7 @@ impl Borrow<str> for Column {
 }
 impl PartialEq for Column {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.prefix == other.0.prefix && self.0.text == other.0.text)
+        self.0.ptr_eq(&other.0) || (self.0.prefix == other.0.prefix && self.0.text == other.0.text)
     }
 }
 impl Eq for Column {}
@@ -224,7 +255,7 @@ impl PartialOrd for Column {
 }
 impl Ord for Column {
     fn cmp(&self, other: &Self) -> Ordering {
-        if Arc::ptr_eq(&self.0, &other.0) {
+        if self.0.ptr_eq(&other.0) {
             return Ordering::Equal;
         }
         cmp_to(self, other.0.prefix, &other.0.text)
@@ -257,8 +288,12 @@ impl From<&String> for Column {
 }
 impl From<String> for Column {
     fn from(name: String) -> Column {
-        Column::lookup(&name)
-            .unwrap_or_else(|| Column(Arc::new(Name::new(name.into_boxed_str(), false))))
+        Column::lookup(&name).unwrap_or_else(|| {
+            Column(NameRef::Own(Arc::new(Name::new(
+                name.into_boxed_str(),
+                false,
+            ))))
+        })
     }
 }
 impl From<&Column> for Column {
@@ -301,24 +336,57 @@ impl Default for Repr {
 /// differ from the layout's template; the others are read from the template.
 #[derive(Clone)]
 struct Packed {
-    layout: Arc<Layout>,
+    layout: &'static Layout,
     /// Bit `i` set: column `i`'s value is the row's own, the next one in `own`.
     own_mask: [u64; 2],
     own: Box<[Value]>,
 }
 
 impl Packed {
-    fn value(&self, i: usize) -> &Value {
+    /// Where column `i`'s value would be among the row's own values.
+    fn own_index(&self, i: usize) -> usize {
         let (word, bit) = (i / 64, 1u64 << (i % 64));
-        if self.own_mask[word] & bit == 0 {
-            return &self.layout.template[i];
-        }
         let before = if word == 0 {
             0
         } else {
             self.own_mask[0].count_ones()
         } + (self.own_mask[word] & (bit - 1)).count_ones();
-        &self.own[before as usize]
+        before as usize
+    }
+
+    fn is_own(&self, i: usize) -> bool {
+        self.own_mask[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn value(&self, i: usize) -> &Value {
+        if !self.is_own(i) {
+            return &self.layout.template[i];
+        }
+        &self.own[self.own_index(i)]
+    }
+
+    /// Sets column `i`, keeping the row packed: a value equal to the template's is not the
+    /// row's own. Answers the previous value.
+    fn set(&mut self, i: usize, value: Value) -> Value {
+        let k = self.own_index(i);
+        let bit = 1u64 << (i % 64);
+        let same = value == self.layout.template[i];
+        match (self.is_own(i), same) {
+            (true, false) => std::mem::replace(&mut self.own[k], value),
+            (false, true) => value,
+            (own, _) => {
+                let mut values = std::mem::take(&mut self.own).into_vec();
+                let previous = if own {
+                    values.remove(k)
+                } else {
+                    values.insert(k, value);
+                    self.layout.template[i].clone()
+                };
+                self.own_mask[i / 64] ^= bit;
+                self.own = values.into_boxed_slice();
+                previous
+            }
+        }
     }
 
     fn entries(&self) -> Vec<(Column, Value)> {
@@ -347,14 +415,16 @@ struct Layout {
 }
 
 /// The layouts, found by their columns' addresses (interned names never move or go).
-type Layouts = HashMap<Box<[usize]>, Arc<Layout>, foldhash::fast::FixedState>;
+/// Layouts are never freed (the table is bounded), so a row refers to its layout without a
+/// reference count to write on every row stored (see [`NameRef`]).
+type Layouts = HashMap<Box<[usize]>, &'static Layout, foldhash::fast::FixedState>;
 static LAYOUTS: LazyLock<Mutex<Layouts>> = LazyLock::new(Default::default);
 
 impl Layout {
     /// The layout of these entries' columns, made with their values as its template when
     /// there is none yet; `None` when a column is not interned, the row is too wide or the
     /// table is full.
-    fn of(entries: &[(Column, Value)]) -> Option<Arc<Layout>> {
+    fn of(entries: &[(Column, Value)]) -> Option<&'static Layout> {
         if entries.is_empty()
             || entries.len() > MAX_LAYOUT_COLUMNS
             || entries.iter().any(|(c, _)| !c.0.interned)
@@ -363,17 +433,17 @@ impl Layout {
         }
         let mut key = [0usize; MAX_LAYOUT_COLUMNS];
         for (slot, (c, _)) in key.iter_mut().zip(entries) {
-            *slot = Arc::as_ptr(&c.0) as usize;
+            *slot = c.0.as_ptr() as usize;
         }
         let key = &key[..entries.len()];
         let mut layouts = LAYOUTS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = layouts.get(key) {
-            return Some(found.clone());
+            return Some(*found);
         }
         if layouts.len() >= MAX_LAYOUTS {
             return None;
         }
-        let layout = Arc::new(Layout {
+        let layout: &'static Layout = Box::leak(Box::new(Layout {
             columns: entries.iter().map(|(c, _)| c.clone()).collect(),
             template: entries.iter().map(|(_, v)| v.clone()).collect(),
             positions: entries
@@ -381,8 +451,8 @@ impl Layout {
                 .enumerate()
                 .map(|(i, (c, _))| (c.clone(), i as u8))
                 .collect(),
-        });
-        layouts.insert(key.into(), layout.clone());
+        }));
+        layouts.insert(key.into(), layout);
         Some(layout)
     }
 }
@@ -507,6 +577,12 @@ impl Row {
     /// Sets a column, answering its previous value.
     /// (`"name".into()` makes a column from a name.)
     pub fn insert(&mut self, key: Column, value: Value) -> Option<Value> {
+        // A packed row that has the column stays packed.
+        if let Repr::Packed(p) = &mut self.repr {
+            if let Some(&i) = p.layout.positions.get(key.as_str()) {
+                return Some(p.set(usize::from(i), value));
+            }
+        }
         let entries = self.loose();
         // Rows are mostly built in name order: appending needs no search.
         if entries.last().is_none_or(|(last, _)| *last < key) {
@@ -948,7 +1024,7 @@ mod tests {
         let shared = Column::lookup(name);
         assert!(shared.is_some());
         let again = Column::new(name);
-        assert!(shared.is_some_and(|s| Arc::ptr_eq(&s.0, &again.0)));
+        assert!(shared.is_some_and(|s| s.0.ptr_eq(&again.0)));
         let long = "x".repeat(MAX_INTERNED_LEN + 1);
         let mut row = Row::new();
         row.insert(long.as_str().into(), json!(1));
@@ -1016,6 +1092,44 @@ mod tests {
         row.compact();
         assert_eq!(row["row_tests_p_a"], json!(3));
         assert_eq!(row.clone().into_value()["row_tests_p_b"], json!("same"));
+    }
+
+    #[test]
+    fn setting_a_column_a_packed_row_has_keeps_it_packed() {
+        let (mut first, _) =
+            both(json!({"row_tests_s_a": 1, "row_tests_s_b": "t", "row_tests_s_c": null}));
+        first.compact();
+        let (mut row, _) =
+            both(json!({"row_tests_s_a": 2, "row_tests_s_b": "t", "row_tests_s_c": null}));
+        row.compact();
+        let own = |r: &Row| match &r.repr {
+            Repr::Packed(p) => Some(p.own.len()),
+            Repr::Loose(_) => None,
+        };
+        assert_eq!(own(&row), Some(1));
+        // An own value replaced, a template value made own, an own value back to the template.
+        assert_eq!(row.insert("row_tests_s_a".into(), json!(5)), Some(json!(2)));
+        assert_eq!(
+            row.insert("row_tests_s_c".into(), json!("x")),
+            Some(Value::Null)
+        );
+        assert_eq!(own(&row), Some(2));
+        assert_eq!(row.insert("row_tests_s_a".into(), json!(1)), Some(json!(5)));
+        assert_eq!(
+            row.insert("row_tests_s_b".into(), json!("t")),
+            Some(json!("t"))
+        );
+        assert_eq!(own(&row), Some(1));
+        assert_eq!(
+            row.to_value(),
+            json!({"row_tests_s_a": 1, "row_tests_s_b": "t", "row_tests_s_c": "x"})
+        );
+        let (loose, _) = both(row.to_value());
+        assert_eq!(row, loose);
+        // A column the layout lacks unpacks it.
+        row.insert("row_tests_s_d".into(), json!(0));
+        assert_eq!(own(&row), None);
+        assert_eq!(row.len(), 4);
     }
 
     #[test]

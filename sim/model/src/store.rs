@@ -309,6 +309,10 @@ impl Index {
 
     fn add(&mut self, id: &Id, row: &Row) {
         let key = self.key(row);
+        self.add_key(id, key);
+    }
+
+    fn add_key(&mut self, id: &Id, key: u64) {
         match self.entries.get_mut(&key) {
             Some(ids) => ids.insert(id),
             None => {
@@ -371,15 +375,24 @@ impl Table {
         }
     }
 
-    fn put_new(&mut self, id: &str, mut row: Row) -> bool {
+    fn put_new(&mut self, id: &str, mut row: Row, keys: Option<IndexKeys>) -> bool {
         use std::collections::btree_map::Entry;
         let Entry::Vacant(entry) = self.rows.entry(Id::new(id)) else {
             return false;
         };
         self.written = true;
         row.compact();
-        for index in &mut self.indexes {
-            index.add(entry.key(), &row);
+        match keys.filter(|k| k.0.len() == self.indexes.len()) {
+            Some(keys) => {
+                for (index, key) in self.indexes.iter_mut().zip(keys.0) {
+                    index.add_key(entry.key(), key);
+                }
+            }
+            None => {
+                for index in &mut self.indexes {
+                    index.add(entry.key(), &row);
+                }
+            }
         }
         entry.insert(row);
         true
@@ -408,6 +421,10 @@ pub struct Store {
     undo: Vec<Undo>,
     open: usize,
 }
+
+/// A row's keys in each index of its table, in declaration order ([`Store::index_keys`]).
+#[derive(Debug, Clone)]
+pub struct IndexKeys(Vec<u64>);
 
 /// A position in the undo log to roll back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,15 +538,40 @@ impl Store {
     /// Inserts a row under an id no row has yet, answering false (and storing nothing)
     /// when one has: a create's check and write in one descent.
     pub fn put_new(&mut self, table: &str, id: &str, row: Row) -> bool {
+        self.put_new_keyed(table, id, row, None)
+    }
+
+    /// [`Store::put_new`] with the row's index keys worked out beforehand
+    /// ([`Store::index_keys`], for the row as stored, ids aside), maybe on another thread.
+    pub fn put_new_keyed(
+        &mut self,
+        table: &str,
+        id: &str,
+        row: Row,
+        keys: Option<IndexKeys>,
+    ) -> bool {
         let t = match self.tables.get_mut(table) {
             Some(t) => t,
             None => self.tables.entry(table.to_string()).or_default(),
         };
-        if !t.put_new(id, row) {
+        if !t.put_new(id, row, keys) {
             return false;
         }
         self.log(table, id, None);
         true
+    }
+
+    /// The keys a row files under in each index of `table`, or none when an index reads
+    /// one of the `unset` columns (whose values the row does not hold yet).
+    pub fn index_keys(&self, table: &str, row: &Row, unset: &[&str]) -> Option<IndexKeys> {
+        let indexes = self.tables.get(table).map_or(&[][..], |t| &t.indexes[..]);
+        if indexes
+            .iter()
+            .any(|i| i.columns.iter().any(|c| unset.contains(&c.as_str())))
+        {
+            return None;
+        }
+        Some(IndexKeys(indexes.iter().map(|i| i.key(row)).collect()))
     }
 
     /// Removes a row, answering it (logged when a transaction is open).

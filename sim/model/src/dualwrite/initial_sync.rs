@@ -6,7 +6,7 @@ use super::transform::{self, Partition};
 use super::{DualWrite, Side};
 use crate::catalogue::Catalogue;
 use crate::clock::Instant;
-use crate::dataverse::{DvEnv, WriteContext};
+use crate::dataverse::{DvEnv, PreparedInsert, WriteContext, Writer};
 use crate::error::{SimError, SimResult};
 use crate::fno::{value_text, FnoEnv, LEGAL_ENTITIES};
 use crate::schema::{FnoEntity, TableMap};
@@ -152,42 +152,113 @@ enum RowFailure {
 /// is read where it lies, never copied out).
 type Exported = (Vec<String>, String);
 
+/// Rows a leg prepares at a time: a batch is prepared on the machine's cores against the
+/// destination as it stands, then written row by row, in order.
+const BATCH: usize = 4096;
+
 /// Runs one leg: every exported row with a key is counted, rows the rerun skips are left
-/// alone, and `write` upserts the counterpart of the rest (given the counterpart's id, if
-/// one exists). A failed row is counted and its error and key recorded.
-fn run_leg(
+/// alone, and the counterpart of each other row is upserted in two steps. `prepare` works
+/// out the write from the destination `env` as it stands without changing anything (the
+/// projection, its lookups, the checks and the row it makes), for a batch of rows at a
+/// time and on up to `workers` threads; `write` then does what depends on the rows written
+/// before (ids, versions, keys) and stores it, one row at a time in export order. A failed
+/// row is counted and its error and key recorded. The outcome is the same for any number of
+/// workers: `prepare` only reads what the leg does not write.
+#[allow(clippy::too_many_arguments)]
+fn run_leg<E: Sync, P: Send>(
     direction: LegDirection,
     partition: &Partition,
     exported: Vec<Exported>,
     skip: &BTreeSet<String>,
     report: &mut Report,
-    mut write: impl FnMut(&[String], &str) -> Result<Written, RowFailure>,
+    env: &mut E,
+    workers: usize,
+    prepare: impl Fn(&E, &[String], &str) -> P + Sync,
+    mut write: impl FnMut(&mut E, &[String], &str, P) -> Result<Written, RowFailure>,
 ) -> Leg {
     let mut leg = Leg {
         direction,
         company: partition.label(),
-        exported: 0,
+        exported: exported.len(),
         inserted: 0,
         updated: 0,
         errors: 0,
     };
-    for (key, id) in exported {
-        leg.exported += 1;
-        if !skip.is_empty() && skip.contains(&key.join(",")) {
-            continue;
-        }
-        match write(&key, &id) {
-            Ok(Written::Inserted) => leg.inserted += 1,
-            Ok(Written::Updated) => leg.updated += 1,
-            Ok(Written::Unchanged) => {}
-            Err(failure) => {
-                leg.errors += 1;
-                report.error_keys.push(key.join(","));
-                report.errors.push(failure.to_string());
+    let rows: Vec<Exported> = exported
+        .into_iter()
+        .filter(|(key, _)| skip.is_empty() || !skip.contains(&key.join(",")))
+        .collect();
+    for batch in rows.chunks(BATCH) {
+        let prepared = prepare_batch(&*env, batch, workers, &prepare);
+        for ((key, id), prepared) in batch.iter().zip(prepared) {
+            match write(env, key, id, prepared) {
+                Ok(Written::Inserted) => leg.inserted += 1,
+                Ok(Written::Updated) => leg.updated += 1,
+                Ok(Written::Unchanged) => {}
+                Err(failure) => {
+                    leg.errors += 1;
+                    report.error_keys.push(key.join(","));
+                    report.errors.push(failure.to_string());
+                }
             }
         }
     }
     leg
+}
+
+/// `prepare` for every row of a batch, in order: the batch split evenly between this thread
+/// and `workers - 1` others. A panic on another thread goes on here.
+fn prepare_batch<E: Sync, P: Send>(
+    env: &E,
+    batch: &[Exported],
+    workers: usize,
+    prepare: &(impl Fn(&E, &[String], &str) -> P + Sync),
+) -> Vec<P> {
+    let run = |rows: &[Exported]| -> Vec<P> {
+        rows.iter().map(|(key, id)| prepare(env, key, id)).collect()
+    };
+    // Below a few hundred rows a thread costs more than it saves.
+    if workers < 2 || batch.len() < 512 {
+        return run(batch);
+    }
+    let share = batch.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let mut parts = batch.chunks(share);
+        let mine = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || run(part))).collect();
+        let mut all = run(mine);
+        for other in others {
+            match other.join() {
+                Ok(prepared) => all.extend(prepared),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
+}
+
+/// Threads that prepare a leg's rows; 0 (the default) means the machine's cores, at most
+/// four. The outcome never depends on it (see [`run_leg`]): tests set it to show that.
+pub static PREPARE_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many threads prepare a leg's rows (see [`PREPARE_THREADS`]).
+fn workers() -> usize {
+    match PREPARE_THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    }
+}
+
+/// What the F&O-to-Dataverse leg prepares for one row.
+enum ToDataverseRow<'c> {
+    /// The F&O row is gone.
+    Gone,
+    /// A lookup found nothing.
+    Failed(RowFailure),
+    /// The counterpart exists: its id and the attributes to write.
+    Update(&'c String, Row),
+    /// A create, or why it cannot be made.
+    Create(SimResult<PreparedInsert<'c>>),
 }
 
 /// The errors of an execution, as they are collected leg by leg.
@@ -459,39 +530,80 @@ impl DualWrite<'_> {
     ) -> Leg {
         let catalogue = self.catalogue;
         let owner = owner_team(self.dv, partition);
-        let writer = self.writer();
+        let caller = self.writer();
         let now = self.clock.now();
         let (dv, ids, fno) = (&mut *self.dv, &mut *self.ids, &*self.fno);
         let projection = transform::ToDataverse::new(catalogue, map, partition);
+        // A create of a company runs a plug-in, and a lookup into the table being written
+        // reads rows this leg writes: both are prepared one row at a time.
+        let workers = if map.dv_table == "cdm_company" || transform::looks_up_itself(catalogue, map)
+        {
+            1
+        } else {
+            workers()
+        };
+        let writer = Writer {
+            now,
+            caller: &caller,
+            owner: owner.as_deref(),
+        };
+        let label = |id: &str| {
+            value_text(
+                fno.get(&map.fno_entity, id)
+                    .and_then(|r| r.get(&map.key[0])),
+            )
+        };
         run_leg(
             LegDirection::ToDataverse,
             partition,
             rows,
             skip,
             report,
-            |key, id| {
+            dv,
+            workers,
+            |dv: &DvEnv, key, id| {
                 let Some(row) = fno.get(&map.fno_entity, id) else {
-                    return Ok(Written::Unchanged);
+                    return ToDataverseRow::Gone;
                 };
                 let existing = counterparts.dv.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Dataverse
                     && counterparts.dv_exported.contains_key(key);
-                let attrs = projection
-                    .project(dv, row, existing.is_none(), one_way)
-                    .map_err(RowFailure::Lookup)?;
+                let attrs = match projection.project(dv, row, existing.is_none(), one_way) {
+                    Ok(attrs) => attrs,
+                    Err(failure) => return ToDataverseRow::Failed(RowFailure::Lookup(failure)),
+                };
+                match existing {
+                    Some(existing) => ToDataverseRow::Update(existing, attrs),
+                    None => ToDataverseRow::Create(dv.prepare_insert(
+                        catalogue,
+                        &writer,
+                        &map.dv_table,
+                        attrs,
+                    )),
+                }
+            },
+            |dv, _, id, prepared| {
                 let mut cx = WriteContext {
                     catalogue,
                     ids,
                     now,
-                    caller: writer.clone(),
+                    caller: caller.clone(),
                     owner: owner.clone(),
                 };
-                upsert_dataverse(dv, &mut cx, map, existing, attrs).map_err(|error| {
-                    RowFailure::Write {
-                        row: value_text(row.get(&map.key[0])),
-                        error,
+                let written = match prepared {
+                    ToDataverseRow::Gone => return Ok(Written::Unchanged),
+                    ToDataverseRow::Failed(failure) => return Err(failure),
+                    ToDataverseRow::Update(existing, attrs) => {
+                        update_dataverse(dv, &mut cx, map, existing, attrs)
                     }
+                    ToDataverseRow::Create(prepared) => prepared
+                        .and_then(|p| dv.finish_insert(&mut cx, &map.dv_table, p))
+                        .map(|_| Written::Inserted),
+                };
+                written.map_err(|error| RowFailure::Write {
+                    row: label(id),
+                    error,
                 })
             },
         )
@@ -512,16 +624,17 @@ impl DualWrite<'_> {
         let catalogue = self.catalogue;
         let now = self.clock.now();
         let (dv, fno) = (&*self.dv, &mut *self.fno);
+        // The projection reads Dataverse, which this leg does not write.
         run_leg(
             LegDirection::ToFno,
             partition,
             rows,
             skip,
             report,
-            |key, id| {
-                let Some(row) = dv.get(&map.dv_table, id) else {
-                    return Ok(Written::Unchanged);
-                };
+            fno,
+            workers(),
+            |_: &FnoEnv, key, id| {
+                let row = dv.get(&map.dv_table, id)?;
                 let existing = counterparts.fno.get(key);
                 let one_way = existing.is_some()
                     && master == Side::Fno
@@ -535,6 +648,12 @@ impl DualWrite<'_> {
                     existing.is_none(),
                     one_way,
                 );
+                Some((existing, attrs))
+            },
+            |fno, key, _, prepared| {
+                let Some((existing, attrs)) = prepared else {
+                    return Ok(Written::Unchanged);
+                };
                 upsert_fno(fno, catalogue, entity, existing, &attrs, now).map_err(|error| {
                     RowFailure::Write {
                         row: key.join(","),
@@ -601,20 +720,15 @@ fn failed_leg(direction: LegDirection, partition: &Partition, exported: usize) -
     }
 }
 
-/// Creates the Dataverse counterpart, or updates the fields that differ. The owner is set
-/// when a row is dual-written, even if it existed.
-fn upsert_dataverse(
+/// Updates the fields of the Dataverse counterpart that differ. The owner is set when a
+/// row is dual-written, even if it existed.
+fn update_dataverse(
     dv: &mut DvEnv,
     cx: &mut WriteContext,
     map: &TableMap,
-    existing: Option<&String>,
+    id: &str,
     attrs: Row,
 ) -> SimResult<Written> {
-    let Some(id) = existing else {
-        return dv
-            .insert(cx, &map.dv_table, attrs)
-            .map(|_| Written::Inserted);
-    };
     let empty = Row::new();
     let current = dv.get(&map.dv_table, id).unwrap_or(&empty);
     let patch = transform::changed(&attrs, current);

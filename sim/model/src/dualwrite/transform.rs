@@ -49,6 +49,16 @@ pub struct LookupFailure {
     pub value: String,
 }
 
+/// Whether a field of the map looks up rows of the map's own Dataverse table (a parent
+/// account, say), so that writing one row can change what the next one resolves to.
+pub fn looks_up_itself(catalogue: &Catalogue, map: &TableMap) -> bool {
+    let table = catalogue.dv_tables.get(&map.dv_table);
+    map.fields
+        .iter()
+        .filter_map(FieldMap::dv_lookup)
+        .any(|(nav, _)| lookup_target(table, nav) == map.dv_table)
+}
+
 /// Whether the map's Dataverse table is striped by company.
 pub fn is_company_specific(catalogue: &Catalogue, map: &TableMap) -> bool {
     catalogue
@@ -208,7 +218,8 @@ pub struct ToDataverse<'c> {
     /// Positions in `columns` in column order; of two for one column, the later is last.
     order: Vec<usize>,
     /// Per column, the lookup values resolved so far.
-    resolved: std::cell::RefCell<Vec<Resolved>>,
+    /// Shared by the threads that prepare a leg's rows.
+    resolved: std::sync::Mutex<Vec<Resolved>>,
 }
 
 /// Lookup values a leg has resolved, by text: the row found, if any.
@@ -292,7 +303,7 @@ impl<'c> ToDataverse<'c> {
         ToDataverse {
             columns,
             order,
-            resolved: std::cell::RefCell::new(resolved),
+            resolved: std::sync::Mutex::new(resolved),
         }
     }
 
@@ -361,14 +372,15 @@ impl<'c> ToDataverse<'c> {
             Value::String(s) if lookup.memo => Some(s.as_str()),
             _ => None,
         };
-        if let Some(found) = text.and_then(|t| self.resolved.borrow()[i].get(t).cloned()) {
+        let resolved = || self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = text.and_then(|t| resolved()[i].get(t).cloned()) {
             return found;
         }
         let mut key = vec![(lookup.keyfield.to_string(), value.clone())];
         key.extend(lookup.company.clone());
         let found = dv.find_by(lookup.target, &key).map(|(id, _)| id);
         if let Some(t) = text {
-            self.resolved.borrow_mut()[i].insert(t.to_string(), found.clone());
+            resolved()[i].insert(t.to_string(), found.clone());
         }
         found
     }
