@@ -333,9 +333,13 @@ impl DvEnv {
             }
             self.stamp_fields(writer, table, &mut row, true);
             // Packed here with stand-ins for the id and version, which the finish sets
-            // in place; the index keys do not read them.
-            row.insert(table.primary_id.as_str().into(), Value::Null);
-            row.insert(crate::column!("versionnumber"), Value::Null);
+            // in place; the index keys do not read them. A stand-in is a number no other
+            // row has, so it is never the layout's template value: both are the row's own
+            // values from the start, and setting them moves nothing.
+            static STAND_IN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let stand_in = Value::from(STAND_IN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            row.insert(table.primary_id.as_str().into(), stand_in.clone());
+            row.insert(crate::column!("versionnumber"), stand_in);
             row.compact();
             let unset = [table.primary_id.as_str(), "versionnumber"];
             let keys = self.store.index_keys(logical, &row, &unset);
