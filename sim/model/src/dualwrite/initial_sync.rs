@@ -446,18 +446,23 @@ impl DualWrite<'_> {
         };
         // One pass over each side: what it exports (after its filter), and every row of
         // the partition by integration key, as an upsert would find its counterpart.
-        let mut fno = Scan::default();
-        for (id, row) in transform::fno_partition(map, self.fno, partition) {
-            let key = transform::fno_key(map, row);
-            fno.add(id, key, transform::passes_fno_filter(map, row));
-        }
         let mut dv = Scan {
             exported_ids: Some(Vec::new()),
+            index_all: true,
             ..Scan::default()
         };
         for (id, row) in transform::dv_partition(catalogue, map, self.dv, partition) {
             let key = transform::dv_key(map, row);
             dv.add(id, key, transform::passes_dv_filter(map, row));
+        }
+        // F&O rows are only looked up as counterparts of the Dataverse leg's rows.
+        let mut fno = Scan {
+            index_all: dv.exported > 0,
+            ..Scan::default()
+        };
+        for (id, row) in transform::fno_partition(map, self.fno, partition) {
+            let key = transform::fno_key(map, row);
+            fno.add(id, key, transform::passes_fno_filter(map, row));
         }
         if fno.exported.max(dv.exported) > limits.rows_per_legal_entity {
             report.errors.push(format!(
@@ -474,11 +479,21 @@ impl DualWrite<'_> {
         }
         let dv_exported_ids = dv.exported_ids;
         let fno_rows = fno.keyed;
+        // A side's exported keys only matter where that side is the master (a conflict it
+        // wins writes only the other side's one-way fields).
         let counterparts = Counterparts {
             dv: dv.all,
             fno: fno.all,
-            dv_exported: dv.keyed.into_iter().map(|(k, _)| (k, ())).collect(),
-            fno_exported: fno_rows.iter().map(|(k, _)| (k.clone(), ())).collect(),
+            dv_exported: match master {
+                Side::Dataverse => dv.keyed.into_iter().map(|(k, _)| (k, ())).collect(),
+                Side::Fno => KeyMap::default(),
+            },
+            fno_exported: match master {
+                Side::Fno if dv.exported > 0 => {
+                    fno_rows.iter().map(|(k, _)| (k.clone(), ())).collect()
+                }
+                _ => KeyMap::default(),
+            },
         };
         let dv_blocked =
             dataverse_leg_blocked(limits, catalogue, map, entity, &self.dv.org, dv.exported);
@@ -688,8 +703,10 @@ struct Scan {
     exported_ids: Option<Vec<String>>,
     /// Those of them with an integration key.
     keyed: Vec<Exported>,
-    /// Every row with a key, filter or not; a later row with the same key wins.
+    /// Every row with a key, filter or not; a later row with the same key wins. Only
+    /// filled with `index_all`.
     all: KeyMap<String>,
+    index_all: bool,
 }
 
 impl Scan {
@@ -701,6 +718,12 @@ impl Scan {
             }
         }
         let Some(key) = key else { return };
+        if !self.index_all {
+            if passes {
+                self.keyed.push((key, id.to_string()));
+            }
+            return;
+        }
         if passes {
             self.keyed.push((key.clone(), id.to_string()));
         }
