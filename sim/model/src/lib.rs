@@ -2,7 +2,9 @@
 //! touches — the Entra tenant, the LCS project, Power Platform, F&O and Dataverse
 //! environments — plus the dual-write runtime between them, the virtual clock, the seeded
 //! id stream and the settings it runs under. Plain structs and sync functions returning
-//! [`SimResult`]: no HTTP, no async, no locks, no wall clock.
+//! [`SimResult`]: no HTTP, no async, no wall clock. The one use of threads is inside a call:
+//! initial sync prepares a batch of rows on the machine's cores and writes them in order
+//! (see `dualwrite::initial_sync`), so callers see a plain function with the same outcome.
 //!
 //! Each product's rules sit on its own type and take a small context ([`context::Cx`],
 //! [`dataverse::WriteContext`]) rather than the world. Dual-write, the one concern that
