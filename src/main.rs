@@ -378,16 +378,24 @@ fn snapshot_of(run: &runner::ScenarioRun) -> serde_json::Value {
 }
 
 /// `--snapshots DIR`: compares the run with `DIR/<id>.json`, writing it when missing and
-/// `DIR/<id>.json.new` when it differs.
+/// `DIR/<id>.json.new` when it differs (and removing a stale one when it matches).
 fn check_snapshot(dir: &Path, run: &runner::ScenarioRun) -> Result<runner::Outcome> {
     let started = Instant::now();
     let path = dir.join(format!("{}.json", run.scenario));
     let mut text = serde_json::to_string_pretty(&snapshot_of(run))?;
     text.push('\n');
+    let new = dir.join(format!("{}.json.new", run.scenario));
     let detail = match std::fs::read_to_string(&path) {
-        Ok(kept) if kept == text => String::new(),
+        Ok(kept) if kept == text => {
+            // A difference an earlier run left beside it is stale now (as insta drops
+            // a `.snap.new` once the snapshot passes).
+            if new.exists() {
+                std::fs::remove_file(&new)
+                    .with_context(|| format!("removing {}", new.display()))?;
+            }
+            String::new()
+        }
         Ok(_) => {
-            let new = dir.join(format!("{}.json.new", run.scenario));
             std::fs::write(&new, &text).with_context(|| format!("writing {}", new.display()))?;
             format!(
                 "the run differs from {}; it is in {} (diff them, then move it over to accept)",

@@ -160,3 +160,29 @@ fn check_snapshots_compares_with_the_committed_ones() {
     assert!(String::from_utf8_lossy(&other.stdout)
         .contains("the run differs from snapshots/scenario__new-new.snap"));
 }
+
+/// `run --snapshots DIR` writes a missing snapshot, and a run that matches it removes a
+/// `.json.new` an earlier, differing run left beside it.
+#[test]
+fn a_matching_run_removes_a_stale_difference() {
+    let dir = std::env::temp_dir().join(format!("dwsim-snapshots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_string_lossy().to_string();
+    let args = [
+        "run",
+        "--scenario",
+        "new-new",
+        "--transport",
+        "in-process",
+        "--snapshots",
+        dir_arg.as_str(),
+    ];
+    assert!(dwsim(&args).status.success(), "the first run writes it");
+    assert!(dir.join("new-new.json").exists());
+    let stale = dir.join("new-new.json.new");
+    std::fs::write(&stale, "{}").expect("stale file");
+    let out = dwsim(&args);
+    assert!(out.status.success(), "{}", transcript(&out));
+    assert!(!stale.exists(), "the stale difference is gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}
