@@ -549,14 +549,14 @@ impl DualWrite<'_> {
         let now = self.clock.now();
         let (dv, ids, fno) = (&mut *self.dv, &mut *self.ids, &*self.fno);
         let projection = transform::ToDataverse::new(catalogue, map, partition);
-        // A create of a company runs a plug-in, and a lookup into the table being written
-        // reads rows this leg writes: both are prepared one row at a time.
-        let workers = if map.dv_table == "cdm_company" || transform::looks_up_itself(catalogue, map)
-        {
-            1
-        } else {
-            workers()
-        };
+        // A create of a company runs a plug-in that writes business units and teams, a
+        // create reads the owner's team, and a lookup into the table being written reads
+        // rows this leg writes: maps to those tables are prepared one row at a time.
+        let reads_itself = matches!(
+            map.dv_table.as_str(),
+            "cdm_company" | "businessunit" | "team"
+        ) || transform::looks_up_itself(catalogue, map);
+        let workers = if reads_itself { 1 } else { workers() };
         let writer = Writer {
             now,
             caller: &caller,
