@@ -751,6 +751,57 @@ mod tests {
     }
 
     #[test]
+    fn ids_order_as_their_text_whatever_their_heads() {
+        // Heads tie past 16 bytes, a shorter id is a prefix of longer ones, and text that
+        // is not ASCII: the table still walks, finds and removes in the text's order.
+        let ids = [
+            "usmf|gen-0000123",
+            "usmf|gen-0000123|x",
+            "usmf|gen-0000123|",
+            "usmf|gen-000012",
+            "usmf|gen-0000124",
+            "",
+            "a",
+            "é",
+            "usmf|gen-0000123\u{0}",
+        ];
+        let mut s = Store::default();
+        s.index("t", &["k".to_string()]);
+        for id in ids {
+            s.put("t", id, row(json!({"k": 1})));
+        }
+        // Enough other rows that key 1's set is searched rather than the table walked.
+        for i in 0..40 {
+            s.put("t", &format!("z{i}"), row(json!({"k": 2})));
+        }
+        let mut sorted: Vec<&str> = ids.to_vec();
+        sorted.sort();
+        let walked: Vec<&str> = s
+            .rows("t")
+            .map(|(id, _)| id)
+            .filter(|id| ids.contains(id))
+            .collect();
+        assert_eq!(walked, sorted);
+        let one = json!(1);
+        let through_index: Vec<&str> = s
+            .candidates("t", &[("k", Some(&one))])
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            through_index, sorted,
+            "the company-wide set walks in the same order"
+        );
+        for id in ids {
+            assert!(s.get("t", id).is_some(), "{id:?} is found");
+        }
+        assert!(s.get("t", "usmf|gen-00001").is_none());
+        assert!(s.remove("t", "usmf|gen-0000123|").is_some());
+        assert!(s.get("t", "usmf|gen-0000123|").is_none());
+        assert!(s.get("t", "usmf|gen-0000123|x").is_some());
+        assert_eq!(s.count("t"), ids.len() + 40 - 1);
+    }
+
+    #[test]
     fn an_index_alone_is_not_state() {
         let mut s = Store::default();
         s.index("t", &["k".to_string()]);
