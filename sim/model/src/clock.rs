@@ -69,23 +69,12 @@ impl Instant {
         let secs = self.unix_seconds();
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
-        // Digit by digit rather than through `format!`: every write stamps one or two.
-        let fields = [
-            (y, 4, '-'),
-            (i64::from(m), 2, '-'),
-            (i64::from(d), 2, 'T'),
-            (rem / 3600, 2, ':'),
-            ((rem % 3600) / 60, 2, ':'),
-            (rem % 60, 2, 'Z'),
-        ];
-        let mut out = String::with_capacity(20);
-        for (n, width, after) in fields {
-            for p in (0..width).rev() {
-                out.push(char::from(b'0' + (n / 10i64.pow(p)).rem_euclid(10) as u8));
-            }
-            out.push(after);
-        }
-        out
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )
     }
 }
 
