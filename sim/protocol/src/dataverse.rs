@@ -17,6 +17,10 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
 mod bulk;
+mod record;
+
+use record::{Field, Record};
+use std::borrow::Cow;
 
 /// Default and maximum page size.
 pub const MAX_PAGE_SIZE: usize = 5000;
@@ -427,19 +431,41 @@ fn invalid_property(table: &DvTable, name: &str) -> SimError {
 }
 
 /// Attributes a row shows: every column, or the `$select` list, each with the annotations
-/// the caller asked for.
-fn render(
-    world: &World,
+/// the caller asked for, in name order, the values borrowed from the row.
+fn render<'a>(
+    world: &'a World,
     call: &Call,
-    table: &DvTable,
-    row: &Row,
+    table: &'a DvTable,
+    row: &'a Row,
     select: Option<&[String]>,
-) -> SimResult<Map<String, Value>> {
-    // Gathered in any order and built into the (sorted) map at once: one bulk build
-    // instead of a search per attribute. A later entry for the same name wins, as a
+) -> SimResult<Record<'a>> {
+    static NULL: Value = Value::Null;
+    let value = |name: &str| Field::Value(Cow::Borrowed(row.get(name).unwrap_or(&NULL)));
+    let etag = (
+        Cow::Borrowed("@odata.etag"),
+        Field::Value(Cow::Owned(json!(etag(row)))),
+    );
+    let order = table.in_attribute_order();
+    if let (Cow::Borrowed(order), None, false) = (&order, select, call.annotations.any()) {
+        // Every column, in the order the table keeps for it: no sorting per record. The
+        // etag's `@` sorts before any attribute name.
+        let mut fields = Vec::with_capacity(order.len() + 2);
+        fields.push(etag);
+        fields.extend(
+            order
+                .iter()
+                .map(|(name, _)| (Cow::Borrowed(name.as_str()), value(name))),
+        );
+        let mut record = Record::from_sorted(fields);
+        if table.column_by_attribute(&table.primary_id).is_none() {
+            record.insert(table.primary_id.as_str(), value(&table.primary_id));
+        }
+        return Ok(record);
+    }
+    // Gathered in any order and sorted once. A later entry for the same name wins, as a
     // later insert would.
-    let mut out: Vec<(String, Value)> = Vec::with_capacity(table.columns.len() + 2);
-    out.push(("@odata.etag".into(), json!(etag(row))));
+    let mut fields: Vec<(Cow<'a, str>, Field<'a>)> = Vec::with_capacity(order.len() + 2);
+    fields.push(etag);
     let annotator = Annotator {
         world,
         dv: &world.dataverse[&call.org],
@@ -447,12 +473,21 @@ fn render(
         row,
         asked: &call.annotations,
     };
-    let mut show = |col: &DvColumn, name: &str| {
-        let v = row.get(name).cloned().unwrap_or(Value::Null);
+    let mut annotations = Vec::new();
+    let mut show = |col: &DvColumn, name: Cow<'a, str>| {
+        let v = value(&name);
         if call.annotations.any() {
-            annotator.annotate(col, name, &v, &mut out);
+            let Field::Value(shown) = &v else {
+                unreachable!("a row's value")
+            };
+            annotator.annotate(col, &name, shown, &mut annotations);
+            fields.extend(
+                annotations
+                    .drain(..)
+                    .map(|(n, v)| (Cow::Owned(n), Field::Value(Cow::Owned(v)))),
+            );
         }
-        out.push((name.to_string(), v));
+        fields.push((name, v));
     };
     match select {
         Some(names) => {
@@ -465,24 +500,20 @@ fn render(
                 })
                 .collect::<SimResult<Vec<_>>>()?;
             for (col, n) in cols.into_iter().zip(names) {
-                show(col, n);
+                show(col, Cow::Owned(n.clone()));
             }
         }
         None => {
-            for col in &table.columns {
-                if col.kind.is_lookup() {
-                    show(col, &col.attribute());
-                } else {
-                    show(col, &col.name);
-                }
+            for (name, i) in order.iter() {
+                show(&table.columns[*i], Cow::Owned(name.clone()));
             }
         }
     }
-    out.push((
-        table.primary_id.clone(),
-        row.get(&table.primary_id).cloned().unwrap_or(Value::Null),
+    fields.push((
+        Cow::Borrowed(table.primary_id.as_str()),
+        value(&table.primary_id),
     ));
-    Ok(out.into_iter().collect())
+    Ok(Record::from_unsorted(fields))
 }
 
 fn options(call: &Call) -> SimResult<QueryOptions> {
@@ -521,7 +552,7 @@ fn expand(
     table: &DvTable,
     items: &[String],
     row: &Row,
-    out: &mut Map<String, Value>,
+    out: &mut Record,
 ) -> SimResult<()> {
     for item in items {
         let parsed = odata::parse_expand_item(item).map_err(query_refused)?;
@@ -550,15 +581,15 @@ fn expand(
                     .get(target)
                     .ok_or_else(|| invalid_property(table, nav))?;
                 match dv.get(target, id) {
-                    Some(r) => {
-                        Value::Object(render(world, call, target_table, r, select.as_deref())?)
-                    }
+                    Some(r) => Value::Object(
+                        render(world, call, target_table, r, select.as_deref())?.into_map(),
+                    ),
                     None => Value::Null,
                 }
             }
             None => Value::Null,
         };
-        out.insert(nav.to_string(), value);
+        out.insert_value(nav.to_string(), value);
     }
     Ok(())
 }
@@ -607,7 +638,7 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
     for r in rows.iter().take(window.end).skip(window.start) {
         let mut v = render(world, call, table, r, o.select.as_deref())?;
         expand(world, call, table, &o.expand, r, &mut v)?;
-        value.push(Value::Object(v));
+        value.push(v);
     }
     let context = match &o.select {
         Some(s) => format!(
@@ -618,36 +649,36 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
         ),
         None => format!("{}/$metadata#{}", call.base, table.entity_set),
     };
-    let mut body = Map::new();
-    body.insert("@odata.context".into(), json!(context));
+    let mut body = Record::default();
+    body.insert_value("@odata.context", json!(context));
     if o.count {
-        body.insert("@odata.count".into(), json!(total.min(MAX_PAGE_SIZE)));
+        body.insert_value("@odata.count", json!(total.min(MAX_PAGE_SIZE)));
     }
     if call
         .annotations
         .wants("Microsoft.Dynamics.CRM.totalrecordcount")
     {
-        body.insert(
-            "@Microsoft.Dynamics.CRM.totalrecordcount".into(),
+        body.insert_value(
+            "@Microsoft.Dynamics.CRM.totalrecordcount",
             json!(if o.count {
                 total.min(MAX_PAGE_SIZE) as i64
             } else {
                 -1
             }),
         );
-        body.insert(
-            "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded".into(),
+        body.insert_value(
+            "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded",
             json!(o.count && total > MAX_PAGE_SIZE),
         );
     }
-    body.insert("value".into(), Value::Array(value));
+    body.insert("value", Field::Records(value));
     if window.end < window.limit {
-        body.insert(
-            "@odata.nextLink".into(),
+        body.insert_value(
+            "@odata.nextLink",
             json!(next_link(call, table, window.number)),
         );
     }
-    let mut r = Response::json(200, &Value::Object(body));
+    let mut r = Response::json(200, &body);
     if let Some(p) = window.max_page_size {
         r = r.with_header("Preference-Applied", &format!("odata.maxpagesize={p}"));
     }
@@ -923,18 +954,16 @@ fn written(
     if wants_representation(call.req) {
         let o = options(call)?;
         let mut body = render(world, call, table, &row, o.select.as_deref())?;
-        body.insert(
-            "@odata.context".into(),
+        body.insert_value(
+            "@odata.context",
             json!(format!(
                 "{}/$metadata#{}/$entity",
                 call.base, table.entity_set
             )),
         );
-        return Ok(
-            Response::json(if created { 201 } else { 200 }, &Value::Object(body))
-                .with_header("Preference-Applied", "return=representation")
-                .with_header("ETag", &etag(&row)),
-        );
+        return Ok(Response::json(if created { 201 } else { 200 }, &body)
+            .with_header("Preference-Applied", "return=representation")
+            .with_header("ETag", &etag(&row)));
     }
     Ok(Response::new(204).with_header("OData-EntityId", &entity_id))
 }
@@ -1099,8 +1128,8 @@ fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimRe
         ),
         None => format!("{}/$metadata#{}/$entity", call.base, table.entity_set),
     };
-    body.insert("@odata.context".into(), json!(context));
-    Ok(Response::json(200, &Value::Object(body)).with_header("ETag", &etag(row)))
+    body.insert_value("@odata.context", json!(context));
+    Ok(Response::json(200, &body).with_header("ETag", &etag(row)))
 }
 
 fn missing(table: &DvTable, key: &KeySpec) -> SimError {

@@ -201,7 +201,7 @@ impl Response {
     }
 
     /// A JSON response, as OData sends it (`odata.metadata=minimal`).
-    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
         Response::new(status)
             .with_header("content-type", "application/json; odata.metadata=minimal")
             .with_body(serde_json::to_vec(value).unwrap_or_default())

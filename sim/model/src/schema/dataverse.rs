@@ -12,6 +12,7 @@ use crate::ids::derived_guid;
 use crate::row::{Column, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// Column types of a Dataverse table (the metadata's `AttributeType`).
@@ -345,8 +346,22 @@ pub struct DvTable {
 struct ColumnIndex {
     by_name: HashMap<String, usize, foldhash::fast::FixedState>,
     by_attribute: HashMap<String, usize, foldhash::fast::FixedState>,
+    /// Row attribute names with their column positions, in name order: the order a
+    /// record's attributes are written in.
+    in_attribute_order: Vec<(String, usize)>,
     /// What a create starts from (see [`DvTable::new_row`]).
     created: Row,
+}
+
+/// Row attribute names with column positions, in name order.
+fn attribute_order(columns: &[DvColumn]) -> Vec<(String, usize)> {
+    let mut order: Vec<(String, usize)> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.attribute(), i))
+        .collect();
+    order.sort();
+    order
 }
 
 impl DvTable {
@@ -367,6 +382,15 @@ impl DvTable {
             .by_attribute
             .get(attribute)
             .map(|&i| &self.columns[i])
+    }
+
+    /// Each column's row attribute name (`_x_value` for lookup `x`) with the column, in
+    /// name order.
+    pub fn in_attribute_order(&self) -> Cow<'_, [(String, usize)]> {
+        if self.index.by_name.is_empty() {
+            return Cow::Owned(attribute_order(&self.columns));
+        }
+        Cow::Borrowed(&self.index.in_attribute_order)
     }
 
     /// The row attribute of the company lookup (`_msdyn_company_value`), if striped.
@@ -450,6 +474,7 @@ impl DvTable {
                 .enumerate()
                 .map(|(i, c)| (c.attribute(), i))
                 .collect(),
+            in_attribute_order: attribute_order(&self.columns),
             created: self.defaults(),
         };
     }
