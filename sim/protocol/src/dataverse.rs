@@ -678,7 +678,7 @@ fn list(world: &World, call: &Call, table: &DvTable) -> SimResult<Response> {
             json!(next_link(call, table, window.number)),
         );
     }
-    let mut r = Response::json(200, &body);
+    let mut r = Response::json_written(200, body.to_json());
     if let Some(p) = window.max_page_size {
         r = r.with_header("Preference-Applied", &format!("odata.maxpagesize={p}"));
     }
@@ -961,9 +961,11 @@ fn written(
                 call.base, table.entity_set
             )),
         );
-        return Ok(Response::json(if created { 201 } else { 200 }, &body)
-            .with_header("Preference-Applied", "return=representation")
-            .with_header("ETag", &etag(&row)));
+        return Ok(
+            Response::json_written(if created { 201 } else { 200 }, body.to_json())
+                .with_header("Preference-Applied", "return=representation")
+                .with_header("ETag", &etag(&row)),
+        );
     }
     Ok(Response::new(204).with_header("OData-EntityId", &entity_id))
 }
@@ -1129,7 +1131,7 @@ fn retrieve(world: &World, call: &Call, table: &DvTable, key: &KeySpec) -> SimRe
         None => format!("{}/$metadata#{}/$entity", call.base, table.entity_set),
     };
     body.insert_value("@odata.context", json!(context));
-    Ok(Response::json(200, &body).with_header("ETag", &etag(row)))
+    Ok(Response::json_written(200, body.to_json()).with_header("ETag", &etag(row)))
 }
 
 fn missing(table: &DvTable, key: &KeySpec) -> SimError {

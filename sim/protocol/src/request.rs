@@ -202,9 +202,14 @@ impl Response {
 
     /// A JSON response, as OData sends it (`odata.metadata=minimal`).
     pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        Response::json_written(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// A JSON answer whose body is already written.
+    pub fn json_written(status: u16, body: Vec<u8>) -> Response {
         Response::new(status)
             .with_header("content-type", "application/json; odata.metadata=minimal")
-            .with_body(serde_json::to_vec(value).unwrap_or_default())
+            .with_body(body)
     }
 
     /// A response with a body of the given content type.
