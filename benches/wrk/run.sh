@@ -6,7 +6,8 @@
 #   benches/wrk/run.sh [ACCOUNTS=100000] [SECONDS=10]
 #
 # Needs wrk (apt install wrk), curl and jq; uses target/release/dwsim (built if missing).
-# Environment: CONNECTIONS (8), THREADS (1), PORT_BASE (47300), DWSIM (the binary).
+# Environment: CONNECTIONS (8), THREADS (1), PORT_BASE (47300), DWSIM (the binary),
+# RUNS (which of `get select create` to run, all by default).
 set -euo pipefail
 accounts=${1:-100000}
 seconds=${2:-10}
@@ -48,22 +49,29 @@ curl "${admin[@]}" -X PUT -H "Content-Type: application/json" "$lcs/_dwsim/limit
 curl -sk -H "Authorization: Bearer $token" -H 'Prefer: odata.maxpagesize=2000' \
   "$dv/api/data/v9.2/accounts?\$select=accountid&\$top=2000" |
   jq -r '.value[].accountid' > "$work/ids.txt"
+# The server's user + system CPU time so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' /proc/$server/stat; }
 rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server/status; }
 echo "dwsim serve, $accounts accounts, wrk -t$threads -c$connections -d${seconds}s, $(nproc) cores"
 echo "resident after start: $(rss)"
 echo
-echo "| request | requests | throughput | p50 | p99 | p99.9 | max | non-2xx |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| request | requests | throughput | p50 | p99 | p99.9 | max | non-2xx | server CPU per request |"
+echo "|---|---|---|---|---|---|---|---|---|"
+runs=" ${RUNS:-get select create} "
 run() {
-  local name=$1 script=$2 suffix=${3:-}
-  local line
+  local what=$1 name=$2 script=$3 suffix=${4:-}
+  [[ $runs == *" $what "* ]] || return 0
+  local line cpu0 cpu1
+  cpu0=$(cpu)
   line=$(TOKEN=$token IDS=$work/ids.txt PATH_SUFFIX=$suffix WRK_DIR=$here RUN=$$ \
     wrk -t"$threads" -c"$connections" -d"${seconds}s" -s "$here/$script" "$dv" | grep '^RESULT')
+  cpu1=$(cpu)
   eval "${line#RESULT }"
-  echo "| $name | $requests | $rps req/s | $p50 ms | $p99 ms | $p999 ms | $max ms | $non2xx |"
+  local per=$(( (cpu1 - cpu0) * 1000000 / $(getconf CLK_TCK) / requests ))
+  echo "| $name | $requests | $rps req/s | $p50 ms | $p99 ms | $p999 ms | $max ms | $non2xx | $per µs |"
 }
-run 'GET `accounts(<id>)` (whole record)' get.lua
-run 'GET `accounts(<id>)?$select=name`' get.lua '?$select=name'
-run 'create `POST accounts`' create.lua
+run get 'GET `accounts(<id>)` (whole record)' get.lua
+run select 'GET `accounts(<id>)?$select=name`' get.lua '?$select=name'
+run create 'create `POST accounts`' create.lua
 echo
 echo "resident after the runs: $(rss)"
