@@ -200,11 +200,14 @@ impl Front {
         let (parts, body) = req.into_parts();
         let read = tokio::time::timeout(
             self.limits.body_timeout,
-            Limited::new(body, self.limits.max_body_bytes).collect(),
+            read_body(
+                Limited::new(body, self.limits.max_body_bytes),
+                declared.unwrap_or(0) as usize,
+            ),
         )
         .await;
         let body = match read {
-            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Ok(read)) => Bytes::from(read),
             Ok(Err(e))
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
@@ -269,6 +272,27 @@ impl Front {
         out.body(Full::new(Bytes::from(resp.body)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     }
+}
+
+/// A request body in one buffer, sized by its declared length (already checked against the
+/// limit): frames are copied in as they arrive and freed, so a large body is held once,
+/// where collecting the frames and joining them held it twice.
+async fn read_body<B>(mut body: B, declared: usize) -> Result<Vec<u8>, B::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let mut out = Vec::with_capacity(declared);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if out.is_empty() && data.len() >= declared {
+                // One frame holds it all: keep its buffer where nothing else shares it.
+                out = Vec::from(data);
+            } else {
+                out.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Headers about one connection or one message's framing, which the front sets itself

@@ -71,7 +71,9 @@ impl Request {
             url,
             method: parts.method,
             headers: parts.headers,
-            body: body.to_vec(),
+            // dwsim patch: takes the collected body's buffer where it is the only owner
+            // (a body of one frame made from a vector), rather than copying it.
+            body: Vec::from(body),
         })
     }
 

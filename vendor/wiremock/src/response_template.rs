@@ -14,7 +14,9 @@ pub struct ResponseTemplate {
     mime: String,
     status_code: StatusCode,
     headers: HeaderMap,
-    body: Option<Vec<u8>>,
+    // dwsim patch: `Bytes`, so that a response made from the template shares the body
+    // rather than copying it.
+    body: Option<Bytes>,
     delay: Option<Duration>,
 }
 
@@ -179,7 +181,7 @@ impl ResponseTemplate {
         <B as TryInto<Vec<u8>>>::Error: std::fmt::Debug,
     {
         let body = body.try_into().expect("Failed to convert into body.");
-        self.body = Some(body);
+        self.body = Some(body.into());
         self
     }
 
@@ -189,7 +191,7 @@ impl ResponseTemplate {
     pub fn set_body_json<B: Serialize>(mut self, body: B) -> Self {
         let body = serde_json::to_vec(&body).expect("Failed to convert into body.");
 
-        self.body = Some(body);
+        self.body = Some(body.into());
         self.mime = "application/json".to_string();
         self
     }
@@ -204,7 +206,7 @@ impl ResponseTemplate {
     {
         let body = body.try_into().expect("Failed to convert into body.");
 
-        self.body = Some(body.into_bytes());
+        self.body = Some(body.into_bytes().into());
         self.mime = "text/plain".to_string();
         self
     }
@@ -259,7 +261,7 @@ impl ResponseTemplate {
         <B as TryInto<Vec<u8>>>::Error: std::fmt::Debug,
     {
         let body = body.try_into().expect("Failed to convert into body.");
-        self.body = Some(body);
+        self.body = Some(body.into());
         self.mime = mime.to_string();
         self
     }
@@ -320,8 +322,9 @@ impl ResponseTemplate {
         }
         *response.headers_mut().unwrap() = headers;
 
+        // dwsim patch: a reference-counted share of the body, not a copy of it.
         let body = self.body.clone().unwrap_or_default();
-        response.body(body.into()).unwrap()
+        response.body(Full::new(body)).unwrap()
     }
 
     /// Retrieve the response delay.
