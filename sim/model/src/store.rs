@@ -662,18 +662,11 @@ impl Serialize for Rows<'_> {
 
 impl<'de> Deserialize<'de> for Store {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let tables = BTreeMap::<String, BTreeMap<String, Row>>::deserialize(d)?;
+        let tables = BTreeMap::<String, CompactRows>::deserialize(d)?;
         Ok(Store {
             tables: tables
                 .into_iter()
-                .map(|(name, rows)| {
-                    let rows = rows
-                        .into_iter()
-                        .map(|(id, mut row)| {
-                            row.compact();
-                            (Id::new(&id), row)
-                        })
-                        .collect();
+                .map(|(name, CompactRows(rows))| {
                     (
                         name,
                         Table {
@@ -687,6 +680,38 @@ impl<'de> Deserialize<'de> for Store {
             undo: Vec::new(),
             open: 0,
         })
+    }
+}
+
+/// A table's rows read from a JSON object, each packed as soon as it is read: an import
+/// holds one row at a time in its loose form, not the whole state (about four times the
+/// size of the packed rows).
+struct CompactRows(BTreeMap<Id, Row>);
+
+impl<'de> Deserialize<'de> for CompactRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CompactRows;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table's rows by id")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CompactRows, A::Error> {
+                let mut rows = BTreeMap::new();
+                // A repeated id keeps its last row, as a map read whole would.
+                while let Some((id, mut row)) = map.next_entry::<std::borrow::Cow<str>, Row>()? {
+                    row.compact();
+                    rows.insert(Id::new(&id), row);
+                }
+                Ok(CompactRows(rows))
+            }
+        }
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -799,6 +824,22 @@ mod tests {
         assert!(s.get("t", "usmf|gen-0000123|").is_none());
         assert!(s.get("t", "usmf|gen-0000123|x").is_some());
         assert_eq!(s.count("t"), ids.len() + 40 - 1);
+    }
+
+    #[test]
+    fn a_store_reads_back_what_it_wrote_and_a_repeated_id_keeps_its_last_row() {
+        let mut s = Store::default();
+        s.put("t", "b", row(json!({"k": "X", "n": 1})));
+        s.put("t", "a", row(json!({"k": "Y", "n": null})));
+        s.put("u", "a", row(json!({})));
+        let written = serde_json::to_string(&s).unwrap_or_default();
+        let read: Store = serde_json::from_str(&written).expect("reads back");
+        assert_eq!(serde_json::to_string(&read).unwrap_or_default(), written);
+        assert_eq!(read.get("t", "b"), Some(&row(json!({"k": "X", "n": 1}))));
+        let repeated: Store =
+            serde_json::from_str(r#"{"t": {"a": {"n": 1}, "a": {"n": 2}}}"#).expect("reads");
+        assert_eq!(repeated.get("t", "a"), Some(&row(json!({"n": 2}))));
+        assert!(serde_json::from_str::<Store>(r#"{"t": [1]}"#).is_err());
     }
 
     #[test]
