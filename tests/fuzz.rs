@@ -5,7 +5,8 @@
 //! Targets: the `$filter` parser and evaluator (both dialects), key segments, JSON bodies
 //! for creates in both products, `$batch` multipart bodies for both products, raw request
 //! targets, and scenario files. CI runs `FUZZ_CASES` cases per target (default 200); a
-//! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz` (see the README).
+//! longer run is `FUZZ_CASES=20000 cargo test --release --test fuzz -- --nocapture`, which
+//! prints each HTTP target's answers by status (see the README).
 
 mod common;
 
@@ -209,18 +210,67 @@ fn send(
     (r.status, r.text())
 }
 
-/// A 5xx is a failure, except F&O's own answer to a write its validation refuses: the
-/// product answers those 500 with `AxODataWriteException` (domain/protocols.md §2.4).
-fn no_server_error(status: u16, what: &str, body: &str) -> Result<(), TestCaseError> {
-    let fno_write_refused = status == 500
+/// F&O's own answer to a write its validation refuses: the product answers those 500 with
+/// `AxODataWriteException` (domain/protocols.md §2.4).
+fn fno_write_refused(status: u16, body: &str) -> bool {
+    status == 500
         && body.contains("AxODataWriteException")
         && body.contains("Write failed for table row of type")
-        && !body.contains("internal error");
+        && !body.contains("internal error")
+}
+
+/// A 5xx is a failure, except F&O's answer to a refused write. Every answer is counted in
+/// the target's tally.
+fn no_server_error(
+    tally: &Tally,
+    status: u16,
+    what: &str,
+    body: &str,
+) -> Result<(), TestCaseError> {
+    tally.count(status, body);
     prop_assert!(
-        status < 500 || fno_write_refused,
+        status < 500 || fno_write_refused(status, body),
         "{what} answered {status}: {body}"
     );
     Ok(())
+}
+
+/// The answers one target got, by status, printed when the target ends (shown with
+/// `-- --nocapture`): the request and 5xx counts a longer run reports.
+struct Tally {
+    target: &'static str,
+    statuses: std::cell::RefCell<BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn new(target: &'static str) -> Tally {
+        Tally {
+            target,
+            statuses: Default::default(),
+        }
+    }
+
+    fn count(&self, status: u16, body: &str) {
+        let kind = if fno_write_refused(status, body) {
+            "500 (F&O write refused)".to_string()
+        } else {
+            status.to_string()
+        };
+        *self.statuses.borrow_mut().entry(kind).or_default() += 1;
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let statuses = self.statuses.borrow();
+        let shown: Vec<String> = statuses.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        eprintln!(
+            "fuzz {}: {} requests; {}",
+            self.target,
+            statuses.values().sum::<u64>(),
+            shown.join(", ")
+        );
+    }
 }
 
 #[test]
@@ -237,6 +287,7 @@ fn json_bodies_get_client_errors_not_server_errors() {
         format!("{fo}/api/services/DualWriteServices/DualWriteMapService/runMaps"),
     ];
     let case = (0..urls.len(), json_value(), any::<bool>());
+    let tally = Tally::new("JSON bodies");
     runner()
         .run(&case, |(u, body, patch)| {
             let url = &urls[u];
@@ -253,7 +304,7 @@ fn json_bodies_get_client_errors_not_server_errors() {
                 &[("Content-Type", "application/json")],
                 text.as_bytes(),
             );
-            no_server_error(status, &format!("{method} {url} {text}"), &answer)
+            no_server_error(&tally, status, &format!("{method} {url} {text}"), &answer)
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -309,6 +360,7 @@ fn batch_bodies_get_client_errors_not_server_errors() {
         format!("{}/api/data/v9.2/$batch", c.dataverse_base(ORG)),
         format!("{}/data/$batch", c.fno_base(FO)),
     ];
+    let tally = Tally::new("$batch bodies");
     runner()
         .run(&(0..2usize, batch_body()), |(u, (boundary, body))| {
             let content_type = format!("multipart/mixed; boundary={boundary}");
@@ -319,7 +371,7 @@ fn batch_bodies_get_client_errors_not_server_errors() {
                 &[("Content-Type", &content_type)],
                 body.as_bytes(),
             );
-            no_server_error(status, &format!("$batch {body:?}"), &answer)
+            no_server_error(&tally, status, &format!("$batch {body:?}"), &answer)
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -356,9 +408,16 @@ fn request_targets_get_client_errors_not_server_errors() {
             "[ -~]{0,6}",
         ],
         0..10,
-    )
-    .prop_map(|p| p.concat());
+    );
+    // Mostly below an API root, so the routers' own parsing is reached, not only 404s.
+    let root = prop_oneof![
+        3 => Just("/api/data/v9.2/"),
+        2 => Just("/data/"),
+        1 => Just(""),
+    ];
+    let path = (root, path).prop_map(|(root, p)| format!("{root}{}", p.concat()));
     let method = prop_oneof![Just("GET"), Just("DELETE"), Just("PATCH"), Just("POST")];
+    let tally = Tally::new("request targets");
     runner()
         .run(&(any::<bool>(), method, path), |(to_dv, method, path)| {
             let base = if to_dv { &dv } else { &fo };
@@ -372,7 +431,7 @@ fn request_targets_get_client_errors_not_server_errors() {
                 }
             );
             let (status, answer) = send(&c, method, &url, &[], b"{}");
-            no_server_error(status, &format!("{method} {url}"), &answer)
+            no_server_error(&tally, status, &format!("{method} {url}"), &answer)
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
