@@ -23,3 +23,12 @@ review:
 # Everything CI checks.
 ci:
     bash .ci/run
+
+# Cost against data size, in process: import, initial sync, GET, filter, create, heap, state export/import.
+bench-scale SIZES="1000,10000,100000,500000,1000000":
+    cargo run --release -- bench --scale {{SIZES}}
+
+# Load over HTTPS from another process: wrk against `dwsim serve` with N accounts (needs wrk, curl, jq).
+wrk ACCOUNTS="100000" SECONDS="10":
+    cargo build --release
+    benches/wrk/run.sh {{ACCOUNTS}} {{SECONDS}}

@@ -4,10 +4,12 @@
 //!
 //! - import: seeding the F&O rows (validation, keys, relations);
 //! - initial sync of `customersv3-accounts` (F&O master), both legs;
-//! - Dataverse GET by key and a `$filter` on a non-key column with `$top`, through the
-//!   protocol layer;
+//! - Dataverse GET by key (the whole record) and a `$filter` on a non-key column with
+//!   `$top`, through the protocol layer;
 //! - a create that must check the account's alternate key;
-//! - the heap the world's data holds, counted by the binary's allocator.
+//! - the heap the world's data holds, counted by the binary's allocator;
+//! - the state export and its import back through the admin verbs, with the heap's peak
+//!   above what the world held.
 //!
 //! Nothing here is asserted: the figures go into the README and the session notes.
 
@@ -30,11 +32,19 @@ use std::time::Instant;
 pub struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most `LIVE` has been since [`reset_peak`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts an allocation of `size` more bytes.
+fn grew(size: usize) {
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
 
 // SAFETY: every call goes to mimalloc unchanged; only a counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         unsafe { MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -42,7 +52,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        grew(new_size);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
@@ -51,6 +61,16 @@ unsafe impl GlobalAlloc for Counting {
 /// The heap the process holds now, by the binary's allocator (in MiB).
 pub fn live_mib() -> f64 {
     LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
+
+/// Starts a new peak at the heap held now.
+fn reset_peak() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// The most heap held since [`reset_peak`] (in MiB).
+fn peak_mib() -> f64 {
+    PEAK.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
 }
 
 /// One size's figures.
@@ -63,13 +83,18 @@ struct Figures {
     create_us: f64,
     heap_mib: f64,
     stored_rows: usize,
+    state_export_s: f64,
+    state_mb: f64,
+    state_import_s: f64,
+    /// The heap at its highest during the export and the import, above the heap before.
+    state_peak_mib: f64,
 }
 
 /// Runs every size and prints the table.
 pub fn run(sizes: &[usize]) -> Result<bool> {
     println!("bench scale: N F&O customers, in process, in one legal entity (USMF) up to 500,000 (initial sync's limit per legal entity), the rest in the next");
     println!(
-        "{:>9} {:>10} {:>10} {:>9} {:>11} {:>10} {:>10} {:>12} {:>9}",
+        "{:>9} {:>10} {:>10} {:>9} {:>11} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10}",
         "rows",
         "import s",
         "sync s",
@@ -78,12 +103,16 @@ pub fn run(sizes: &[usize]) -> Result<bool> {
         "filter ms",
         "create µs",
         "heap MiB",
-        "B/row"
+        "B/row",
+        "export s",
+        "state MB",
+        "import s",
+        "peak +MiB"
     );
     for &n in sizes {
         let f = measure(n)?;
         println!(
-            "{:>9} {:>10.3} {:>10.3} {:>9.1} {:>11.1} {:>10.3} {:>10.1} {:>12.1} {:>9.0}",
+            "{:>9} {:>10.3} {:>10.3} {:>9.1} {:>11.1} {:>10.3} {:>10.1} {:>12.1} {:>9.0} {:>9.2} {:>9.1} {:>9.2} {:>10.1}",
             f.rows,
             f.import_s,
             f.sync_s,
@@ -92,7 +121,11 @@ pub fn run(sizes: &[usize]) -> Result<bool> {
             f.filter_ms,
             f.create_us,
             f.heap_mib,
-            f.heap_mib * 1024.0 * 1024.0 / f.stored_rows.max(1) as f64
+            f.heap_mib * 1024.0 * 1024.0 / f.stored_rows.max(1) as f64,
+            f.state_export_s,
+            f.state_mb,
+            f.state_import_s,
+            f.state_peak_mib
         );
     }
     Ok(true)
@@ -223,11 +256,9 @@ fn measure(n: usize) -> Result<Figures> {
         Ok(t.elapsed().as_secs_f64() / count as f64)
     };
     let api = format!("{base}/api/data/v9.2");
-    let get_us = timed(
-        2000,
-        &|_| format!("{api}/accounts({account})?$select=name"),
-        &|_| String::new(),
-    )? * 1e6;
+    let get_us = timed(2000, &|_| format!("{api}/accounts({account})"), &|_| {
+        String::new()
+    })? * 1e6;
     let filter = enc(&format!(
         "name eq 'Generated customer {}'",
         (n / 2).saturating_sub(10)
@@ -242,6 +273,35 @@ fn measure(n: usize) -> Result<Figures> {
             r#"{{"name":"Bench {i}","accountnumber":"BENCH-{i}","msdyn_company@odata.bind":"/cdm_companies({company})"}}"#
         )
     })? * 1e6;
+    // The whole state out and back in through the admin verbs, as `serve` answers them;
+    // the peak counts the body, the new world and the old one until it is replaced.
+    let state = format!("{}/_dwsim/state", client.endpoints.lcs);
+    let heap_before_state = live_mib();
+    reset_peak();
+    let t = Instant::now();
+    let exported = transport.send("GET", &format!("{state}?secrets=true"), &[], b"")?;
+    let state_export_s = t.elapsed().as_secs_f64();
+    if exported.status != 200 {
+        bail!("the state export answered {}", exported.status);
+    }
+    let t = Instant::now();
+    let imported = transport.send(
+        "PUT",
+        &state,
+        &[("Content-Type", "application/json")],
+        &exported.body,
+    )?;
+    let state_import_s = t.elapsed().as_secs_f64();
+    if imported.status != 204 {
+        bail!(
+            "the state import answered {}: {}",
+            imported.status,
+            imported.text()
+        );
+    }
+    let state_mb = exported.body.len() as f64 / 1e6;
+    drop(exported);
+    let state_peak_mib = peak_mib() - heap_before_state;
     Ok(Figures {
         rows: n,
         import_s,
@@ -251,5 +311,9 @@ fn measure(n: usize) -> Result<Figures> {
         create_us,
         heap_mib,
         stored_rows,
+        state_export_s,
+        state_mb,
+        state_import_s,
+        state_peak_mib,
     })
 }
