@@ -189,11 +189,7 @@ fn measure(n: usize) -> Result<Figures> {
         "customergroups",
     ]
     .iter()
-    .map(|m| MapRun {
-        map: m.to_string(),
-        initial_sync: true,
-        master: Side::Fno,
-    })
+    .map(|m| MapRun::new(*m, true, Side::Fno))
     .collect();
     world
         .dual_write(EXISTING_FNO)
@@ -204,11 +200,7 @@ fn measure(n: usize) -> Result<Figures> {
     let executions = world
         .dual_write(EXISTING_FNO)
         .map_err(|e| anyhow!("{e}"))?
-        .run(&[MapRun {
-            map: "customersv3-accounts".into(),
-            initial_sync: true,
-            master: Side::Fno,
-        }])
+        .run(&[MapRun::new("customersv3-accounts", true, Side::Fno)])
         .map_err(|e| anyhow!("{e}"))?;
     let sync_s = t.elapsed().as_secs_f64();
     if let Some(failed) = executions

@@ -2,41 +2,17 @@
 //! beta" → "Alpha Beta" never reached the other side, because live sync compared values
 //! case-insensitively when it computed the counterpart's patch).
 
-use dwsim_model::dualwrite::{MapRun, Side};
+mod common;
+
+use dwsim_model::dualwrite::Side;
 use dwsim_model::store::obj;
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_model::World;
 use serde_json::{json, Value};
 
 /// Existing F&O and Dataverse, linked for every company, every map running.
 fn linked() -> World {
-    let data = Catalogue::builtin().expect("catalogue").demo;
-    let mut w = World::new(WorldSpec {
-        seed: 5,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-        clock_start_ms: 0,
-    })
-    .expect("world");
-    w.ensure_dual_write_app_users(ORG).expect("app users");
-    let companies = w.fno[FO].companies();
-    w.link(FO, ORG, &companies).expect("link");
-    let runs: Vec<MapRun> = w
-        .catalogue
-        .maps
-        .iter()
-        .map(|m| MapRun {
-            map: m.id.clone(),
-            initial_sync: true,
-            master: Side::Fno,
-        })
-        .collect();
-    w.dual_write(FO)
-        .expect("linked")
-        .run(&runs)
-        .expect("maps run");
-    w
+    common::linked(5, Some((true, Side::Fno)))
 }
 
 /// The Dataverse customer group with this id: (its id, its description).

@@ -4,21 +4,19 @@
 //! split between threads, and a customer group missing in Dataverse, so that some rows
 //! fail in the thread that did not start the batch.
 
+mod common;
+
 use dwsim_model::dualwrite::initial_sync::{Execution, PREPARE_THREADS};
 use dwsim_model::dualwrite::{MapRun, Side};
 use dwsim_model::world::{EXISTING_DATAVERSE as ORG, EXISTING_FNO as FO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_model::{Catalogue, Start, World};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 
 fn run(world: &mut World, maps: &[&str]) -> Vec<Execution> {
     let runs: Vec<MapRun> = maps
         .iter()
-        .map(|m| MapRun {
-            map: m.to_string(),
-            initial_sync: true,
-            master: Side::Fno,
-        })
+        .map(|m| MapRun::new(*m, true, Side::Fno))
         .collect();
     world
         .dual_write(FO)
@@ -35,14 +33,7 @@ fn synced(threads: usize) -> (String, Vec<Execution>) {
         company.generate.customers = 3000;
     }
     data.dataverse.generate.accounts = 1500;
-    let mut world = World::new(WorldSpec {
-        seed: 7,
-        fno: Start::Existing,
-        dataverse: Start::Existing,
-        data,
-        clock_start_ms: 0,
-    })
-    .expect("world");
+    let mut world = common::world_of(7, Start::Existing, Start::Existing, data);
     world.ensure_dual_write_app_users(ORG).expect("app users");
     let companies = world.fno[FO].companies();
     world.link(FO, ORG, &companies).expect("link");

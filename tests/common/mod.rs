@@ -5,12 +5,21 @@
 use dwsim_harness::transport::Http;
 use dwsim_model::dualwrite::{MapRun, Side};
 use dwsim_model::world::{EXISTING_DATAVERSE, EXISTING_FNO};
-use dwsim_model::{Catalogue, Start, World, WorldSpec};
+use dwsim_model::{Catalogue, SeedData, Start, World, WorldSpec};
 use dwsim_protocol::Sim;
 
 /// A starting world of the demo data set.
 pub fn world(seed: u64, fno: Start, dataverse: Start) -> World {
-    let data = Catalogue::builtin().expect("catalogue").demo;
+    world_of(
+        seed,
+        fno,
+        dataverse,
+        Catalogue::builtin().expect("catalogue").demo,
+    )
+}
+
+/// A starting world of this data set.
+pub fn world_of(seed: u64, fno: Start, dataverse: Start, data: SeedData) -> World {
     World::new(WorldSpec {
         seed,
         fno,
@@ -35,11 +44,7 @@ pub fn linked(seed: u64, run: Option<(bool, Side)>) -> World {
             .catalogue
             .maps
             .iter()
-            .map(|m| MapRun {
-                map: m.id.clone(),
-                initial_sync,
-                master,
-            })
+            .map(|m| MapRun::new(&m.id, initial_sync, master))
             .collect();
         w.dual_write(EXISTING_FNO)
             .expect("linked")

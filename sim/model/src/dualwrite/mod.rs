@@ -87,6 +87,17 @@ pub struct MapRun {
     pub master: Side,
 }
 
+impl MapRun {
+    /// Runs `map`, with or without initial sync, `master` winning its conflicts.
+    pub fn new(map: impl Into<String>, initial_sync: bool, master: Side) -> MapRun {
+        MapRun {
+            map: map.into(),
+            initial_sync,
+            master,
+        }
+    }
+}
+
 /// One prerequisite the link wizard checks, with its result text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
