@@ -73,7 +73,7 @@ impl Transport for InProcess {
             req = req.with_header(k, v);
         }
         req.body = body.to_vec();
-        let resp = self.sim.handle(&server, &req);
+        let resp = self.sim.handle(&server, req);
         Ok(Reply {
             status: resp.status,
             headers: resp.headers,

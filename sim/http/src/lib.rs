@@ -94,7 +94,7 @@ impl Respond for CatchAll {
             req.headers.push((name.as_str().to_string(), value));
         }
         req.body = request.body.clone();
-        let resp = self.sim.handle(&self.server, &req);
+        let resp = self.sim.handle(&self.server, req);
         let mut template = ResponseTemplate::new(resp.status).set_body_bytes(resp.body);
         for (name, value) in resp.headers {
             template = template.insert_header(name.as_str(), value.as_str());

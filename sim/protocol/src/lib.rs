@@ -129,7 +129,7 @@ impl Sim {
     /// Handles one request that reached `server`, and journals it. An environment's server
     /// answers at the root of its origin, so the routers see its path below `/{env}`; every
     /// environment of the world has an origin before and after the request.
-    pub fn handle(&self, server: &Server, req: &Request) -> Response {
+    pub fn handle(&self, server: &Server, mut req: Request) -> Response {
         let journal = || self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let admin = req.path == "/_dwsim" || req.path.starts_with("/_dwsim/");
         if admin {
@@ -141,7 +141,7 @@ impl Sim {
             let endpoints = self.endpoints();
             let refused = {
                 let world = self.world();
-                admin_guard::check(&world, &endpoints, key.as_deref(), req)
+                admin_guard::check(&world, &endpoints, key.as_deref(), &req)
             };
             if let Some(refused) = refused {
                 return refused;
@@ -161,15 +161,18 @@ impl Sim {
             };
         }
         let endpoints = self.endpoints();
-        let routed = below_environment(server, req);
+        // The journal shows the path as the client sent it.
+        let path = req.path.clone();
+        if let Some(routed) = below_environment(server, &req) {
+            req.path = routed;
+        }
         let (resp, now) = {
             let mut world = self.world();
             endpoints.open_world(&world);
-            let routed = routed.as_ref().unwrap_or(req);
             // One transaction per request: an answer HTTP cannot carry, or a handler that
             // panics, leaves nothing written and gets the product's envelope.
             let outcome = world.contained(|world| {
-                let resp = handle(world, server.product(), &endpoints, routed);
+                let resp = handle(world, server.product(), &endpoints, &req);
                 match unsendable_header(&resp) {
                     Some(name) => Err(format!(
                         "The answer would carry a '{name}' header value that HTTP cannot carry (a control character, such as one in a key); nothing was written."
@@ -195,9 +198,9 @@ impl Sim {
             at: now,
             product: server.product().name(),
             environment: server.environment().map(str::to_string),
-            method: req.method.clone(),
-            path: req.path.clone(),
-            query: req.query.clone(),
+            method: req.method,
+            path,
+            query: req.query,
             status: resp.status,
         });
         resp
@@ -252,16 +255,17 @@ fn unsendable_header(resp: &Response) -> Option<&str> {
         .map(|(name, _)| name.as_str())
 }
 
-/// The request as the routers see it: below `/{env}` when it reached an environment's own
+/// The path the routers see: below `/{env}` when the request reached an environment's own
 /// origin (the admin verbs under `/_dwsim` stay where they are).
-fn below_environment(server: &Server, req: &Request) -> Option<Request> {
+fn below_environment(server: &Server, req: &Request) -> Option<String> {
     let env = server.environment()?;
     if req.path == "/_dwsim" || req.path.starts_with("/_dwsim/") {
         return None;
     }
-    let mut routed = req.clone();
-    routed.path = format!("/{env}{}", if req.path == "/" { "" } else { &req.path });
-    Some(routed)
+    Some(format!(
+        "/{env}{}",
+        if req.path == "/" { "" } else { &req.path }
+    ))
 }
 
 /// A [`Sim`] that does not keep it alive; [`WeakSim::upgrade`] gives it back while it lives.

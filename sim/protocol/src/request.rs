@@ -31,12 +31,12 @@ pub struct Response {
 
 /// Decodes a URL component; `+` is a space in query strings, as ASP.NET reads them.
 pub fn decode(s: &str, plus_is_space: bool) -> String {
-    let s = if plus_is_space {
-        s.replace('+', " ")
-    } else {
-        s.to_string()
-    };
-    percent_decode_str(&s).decode_utf8_lossy().into_owned()
+    if plus_is_space && s.contains('+') {
+        return percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+    }
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 impl Request {
@@ -104,7 +104,7 @@ impl Request {
     pub fn segments(&self) -> Vec<String> {
         split_path(&self.path)
             .into_iter()
-            .map(|s| decode(&s, false))
+            .map(|s| decode(s, false))
             .collect()
     }
 
@@ -125,35 +125,28 @@ impl Request {
     }
 }
 
-fn split_path(path: &str) -> Vec<String> {
+/// The path's segments, undecoded: split at `/` outside parentheses and quotes.
+fn split_path(path: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut quoted = false;
-    let mut cur = String::new();
-    for c in path.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            '(' if !quoted => {
-                depth += 1;
-                cur.push(c);
-            }
-            ')' if !quoted => {
-                depth -= 1;
-                cur.push(c);
-            }
-            '/' if depth <= 0 && !quoted => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate() {
+        match b {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth -= 1,
+            b'/' if depth <= 0 && !quoted => {
+                if i > start {
+                    out.push(&path[start..i]);
                 }
+                start = i + 1;
             }
-            _ => cur.push(c),
+            _ => {}
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if path.len() > start {
+        out.push(&path[start..]);
     }
     out
 }
