@@ -475,19 +475,16 @@ fn render<'a>(
     };
     let mut annotations = Vec::new();
     let mut show = |col: &DvColumn, name: Cow<'a, str>| {
-        let v = value(&name);
+        let stored: &'a Value = row.get(&name).unwrap_or(&NULL);
         if call.annotations.any() {
-            let Field::Value(shown) = &v else {
-                unreachable!("a row's value")
-            };
-            annotator.annotate(col, &name, shown, &mut annotations);
+            annotator.annotate(col, &name, stored, &mut annotations);
             fields.extend(
                 annotations
                     .drain(..)
                     .map(|(n, v)| (Cow::Owned(n), Field::Value(Cow::Owned(v)))),
             );
         }
-        fields.push((name, v));
+        fields.push((name, Field::Value(Cow::Borrowed(stored))));
     };
     match select {
         Some(names) => {

@@ -353,7 +353,8 @@ struct ColumnIndex {
     created: Row,
 }
 
-/// Row attribute names with column positions, in name order.
+/// Row attribute names with column positions, in name order, each name once (with the
+/// last column of that name, as a record shows it).
 fn attribute_order(columns: &[DvColumn]) -> Vec<(String, usize)> {
     let mut order: Vec<(String, usize)> = columns
         .iter()
@@ -361,6 +362,13 @@ fn attribute_order(columns: &[DvColumn]) -> Vec<(String, usize)> {
         .map(|(i, c)| (c.attribute(), i))
         .collect();
     order.sort();
+    order.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            earlier.1 = later.1;
+        }
+        same
+    });
     order
 }
 
@@ -560,6 +568,25 @@ fn choices(pairs: &[(i64, &str)]) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn attributes_come_in_name_order_once_each() {
+        let columns = [
+            DvColumn::new("name", DvType::String),
+            DvColumn::new("parentaccountid", DvType::Lookup).targeting("account"),
+            DvColumn::new("accountid", DvType::Uniqueidentifier),
+            DvColumn::new("name", DvType::Memo),
+        ];
+        assert_eq!(
+            attribute_order(&columns),
+            [
+                ("_parentaccountid_value".to_string(), 1),
+                ("accountid".to_string(), 2),
+                ("name".to_string(), 3),
+            ]
+        );
+    }
+
     use super::*;
 
     fn table() -> DvTable {
