@@ -72,7 +72,7 @@ impl Transport for InProcess {
         for (k, v) in headers {
             req = req.with_header(k, v);
         }
-        req.body = body.to_vec();
+        req.body = body.to_vec().into();
         let resp = self.sim.handle(&server, req);
         Ok(Reply {
             status: resp.status,

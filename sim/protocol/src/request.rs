@@ -1,6 +1,7 @@
 //! Plain request and response values: what both transports (real HTTP through the wiremock
 //! shell, and in-process calls) hand to the routers. No HTTP library types here.
 
+use bytes::Bytes;
 use percent_encoding::percent_decode_str;
 
 /// A request as the routers see it.
@@ -14,8 +15,8 @@ pub struct Request {
     pub query: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+    /// The body, shared with the HTTP shell's copy of the request rather than copied from it.
+    pub body: Bytes,
 }
 
 /// A response as the routers build it.
@@ -50,7 +51,7 @@ impl Request {
             path: path.to_string(),
             query: query.to_string(),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Bytes::new(),
         }
     }
 
@@ -63,7 +64,7 @@ impl Request {
 
     /// Sets the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
-        self.body = body.into();
+        self.body = Bytes::from(body.into());
         self
     }
 

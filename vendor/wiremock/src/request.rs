@@ -2,6 +2,7 @@ use std::fmt;
 
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
+use hyper::body::Bytes;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -40,7 +41,8 @@ pub struct Request {
     pub url: Url,
     pub method: Method,
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    // dwsim patch: `Bytes`, so that a responder can keep the body without copying it.
+    pub body: Bytes,
 }
 
 impl Request {
@@ -71,9 +73,8 @@ impl Request {
             url,
             method: parts.method,
             headers: parts.headers,
-            // dwsim patch: takes the collected body's buffer where it is the only owner
-            // (a body of one frame made from a vector), rather than copying it.
-            body: Vec::from(body),
+            // dwsim patch: the collected body as it is, rather than a copy of it.
+            body,
         })
     }
 
