@@ -447,8 +447,9 @@ fn render<'a>(
     );
     let order = table.in_attribute_order();
     if let (Cow::Borrowed(order), None, false) = (&order, select, call.annotations.any()) {
-        // Every column, in the order the table keeps for it: no sorting per record. The
-        // etag's `@` sorts before any attribute name.
+        // Every column, in the order the table keeps for it (each name once): no sorting
+        // per record, which measured about 8% of a GET's CPU. The etag's `@` sorts before
+        // any attribute name (Dataverse names start with a letter, lookups with `_`).
         let mut fields = Vec::with_capacity(order.len() + 2);
         fields.push(etag);
         fields.extend(
@@ -510,7 +511,7 @@ fn render<'a>(
         Cow::Borrowed(table.primary_id.as_str()),
         value(&table.primary_id),
     ));
-    Ok(Record::from_unsorted(fields))
+    Ok(Record::from_fields(fields))
 }
 
 fn options(call: &Call) -> SimResult<QueryOptions> {

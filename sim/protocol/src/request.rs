@@ -1,5 +1,6 @@
 //! Plain request and response values: what both transports (real HTTP through the wiremock
-//! shell, and in-process calls) hand to the routers. No HTTP library types here.
+//! shell, and in-process calls) hand to the routers. No HTTP library types here; a request
+//! body is `bytes::Bytes`, so the shell's buffer is shared rather than copied.
 
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
