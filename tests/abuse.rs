@@ -165,6 +165,21 @@ fn limits_answer_413_414_431_and_408_in_the_envelope() {
         )
         .unwrap();
     assert_eq!(r.status, 431, "{}", r.text());
+    // More header fields than the front parses (100): hyper's own 431, without a body;
+    // the origin goes on answering.
+    let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (status, text) = raw(
+        &dv,
+        format!("GET /api/data/v9.2/accounts HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(),
+    );
+    assert_eq!(status, 431, "{text}");
+    // An absolute-form target reaches the same path as its origin form.
+    let (status, text) = raw(
+        &dv,
+        b"GET http://a/api/data/v9.2/accounts HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(status, 401, "unauthenticated, in the envelope: {text}");
+    assert!(body_json(&text)["error"].is_object(), "{text}");
 
     // A body that stops arriving.
     let (status, text) = raw(

@@ -136,7 +136,6 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(head)
-        .max_headers(1000)
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
@@ -145,37 +144,40 @@ impl Front {
     /// The answer to one request: refused here when it breaks a limit or cannot be read,
     /// otherwise the MockServer's.
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let method = req.method().as_str().to_string();
-        let target = req
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_default();
-        let refuse = |status: u16, message: &str| self.refusal(&method, &target, status, message);
+        // The method and target are only written out when the request is refused.
+        let refuse = |req: &hyper::http::request::Parts, status: u16, message: &str| {
+            let target = req.uri.path_and_query().map_or("", |pq| pq.as_str());
+            self.refusal(req.method.as_str(), target, status, message)
+        };
+        let (mut parts, body) = req.into_parts();
+        let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+        let target_len = target.len();
         // Origin form only: a bare word or an authority is no path below this origin.
         if !target.starts_with('/') {
             return refuse(
+                &parts,
                 400,
                 "The request target must be a path below this origin, such as /api/data/v9.2/accounts.",
             );
         }
-        if target.len() > self.limits.max_url_bytes {
+        if target_len > self.limits.max_url_bytes {
             return refuse(
+                &parts,
                 414,
                 &format!(
                     "The request URL is {} characters long; this server takes at most {}.",
-                    target.len(),
-                    self.limits.max_url_bytes
+                    target_len, self.limits.max_url_bytes
                 ),
             );
         }
-        let header_bytes: usize = req
-            .headers()
+        let header_bytes: usize = parts
+            .headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum();
         if header_bytes > self.limits.max_header_bytes {
             return refuse(
+                &parts,
                 431,
                 &format!(
                     "The request headers are {header_bytes} bytes; this server takes at most {}.",
@@ -189,15 +191,14 @@ impl Front {
                 self.limits.max_body_bytes
             )
         };
-        let declared = req
-            .headers()
+        let declared = parts
+            .headers
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.limits.max_body_bytes as u64) {
-            return refuse(413, &too_large());
+            return refuse(&parts, 413, &too_large());
         }
-        let (parts, body) = req.into_parts();
         let read = tokio::time::timeout(
             self.limits.body_timeout,
             read_body(
@@ -212,37 +213,44 @@ impl Front {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return refuse(413, &too_large())
+                return refuse(&parts, 413, &too_large())
             }
-            Ok(Err(_)) => return refuse(400, "The request body could not be read."),
-            Err(_) => return refuse(408, "The request body did not arrive in time."),
+            Ok(Err(_)) => return refuse(&parts, 400, "The request body could not be read."),
+            Err(_) => return refuse(&parts, 408, "The request body did not arrive in time."),
         };
         // The request as the MockServer's listener would have read it from a loopback
-        // connection: the client's end-to-end headers, and the body's length when it has one.
-        let mut inner = Request::builder().method(parts.method).uri(target.as_str());
-        for (name, value) in parts.headers.iter().filter(|(n, _)| !hop_by_hop(n)) {
-            inner = inner.header(name, value);
+        // connection: the client's end-to-end headers, and the body's length when it has
+        // one. The head is the one hyper read, changed in place.
+        if parts.uri.scheme().is_some() {
+            // An absolute-form target: the MockServer sees its path and query alone.
+            match parts.uri.path_and_query().map(|pq| pq.as_str().parse()) {
+                Some(Ok(below)) => parts.uri = below,
+                _ => return refuse(&parts, 400, "The request could not be read."),
+            }
         }
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        drop_hop_by_hop(&mut parts.headers);
         if !body.is_empty() {
-            inner = inner.header(hyper::header::CONTENT_LENGTH, body.len());
+            parts
+                .headers
+                .insert(hyper::header::CONTENT_LENGTH, body.len().into());
         }
-        let Ok(inner) = inner.body(Full::new(body)) else {
-            return refuse(400, "The request could not be read.");
-        };
+        let inner = Request::from_parts(parts, Full::new(body));
         match self.mock.handle_request(inner).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
-                let kept: Vec<_> = parts
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| !hop_by_hop(n))
-                    .map(|(n, v)| (n.clone(), v.clone()))
-                    .collect();
-                parts.headers.clear();
-                parts.headers.extend(kept);
+                drop_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body)
             }
-            Err(e) => refuse(500, &format!("The server had an internal error: {e}")),
+            Err(e) => {
+                let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+                self.refusal(
+                    method.as_str(),
+                    target,
+                    500,
+                    &format!("The server had an internal error: {e}"),
+                )
+            }
         }
     }
 
@@ -297,17 +305,23 @@ where
 
 /// Headers about one connection or one message's framing, which the front sets itself
 /// on each side.
-fn hop_by_hop(name: &hyper::header::HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "content-length"
-    )
+const HOP_BY_HOP: [hyper::header::HeaderName; 7] = [
+    hyper::header::CONNECTION,
+    hyper::header::HeaderName::from_static("keep-alive"),
+    hyper::header::TRANSFER_ENCODING,
+    hyper::header::TE,
+    hyper::header::TRAILER,
+    hyper::header::UPGRADE,
+    hyper::header::CONTENT_LENGTH,
+];
+
+/// Removes the [`HOP_BY_HOP`] headers (every value of each).
+fn drop_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
 }
 
 /// Whether the client's first byte opens a TLS handshake record (content type 22); a plain

@@ -162,6 +162,20 @@ impl Endpoints {
     pub fn open_world(&self, world: &World) {
         let missing: Vec<Server> = {
             let opened = self.opened();
+            // Every request asks, and the answer is nearly always yes: a world has a few
+            // environments, so look for each without building a server name.
+            let is_open = |fno: bool, name: &str| {
+                opened.keys().any(|s| match s {
+                    Server::Fno(e) => fno && e == name,
+                    Server::Dataverse(o) => !fno && o == name,
+                    _ => false,
+                })
+            };
+            if world.fno.keys().all(|e| is_open(true, e))
+                && world.dataverse.keys().all(|o| is_open(false, o))
+            {
+                return;
+            }
             world
                 .fno
                 .keys()
