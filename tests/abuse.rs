@@ -482,3 +482,109 @@ fn a_server_answers_only_once_its_world_and_endpoints_are_set() {
         .lines()
         .count();
 }
+
+/// `PUT /_dwsim/state` over HTTP is read as it arrives (issue #10): the world stays the old
+/// one, and answers, until the whole body has read; a body over the limit, one that stops
+/// arriving, or one that is not a state export is refused with nothing imported.
+#[test]
+fn a_state_import_is_read_as_it_arrives_and_replaces_the_world_only_whole() {
+    let h = plain(Limits {
+        max_body_bytes: 8 * 1024 * 1024,
+        body_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    });
+    let lcs = h.endpoints().lcs;
+    let host = lcs.strip_prefix("http://").unwrap().to_string();
+    let capacity = || {
+        let r = h
+            .send("GET", &format!("{lcs}/_dwsim/lcs"), &[], &[])
+            .unwrap();
+        r.json()["dataverse_capacity_mb"].as_i64().unwrap()
+    };
+    let before = capacity();
+    let mut state = h
+        .send("GET", &format!("{lcs}/_dwsim/state?secrets=true"), &[], &[])
+        .unwrap()
+        .json();
+    state["lcs"]["dataverse_capacity_mb"] = json!(before + 1000);
+    let body = state.to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let chunk = |bytes: &[u8]| {
+        let mut c = format!("{:x}\r\n", bytes.len()).into_bytes();
+        c.extend_from_slice(bytes);
+        c.extend_from_slice(b"\r\n");
+        c
+    };
+    let head = format!(
+        "PUT /_dwsim/state HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let put = |parts: &[Vec<u8>], pause_after_first: bool| {
+        let mut s = TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        for (i, part) in parts.iter().enumerate() {
+            s.write_all(part).unwrap();
+            if i == 0 && pause_after_first {
+                // Half the state has arrived: the old world answers meanwhile.
+                std::thread::sleep(Duration::from_millis(100));
+                assert_eq!(capacity(), before, "the old world, until the import ends");
+            }
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, text)
+    };
+
+    // Stops arriving half way: 408, nothing imported.
+    let (status, text) = put(&[chunk(first)], false);
+    assert_eq!(status, 408, "{text}");
+    assert_eq!(capacity(), before);
+    // Over the body limit (the whole state, then blanks), though its JSON has ended: 413.
+    let blanks = vec![b' '; 9 * 1024 * 1024];
+    let (status, text) = put(&[chunk(body.as_bytes()), chunk(&blanks)], false);
+    assert_eq!(status, 413, "{text}");
+    assert!(
+        body_json(&text)["ErrorMessage"].is_string(),
+        "LCS's envelope: {text}"
+    );
+    assert_eq!(
+        text.matches("content-type:").count(),
+        1,
+        "the envelope's content type, once: {text}"
+    );
+    assert_eq!(capacity(), before);
+    // Not a state: 400, nothing imported.
+    let (status, text) = put(
+        &[chunk(b"{\"nonsense\": true"), b"0\r\n\r\n".to_vec()],
+        false,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("not a dwsim world export"), "{text}");
+    assert_eq!(capacity(), before);
+    // Read as it arrives: a body that goes wrong in its first bytes is refused then, while
+    // the rest has not come (a body read whole first would wait for it: 408).
+    let (status, text) = put(&[chunk(b"nonsense")], false);
+    assert_eq!(status, 400, "refused at once, not timed out: {text}");
+    assert!(text.contains("not a dwsim world export"), "{text}");
+
+    // In two pieces with a pause between them: 204, then the new world.
+    let end = b"0\r\n\r\n".to_vec();
+    let (status, text) = put(&[chunk(first), chunk(rest), end], true);
+    assert_eq!(status, 204, "{text}");
+    assert_eq!(capacity(), before + 1000);
+    // The export (written in pieces and sent by the front) reads back as what was imported.
+    let exported = h
+        .send("GET", &format!("{lcs}/_dwsim/state?secrets=true"), &[], &[])
+        .unwrap();
+    assert_eq!(exported.header("content-type"), Some("application/json"));
+    assert_eq!(exported.json(), state);
+
+    // The same import in process (the transport `dwsim run` uses) reads the same way.
+    let sim = Sim::from_world(common::world(9, Start::Existing, Start::Existing));
+    let mut req = dwsim_protocol::Request::new("PUT", "/_dwsim/state");
+    req.body = body.clone().into();
+    let resp = sim.handle(&dwsim_protocol::Server::Lcs, req);
+    assert_eq!(resp.status, 204);
+    assert_eq!(sim.world().lcs.dataverse_capacity_mb, before + 1000);
+}

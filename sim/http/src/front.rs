@@ -6,19 +6,24 @@
 //! error envelope (413, 414, 431, 408, 400); slow or idle clients are timed out; and a request
 //! target wiremock cannot take never reaches it. The request the front has read is answered
 //! by the MockServer's own mocks through `MockServer::handle_request` (the same matching as
-//! its listener, without writing the request again over a loopback connection). Owning the
+//! its listener, without writing the request again over a loopback connection) — except the
+//! state export and import (`GET`/`PUT /_dwsim/state`), which the front answers itself so
+//! that neither holds a whole state in one buffer (see `Front::import_state`). Owning the
 //! listener also lets the shell bind it the moment an environment comes into being (its URL
 //! is valid at once; connections wait in the backlog until the MockServer is mounted) and
 //! keep accepting through errors such as a full file table.
 
-use dwsim_protocol::{Server, Sim};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use dwsim_protocol::{BodyRefused, Server, Sim};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1 as server;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -127,7 +132,13 @@ where
     let limits = front.limits;
     let service = hyper::service::service_fn(move |req| {
         let front = front.clone();
-        async move { Ok::<_, Infallible>(front.answer(req).await) }
+        async move {
+            let answer = match front.exported_state(&req) {
+                Some(exported) => exported.map(Either::Right),
+                None => front.answer(req).await.map(Either::Left),
+            };
+            Ok::<_, Infallible>(answer)
+        }
     });
     // The read buffer holds a request line and headers; beyond it hyper answers 414/431
     // itself, without an envelope. Below it, `answer` does, with one.
@@ -199,6 +210,9 @@ impl Front {
         if declared.is_some_and(|n| n > self.limits.max_body_bytes as u64) {
             return refuse(&parts, 413, &too_large());
         }
+        if parts.method == hyper::Method::PUT && parts.uri.path() == "/_dwsim/state" {
+            return self.import_state(parts, body).await;
+        }
         let read = tokio::time::timeout(
             self.limits.body_timeout,
             read_body(
@@ -254,6 +268,121 @@ impl Front {
         }
     }
 
+    /// `GET /_dwsim/state` (with no body, within the limits), answered here rather than by
+    /// the MockServer: the export is written in pieces ([`Sim::export_state`]) and sent piece
+    /// by piece, each freed once written, so it is held once and never as one buffer that
+    /// doubles as it grows. `None` for every other request.
+    ///
+    /// [`Sim::export_state`]: dwsim_protocol::Sim::export_state
+    fn exported_state(&self, req: &Request<Incoming>) -> Option<Response<Pieces>> {
+        let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        let plain_get = req.method() == hyper::Method::GET
+            && req.uri().path() == "/_dwsim/state"
+            && hyper::body::Body::is_end_stream(req.body())
+            && target_len <= self.limits.max_url_bytes
+            && header_bytes <= self.limits.max_header_bytes;
+        if !plain_get {
+            return None;
+        }
+        let head = head_of(req.method(), req.uri(), req.headers());
+        Some(match self.sim.export_state(&self.server, &head) {
+            Ok(pieces) => {
+                let mut out = Response::new(Pieces(pieces.into()));
+                out.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                out
+            }
+            Err(refused) => answer_of(refused, |body| Pieces([body].into())),
+        })
+    }
+
+    /// `PUT /_dwsim/state`, the one request whose body is not read whole first: a state
+    /// export can be hundreds of megabytes, so its frames go to the simulator's JSON reader
+    /// (on a blocking thread) as they arrive and are freed once read ([`Sim::import_state`]:
+    /// the import then costs the old and the new world, not a copy of the body besides).
+    /// It is answered here, not by the MockServer: a partner's mock cannot override it, and
+    /// the MockServer's recorded requests do not hold it.
+    ///
+    /// [`Sim::import_state`]: dwsim_protocol::Sim::import_state
+    async fn import_state(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Incoming,
+    ) -> Response<Full<Bytes>> {
+        let head = head_of(&parts.method, &parts.uri, &parts.headers);
+        let (frames, arrived) = tokio::sync::mpsc::channel(8);
+        let (sim, server) = (self.sim.clone(), self.server.clone());
+        let import = tokio::task::spawn_blocking(move || {
+            sim.import_state(&server, &head, FrameReader::new(arrived))
+        });
+        let whole = self.send_frames(body, frames).await;
+        let mut answer = match import.await {
+            Ok(answer) => answer_of(answer, Full::new),
+            Err(e) => {
+                let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+                let message = format!("The server had an internal error: {e}");
+                return self.refusal(parts.method.as_str(), target, 500, &message);
+            }
+        };
+        if !whole {
+            // Refused before its body ended: the connection cannot carry another request.
+            answer.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        answer
+    }
+
+    /// Sends `body`'s frames to `frames` until it ends (true), the reader stops taking them,
+    /// or it breaks a limit — larger than the body limit, or no frame for the body timeout —
+    /// when the reader gets the refusal.
+    async fn send_frames(
+        &self,
+        body: Incoming,
+        frames: tokio::sync::mpsc::Sender<Result<Bytes, BodyRefused>>,
+    ) -> bool {
+        let mut body = Limited::new(body, self.limits.max_body_bytes);
+        let refused = |status: u16, message: String| BodyRefused { status, message };
+        let refusal = loop {
+            match tokio::time::timeout(self.limits.body_timeout, body.frame()).await {
+                Ok(None) => return true,
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        if frames.send(Ok(data)).await.is_err() {
+                            return false;
+                        }
+                    }
+                }
+                Ok(Some(Err(e)))
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    break refused(
+                        413,
+                        format!(
+                            "The request body is larger than this server takes ({} bytes).",
+                            self.limits.max_body_bytes
+                        ),
+                    );
+                }
+                Ok(Some(Err(_))) => {
+                    break refused(400, "The request body could not be read.".into())
+                }
+                Err(_) => break refused(408, "The request body did not arrive in time.".into()),
+            }
+        };
+        let _ = frames.send(Err(refusal)).await;
+        false
+    }
+
     /// The product's envelope for a request refused here.
     fn refusal(
         &self,
@@ -265,20 +394,108 @@ impl Front {
         let resp = self
             .sim
             .refusal(&self.server, method, path, status, message);
-        let mut out = Response::builder().status(resp.status);
-        for (name, value) in &resp.headers {
-            if let (Ok(name), Ok(value)) = (
-                hyper::header::HeaderName::from_bytes(name.as_bytes()),
-                hyper::header::HeaderValue::from_str(value),
-            ) {
-                out = out.header(name, value);
-            }
-        }
+        let mut out = answer_of(resp, Full::new);
         // The request's body may be left unread, so the connection cannot carry another
         // request: say so, or a client reuses it from its pool and meets a closed socket.
-        out = out.header(hyper::header::CONNECTION, "close");
-        out.body(Full::new(Bytes::from(resp.body)))
-            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        out.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        out
+    }
+}
+
+/// A simulator's answer as hyper sends it, its body made by `body`. As through the
+/// MockServer (wiremock's `insert_header`), a header written twice keeps its last value — a
+/// content type set over the default one is sent once; a header HTTP cannot carry is left out
+/// (the simulator refuses to write those in the first place).
+fn answer_of<B>(resp: dwsim_protocol::Response, body: impl FnOnce(Bytes) -> B) -> Response<B> {
+    let mut out = Response::new(body(Bytes::from(resp.body)));
+    *out.status_mut() = hyper::StatusCode::from_u16(resp.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &resp.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+/// A request's method, target and headers as the simulator reads them, without its body.
+fn head_of(
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    headers: &hyper::HeaderMap,
+) -> dwsim_protocol::Request {
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut head = dwsim_protocol::Request::new(method.as_str(), target);
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        head.headers.push((name.as_str().to_string(), value));
+    }
+    head
+}
+
+/// A body sent piece by piece, each piece dropped once hyper has taken it.
+pub(crate) struct Pieces(VecDeque<Bytes>);
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|piece| Ok(Frame::data(piece))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The exact length, so the answer carries a Content-Length.
+        SizeHint::with_exact(self.0.iter().map(|piece| piece.len() as u64).sum())
+    }
+}
+
+/// A body's frames, sent by the front as they arrive, read as a blocking `Read` on the
+/// thread that parses them; a [`BodyRefused`] in their place is the reader's error.
+struct FrameReader {
+    arrived: tokio::sync::mpsc::Receiver<Result<Bytes, BodyRefused>>,
+    current: Bytes,
+}
+
+impl FrameReader {
+    fn new(arrived: tokio::sync::mpsc::Receiver<Result<Bytes, BodyRefused>>) -> FrameReader {
+        FrameReader {
+            arrived,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for FrameReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.arrived.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(frame)) => self.current = frame,
+                Some(Err(refused)) => return Err(std::io::Error::other(refused)),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 

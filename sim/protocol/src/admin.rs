@@ -25,28 +25,15 @@ pub fn handle(
     let s: Vec<&str> = segs.iter().skip(1).map(String::as_str).collect();
     match (req.method.as_str(), s.as_slice()) {
         ("GET", ["state"]) => {
-            // Written straight from the world, with no JSON tree in between: the export of
-            // a large world costs its bytes, not a second copy of the world as values.
-            let redacted = req.param("secrets").as_deref() != Some("true");
-            let secrets = redacted.then(|| swap_secrets(world, Secrets::redacted(world)));
-            let body = serde_json::to_vec(&*world);
-            if let Some(secrets) = secrets {
-                swap_secrets(world, secrets);
-            }
-            match body {
-                Ok(body) => Response::text(200, "application/json", body),
-                Err(e) => error(500, &format!("The state could not be written: {e}")),
+            let mut body = Vec::new();
+            match write_state(world, req, &mut body) {
+                Ok(()) => Response::text(200, "application/json", body),
+                Err(e) => e,
             }
         }
         ("PUT", ["state"]) => match serde_json::from_slice::<World>(&req.body) {
-            Ok(mut w) => {
-                w.catalogue = world.catalogue.clone();
-                keep_redacted_secrets(&mut w, world);
-                w.apply_custom_maps();
-                *world = w;
-                Response::new(204)
-            }
-            Err(e) => error(400, &format!("The state is not a dwsim world export: {e}")),
+            Ok(imported) => install_state(world, imported),
+            Err(e) => not_a_state(&e),
         },
         ("GET", ["endstate"]) => Response::json(200, &json!(world.end_state()))
             .with_header("content-type", "application/json"),
@@ -110,6 +97,38 @@ pub fn handle(
             &format!("Unknown admin verb {} {}", req.method, req.path),
         ),
     }
+}
+
+/// Writes the state export (`GET /_dwsim/state`) to `out`, straight from the world with no
+/// JSON tree in between: the export of a large world costs its bytes, not a second copy of
+/// the world as values. Secrets are redacted unless `?secrets=true`.
+pub(crate) fn write_state(
+    world: &mut World,
+    req: &Request,
+    out: impl std::io::Write,
+) -> Result<(), Response> {
+    let redacted = req.param("secrets").as_deref() != Some("true");
+    let secrets = redacted.then(|| swap_secrets(world, Secrets::redacted(world)));
+    let written = serde_json::to_writer(out, &*world);
+    if let Some(secrets) = secrets {
+        swap_secrets(world, secrets);
+    }
+    written.map_err(|e| error(500, &format!("The state could not be written: {e}")))
+}
+
+/// Puts an imported world in place of `world`: it keeps the catalogue it was served with
+/// and the secrets the export redacted, and its custom maps are applied again.
+pub(crate) fn install_state(world: &mut World, mut imported: World) -> Response {
+    imported.catalogue = world.catalogue.clone();
+    keep_redacted_secrets(&mut imported, world);
+    imported.apply_custom_maps();
+    *world = imported;
+    Response::new(204)
+}
+
+/// The answer to a state import that does not read as a world export.
+pub(crate) fn not_a_state(e: &dyn std::fmt::Display) -> Response {
+    error(400, &format!("The state is not a dwsim world export: {e}"))
 }
 
 /// What a redacted secret reads as in an export.

@@ -27,6 +27,7 @@ pub use endpoints::{Endpoints, Server};
 pub use journal::{JOURNAL_BYTES, JOURNAL_LIMIT};
 pub use request::{Request, Response};
 
+use bytes::Bytes;
 use dwsim_model::{SimResult, World, WorldSpec};
 use journal::{Entry, Journal};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -130,6 +131,9 @@ impl Sim {
     /// answers at the root of its origin, so the routers see its path below `/{env}`; every
     /// environment of the world has an origin before and after the request.
     pub fn handle(&self, server: &Server, mut req: Request) -> Response {
+        if req.method == "PUT" && req.path == "/_dwsim/state" {
+            return self.import_state_with(server, &req, || serde_json::from_slice(&req.body));
+        }
         let journal = || self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let admin = req.path == "/_dwsim" || req.path.starts_with("/_dwsim/");
         if admin {
@@ -208,6 +212,103 @@ impl Sim {
 }
 
 impl Sim {
+    /// `PUT /_dwsim/state` with a body read as it arrives (the HTTP shell's front): the
+    /// admin checks, then the new world is read from `body` — outside the world's lock, so
+    /// other requests go on against the old world meanwhile — and replaces the old one only
+    /// once all of it has read. Nothing holds the whole body: an import costs the two worlds.
+    /// A reader error carrying a [`BodyRefused`] (too large, too slow) gets that refusal.
+    pub fn import_state(
+        &self,
+        server: &Server,
+        head: &Request,
+        body: impl std::io::Read,
+    ) -> Response {
+        self.import_state_with(server, head, || {
+            serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, body))
+        })
+    }
+
+    /// `GET /_dwsim/state` for a transport that sends a body in pieces (the HTTP shell's
+    /// front): the export written in pieces of [`STATE_PIECE`] bytes, or the refusal. Written
+    /// whole under the world's lock (a client reading slowly must not hold it), but into
+    /// pieces rather than one vector that doubles as it grows: the export costs its bytes
+    /// once, and each piece can be freed once sent.
+    pub fn export_state(&self, server: &Server, head: &Request) -> Result<Vec<Bytes>, Response> {
+        let key = self
+            .admin_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let endpoints = self.endpoints();
+        let mut world = self.world();
+        let written = match admin_guard::check(&world, &endpoints, key.as_deref(), head) {
+            Some(refused) => Err(refused),
+            None => {
+                let mut pieces = Pieces::default();
+                admin::write_state(&mut world, head, &mut pieces).map(|()| pieces.finish())
+            }
+        };
+        let now = world.clock.now().iso();
+        drop(world);
+        self.journal(Entry {
+            at: now,
+            product: server.product().name(),
+            environment: server.environment().map(str::to_string),
+            method: head.method.clone(),
+            path: head.path.clone(),
+            query: head.query.clone(),
+            status: written.as_ref().map_or_else(|r| r.status, |_| 200),
+        });
+        written
+    }
+
+    /// [`Sim::import_state`] with the world read by `read`; journals the answer.
+    fn import_state_with(
+        &self,
+        server: &Server,
+        head: &Request,
+        read: impl FnOnce() -> serde_json::Result<World>,
+    ) -> Response {
+        let key = self
+            .admin_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let endpoints = self.endpoints();
+        let refused = admin_guard::check(&self.world(), &endpoints, key.as_deref(), head);
+        let resp = match refused {
+            Some(refused) => refused,
+            None => match read() {
+                Ok(imported) => {
+                    let mut world = self.world();
+                    let resp = admin::install_state(&mut world, imported);
+                    endpoints.open_world(&world);
+                    resp
+                }
+                // serde_json hands back the reader's own error.
+                Err(e) if e.is_io() => match std::io::Error::from(e).downcast::<BodyRefused>() {
+                    Ok(r) => {
+                        let mut world = self.world();
+                        refusal::refusal(&mut world, &endpoints, server, r.status, &r.message)
+                    }
+                    Err(other) => admin::not_a_state(&other),
+                },
+                Err(e) => admin::not_a_state(&e),
+            },
+        };
+        let now = self.world().clock.now().iso();
+        self.journal(Entry {
+            at: now,
+            product: server.product().name(),
+            environment: server.environment().map(str::to_string),
+            method: head.method.clone(),
+            path: head.path.clone(),
+            query: head.query.clone(),
+            status: resp.status,
+        });
+        resp
+    }
+
     /// Answers a request `server` refused before reading it, in the product's envelope
     /// (see [`refusal`]), and journals it.
     pub fn refusal(
@@ -243,6 +344,67 @@ impl Sim {
             .push(entry);
     }
 }
+
+/// The size of a piece of [`Sim::export_state`]'s body.
+pub const STATE_PIECE: usize = 1 << 20;
+
+/// A writer that fills pieces of [`STATE_PIECE`] bytes, each allocated once at its size.
+#[derive(Default)]
+struct Pieces {
+    done: Vec<Bytes>,
+    filling: Vec<u8>,
+}
+
+impl Pieces {
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.filling.is_empty() {
+            self.done.push(Bytes::from(self.filling));
+        }
+        self.done
+    }
+}
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            if self.filling.capacity() == 0 {
+                self.filling = Vec::with_capacity(STATE_PIECE);
+            }
+            let take = buf.len().min(STATE_PIECE - self.filling.len());
+            self.filling.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.filling.len() == STATE_PIECE {
+                let full = std::mem::take(&mut self.filling);
+                self.done.push(Bytes::from(full));
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a transport stopped reading a request's body part way (too large, too slow, broken),
+/// carried as the body reader's `io::Error` to the code reading it: the answer is the
+/// product's refusal with this status, not a complaint about a truncated body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRefused {
+    /// The HTTP status: 413, 408 or 400.
+    pub status: u16,
+    /// The refusal's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for BodyRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl std::error::Error for BodyRefused {}
 
 /// The first header of `resp` whose name or value HTTP cannot carry.
 fn unsendable_header(resp: &Response) -> Option<&str> {
@@ -304,5 +466,26 @@ pub fn handle(
         Product::Lcs => lcs::handle(world, endpoints, req),
         Product::Fno => fno::handle(world, endpoints, req),
         Product::Dataverse => dataverse::handle(world, endpoints, req),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pieces, STATE_PIECE};
+    use std::io::Write;
+
+    #[test]
+    fn pieces_hold_what_was_written_in_whole_pieces_but_the_last() {
+        let text: Vec<u8> = (0..STATE_PIECE * 5 / 2).map(|i| (i % 251) as u8).collect();
+        let mut pieces = Pieces::default();
+        // Writes of odd sizes, some across a piece's end.
+        for part in text.chunks(STATE_PIECE / 3 + 7) {
+            pieces.write_all(part).unwrap();
+        }
+        let pieces = pieces.finish();
+        let sizes: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, [STATE_PIECE, STATE_PIECE, STATE_PIECE / 2]);
+        assert_eq!(pieces.concat(), text);
+        assert!(Pieces::default().finish().is_empty());
     }
 }
