@@ -580,6 +580,23 @@ fn a_state_import_is_read_as_it_arrives_and_replaces_the_world_only_whole() {
     assert_eq!(exported.header("content-type"), Some("application/json"));
     assert_eq!(exported.json(), state);
 
+    // Refused by the admin checks before its body: answered at once, not after waiting for
+    // a body that does not come (the socket's read gives up after 10 s, the body's after 60).
+    let sim = Sim::from_world(common::world(9, Start::Existing, Start::Existing));
+    sim.set_admin_key(Some("the-key".into()));
+    let keyed = Http::start(sim, Options::plain()).expect("servers");
+    let keyed_lcs = keyed.endpoints().lcs;
+    let (status, text) = raw(
+        &keyed_lcs,
+        format!(
+            "PUT /_dwsim/state HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{",
+            keyed_lcs.strip_prefix("http://").unwrap()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+
     // The same import in process (the transport `dwsim run` uses) reads the same way.
     let sim = Sim::from_world(common::world(9, Start::Existing, Start::Existing));
     let mut req = dwsim_protocol::Request::new("PUT", "/_dwsim/state");

@@ -352,7 +352,12 @@ impl Front {
         let mut body = Limited::new(body, self.limits.max_body_bytes);
         let refused = |status: u16, message: String| BodyRefused { status, message };
         let refusal = loop {
-            match tokio::time::timeout(self.limits.body_timeout, body.frame()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(self.limits.body_timeout, body.frame()) => next,
+                // Refused or misread before the body ended: stop waiting for it.
+                () = frames.closed() => return false,
+            };
+            match next {
                 Ok(None) => return true,
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
