@@ -579,6 +579,30 @@ fn a_state_import_is_read_as_it_arrives_and_replaces_the_world_only_whole() {
         .unwrap();
     assert_eq!(exported.header("content-type"), Some("application/json"));
     assert_eq!(exported.json(), state);
+    // Both verbs are journalled with the status the client got.
+    let journal = h
+        .send("GET", &format!("{lcs}/_dwsim/journal"), &[], &[])
+        .unwrap()
+        .json();
+    let state_verbs: Vec<(&str, u64)> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] == "/_dwsim/state")
+        .map(|e| (e["method"].as_str().unwrap(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        state_verbs,
+        [
+            ("GET", 200),
+            ("PUT", 408),
+            ("PUT", 413),
+            ("PUT", 400),
+            ("PUT", 400),
+            ("PUT", 204),
+            ("GET", 200)
+        ]
+    );
 
     // Refused by the admin checks before its body: answered at once, not after waiting for
     // a body that does not come (the socket's read gives up after 10 s, the body's after 60).

@@ -137,16 +137,8 @@ impl Sim {
         let journal = || self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let admin = req.path == "/_dwsim" || req.path.starts_with("/_dwsim/");
         if admin {
-            let key = self
-                .admin_key
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
             let endpoints = self.endpoints();
-            let refused = {
-                let world = self.world();
-                admin_guard::check(&world, &endpoints, key.as_deref(), &req)
-            };
+            let refused = self.admin_refusal(&self.world(), &endpoints, &req);
             if let Some(refused) = refused {
                 return refused;
             }
@@ -234,14 +226,9 @@ impl Sim {
     /// pieces rather than one vector that doubles as it grows: the export costs its bytes
     /// once, and each piece can be freed once sent.
     pub fn export_state(&self, server: &Server, head: &Request) -> Result<Vec<Bytes>, Response> {
-        let key = self
-            .admin_key
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let endpoints = self.endpoints();
         let mut world = self.world();
-        let written = match admin_guard::check(&world, &endpoints, key.as_deref(), head) {
+        let written = match self.admin_refusal(&world, &endpoints, head) {
             Some(refused) => Err(refused),
             None => {
                 let mut pieces = Pieces::default();
@@ -250,16 +237,37 @@ impl Sim {
         };
         let now = world.clock.now().iso();
         drop(world);
+        let status = written.as_ref().map_or_else(|r| r.status, |_| 200);
+        self.journal_state_verb(server, head, now, status);
+        written
+    }
+
+    /// The admin guard's refusal of `head`, if any (see [`admin_guard`]).
+    fn admin_refusal(
+        &self,
+        world: &World,
+        endpoints: &Endpoints,
+        head: &Request,
+    ) -> Option<Response> {
+        let key = self
+            .admin_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        admin_guard::check(world, endpoints, key.as_deref(), head)
+    }
+
+    /// Journals the answer `status` to `head` (a state verb), at the world's time `at`.
+    fn journal_state_verb(&self, server: &Server, head: &Request, at: String, status: u16) {
         self.journal(Entry {
-            at: now,
+            at,
             product: server.product().name(),
             environment: server.environment().map(str::to_string),
             method: head.method.clone(),
             path: head.path.clone(),
             query: head.query.clone(),
-            status: written.as_ref().map_or_else(|r| r.status, |_| 200),
+            status,
         });
-        written
     }
 
     /// [`Sim::import_state`] with the world read by `read`; journals the answer.
@@ -269,13 +277,8 @@ impl Sim {
         head: &Request,
         read: impl FnOnce() -> serde_json::Result<World>,
     ) -> Response {
-        let key = self
-            .admin_key
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let endpoints = self.endpoints();
-        let refused = admin_guard::check(&self.world(), &endpoints, key.as_deref(), head);
+        let refused = self.admin_refusal(&self.world(), &endpoints, head);
         let resp = match refused {
             Some(refused) => refused,
             None => match read() {
@@ -297,15 +300,7 @@ impl Sim {
             },
         };
         let now = self.world().clock.now().iso();
-        self.journal(Entry {
-            at: now,
-            product: server.product().name(),
-            environment: server.environment().map(str::to_string),
-            method: head.method.clone(),
-            path: head.path.clone(),
-            query: head.query.clone(),
-            status: resp.status,
-        });
+        self.journal_state_verb(server, head, now, resp.status);
         resp
     }
 
