@@ -181,11 +181,7 @@ impl Front {
                 ),
             );
         }
-        let header_bytes: usize = parts
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 4)
-            .sum();
+        let header_bytes = header_bytes(&parts.headers);
         if header_bytes > self.limits.max_header_bytes {
             return refuse(
                 &parts,
@@ -196,19 +192,13 @@ impl Front {
                 ),
             );
         }
-        let too_large = || {
-            format!(
-                "The request body is larger than this server takes ({} bytes).",
-                self.limits.max_body_bytes
-            )
-        };
         let declared = parts
             .headers
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.limits.max_body_bytes as u64) {
-            return refuse(&parts, 413, &too_large());
+            return refuse(&parts, 413, &self.too_large());
         }
         if parts.method == hyper::Method::PUT && parts.uri.path() == "/_dwsim/state" {
             return self.import_state(parts, body).await;
@@ -227,7 +217,7 @@ impl Front {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return refuse(&parts, 413, &too_large())
+                return refuse(&parts, 413, &self.too_large())
             }
             Ok(Err(_)) => return refuse(&parts, 400, "The request body could not be read."),
             Err(_) => return refuse(&parts, 408, "The request body did not arrive in time."),
@@ -276,16 +266,11 @@ impl Front {
     /// [`Sim::export_state`]: dwsim_protocol::Sim::export_state
     fn exported_state(&self, req: &Request<Incoming>) -> Option<Response<Pieces>> {
         let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-        let header_bytes: usize = req
-            .headers()
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 4)
-            .sum();
         let plain_get = req.method() == hyper::Method::GET
             && req.uri().path() == "/_dwsim/state"
             && hyper::body::Body::is_end_stream(req.body())
             && target_len <= self.limits.max_url_bytes
-            && header_bytes <= self.limits.max_header_bytes;
+            && header_bytes(req.headers()) <= self.limits.max_header_bytes;
         if !plain_get {
             return None;
         }
@@ -370,13 +355,7 @@ impl Front {
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_some() =>
                 {
-                    break refused(
-                        413,
-                        format!(
-                            "The request body is larger than this server takes ({} bytes).",
-                            self.limits.max_body_bytes
-                        ),
-                    );
+                    break refused(413, self.too_large());
                 }
                 Ok(Some(Err(_))) => {
                     break refused(400, "The request body could not be read.".into())
@@ -386,6 +365,14 @@ impl Front {
         };
         let _ = frames.send(Err(refusal)).await;
         false
+    }
+
+    /// The message of a 413.
+    fn too_large(&self) -> String {
+        format!(
+            "The request body is larger than this server takes ({} bytes).",
+            self.limits.max_body_bytes
+        )
     }
 
     /// The product's envelope for a request refused here.
@@ -427,6 +414,14 @@ fn answer_of<B>(resp: dwsim_protocol::Response, body: impl FnOnce(Bytes) -> B) -
         }
     }
     out
+}
+
+/// The bytes of a request's headers as the limit counts them: names, values, `: ` and CRLF.
+fn header_bytes(headers: &hyper::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
 }
 
 /// A request's method, target and headers as the simulator reads them, without its body.
