@@ -441,11 +441,19 @@ fn request_targets_get_client_errors_not_server_errors() {
         2 => Just("/data/"),
         1 => Just(""),
     ];
-    let path = (root, path).prop_map(|(root, p)| format!("{root}{}", p.concat()));
+    let free_form = (root, path).prop_map(|(root, p)| format!("{root}{}", p.concat()));
+    // Half the cases follow OData's grammar, so they reach the query options' parsers.
+    let path = prop_oneof![free_form, odata_target()];
     let method = prop_oneof![Just("GET"), Just("DELETE"), Just("PATCH"), Just("POST")];
     let tally = Tally::new("request targets");
     runner()
         .run(&(any::<bool>(), method, path), |(to_dv, method, path)| {
+            // A target below one product's API root goes to that product's origin.
+            let to_dv = match () {
+                _ if path.starts_with("/api/data/") => true,
+                _ if path.starts_with("/data/") => false,
+                _ => to_dv,
+            };
             let base = if to_dv { &dv } else { &fo };
             let path = path.replace(' ', "%20");
             let url = format!(
@@ -460,6 +468,87 @@ fn request_targets_get_client_errors_not_server_errors() {
             no_server_error(&tally, status, &format!("{method} {url}"), &answer)
         })
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// An OData-shaped target below an API root: an entity set (of either product), maybe a key,
+/// maybe a property, navigation or `$count`, and query options whose values are drawn from
+/// valid and broken pieces.
+fn odata_target() -> impl Strategy<Value = String> {
+    let dataverse = prop_oneof![
+        Just("accounts"),
+        Just("contacts"),
+        Just("msdyn_customergroups"),
+        Just("systemusers"),
+        Just("EntityDefinitions"),
+        Just("GlobalOptionSetDefinitions"),
+        Just("WhoAmI"),
+        Just("$metadata"),
+    ]
+    .prop_map(|set| ("/api/data/v9.2/", set));
+    let fno = prop_oneof![
+        Just("CustomersV3"),
+        Just("CustomerGroups"),
+        Just("LegalEntities"),
+        Just("$metadata"),
+    ]
+    .prop_map(|set| ("/data/", set));
+    let root_and_set = prop_oneof![dataverse, fno];
+    let key = prop_oneof![
+        3 => Just(String::new()),
+        1 => Just("(00000000-0000-0000-0000-000000000001)".to_string()),
+        1 => Just("(accountnumber='A1')".to_string()),
+        1 => Just("(dataAreaId='usmf',CustomerGroupId='10')".to_string()),
+        1 => Just("(LogicalName='account')".to_string()),
+        1 => "\\([ -~]{0,12}\\)",
+    ];
+    let tail = prop_oneof![
+        3 => Just(""),
+        1 => Just("/name"),
+        1 => Just("/$count"),
+        1 => Just("/$ref"),
+        1 => Just("/Attributes"),
+        1 => Just("/primarycontactid"),
+        1 => Just("/contact_customer_accounts"),
+    ];
+    let option = prop_oneof![
+        Just("$select"),
+        Just("$filter"),
+        Just("$top"),
+        Just("$skip"),
+        Just("$orderby"),
+        Just("$expand"),
+        Just("$count"),
+        Just("$apply"),
+        Just("$skiptoken"),
+        Just("$search"),
+        Just("cross-company"),
+        Just("$format"),
+    ];
+    let value = prop_oneof![
+        Just("name".to_string()),
+        Just("name,accountnumber".to_string()),
+        Just("name eq 'x'".to_string()),
+        Just("contains(name,'a') and statecode eq 0".to_string()),
+        Just("CustomerGroupId eq '10' or dataAreaId ne 'usmf'".to_string()),
+        Just("10".to_string()),
+        Just("-1".to_string()),
+        Just("99999999999999999999".to_string()),
+        Just("true".to_string()),
+        Just("name desc,accountnumber".to_string()),
+        Just("primarycontactid($select=fullname;$top=1)".to_string()),
+        Just("Attributes($filter=LogicalName eq 'name')".to_string()),
+        "[ -~]{0,16}",
+    ];
+    let options = proptest::collection::vec((option, value), 0..4);
+    (root_and_set, key, tail, options).prop_map(|((root, set), key, tail, options)| {
+        let query: Vec<String> = options.iter().map(|(o, v)| format!("{o}={v}")).collect();
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        format!("{root}{set}{key}{tail}{query}")
+    })
 }
 
 #[test]
