@@ -1,6 +1,7 @@
 use crate::respond::{Respond, RespondErr};
 use crate::{ErrorResponse, MockGuard, MockServer, Request, ResponseTemplate};
 use std::fmt::{Debug, Formatter};
+use std::sync::Arc;
 use std::ops::{
     Range, RangeBounds, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive,
 };
@@ -270,7 +271,9 @@ impl Debug for Matcher {
 #[must_use = "`Mock`s have to be mounted or registered with a `MockServer` to become effective"]
 pub struct Mock {
     pub(crate) matchers: Vec<Matcher>,
-    pub(crate) response: Result<Box<dyn Respond>, Box<dyn RespondErr>>,
+    // dwsim patch: shared, so a matched mock's responder runs after the server's lock is
+    // released (see `MountedMockSet::match_request`).
+    pub(crate) response: Result<Arc<dyn Respond>, Arc<dyn RespondErr>>,
     /// Maximum number of times (inclusive) we should return a response from this Mock on
     /// matching requests.
     /// If `None`, there is no cap and we will respond to all incoming matching requests.
@@ -641,13 +644,20 @@ impl Mock {
         server.register_as_scoped(self).await
     }
 
-    /// Given a [`Request`] build an instance a [`ResponseTemplate`] using
-    /// the responder associated with the `Mock`.
-    pub(crate) fn response_template(
-        &self,
-        request: &Request,
-    ) -> Result<ResponseTemplate, ErrorResponse> {
-        match &self.response {
+    /// The mock's responder, shared (dwsim patch).
+    pub(crate) fn responder(&self) -> Responder {
+        Responder(self.response.clone())
+    }
+}
+
+/// A matched mock's responder, taken out of the mock set so that it answers after the
+/// server's lock is released (dwsim patch).
+pub(crate) struct Responder(Result<Arc<dyn Respond>, Arc<dyn RespondErr>>);
+
+impl Responder {
+    /// The response template for `request`, or the error response.
+    pub(crate) fn respond(&self, request: &Request) -> Result<ResponseTemplate, ErrorResponse> {
+        match &self.0 {
             Ok(responder) => Ok(responder.respond(request)),
             Err(responder_err) => Err(responder_err.respond_err(request)),
         }
@@ -676,7 +686,7 @@ impl MockBuilder {
     pub fn respond_with<R: Respond + 'static>(self, responder: R) -> Mock {
         Mock {
             matchers: self.matchers,
-            response: Ok(Box::new(responder)),
+            response: Ok(Arc::new(responder)),
             max_n_matches: None,
             priority: 5,
             name: None,
@@ -692,7 +702,7 @@ impl MockBuilder {
     pub fn respond_with_err<R: RespondErr + 'static>(self, responder_err: R) -> Mock {
         Mock {
             matchers: self.matchers,
-            response: Err(Box::new(responder_err)),
+            response: Err(Arc::new(responder_err)),
             max_n_matches: None,
             priority: 5,
             name: None,

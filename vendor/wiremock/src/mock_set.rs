@@ -4,6 +4,7 @@ use crate::{
     mounted_mock::MountedMock,
     verification::{VerificationOutcome, VerificationReport},
 };
+use crate::mock::Responder;
 use crate::{Mock, Request};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -44,6 +45,27 @@ pub(crate) struct MockId {
     generation: u16,
 }
 
+/// The answer of a matched mock's responder, with its delay, or a 404 when none matched.
+pub(crate) fn respond(
+    matched: Option<Responder>,
+    request: &Request,
+) -> Result<(hyper::Response<Full<Bytes>>, Option<Sleep>), ErrorResponse> {
+    match matched {
+        Some(responder) => {
+            let response_template = responder.respond(request)?;
+            let delay = response_template.delay().map(sleep);
+            Ok((response_template.generate_response(), delay))
+        }
+        None => {
+            let not_found_response = hyper::Response::builder()
+                .status(hyper::StatusCode::NOT_FOUND)
+                .body(Full::default())
+                .unwrap();
+            Ok((not_found_response, None))
+        }
+    }
+}
+
 impl MountedMockSet {
     /// Create a new instance of `MountedMockSet`.
     pub(crate) fn new(body_print_limit: BodyPrintLimit) -> MountedMockSet {
@@ -54,40 +76,25 @@ impl MountedMockSet {
         }
     }
 
-    pub(crate) async fn handle_request(
-        &mut self,
-        request: Request,
-    ) -> Result<(hyper::Response<Full<Bytes>>, Option<Sleep>), ErrorResponse> {
+    /// The responder of the first mock (by priority) that matches `request`, counting the
+    /// match, or `None` (logged). dwsim patch: the server holds its lock for this only; the
+    /// responder answers after it is released ([`respond`]), so requests to one server are
+    /// no longer answered one at a time (a responder is `Send + Sync`).
+    pub(crate) fn match_request(&mut self, request: &Request) -> Option<Responder> {
         debug!("Handling request.");
-        let mut response_template: Option<_> = None;
         self.mocks.sort_by_key(|(m, _)| m.specification.priority);
         for (mock, mock_state) in &mut self.mocks {
             if *mock_state == MountedMockState::OutOfScope {
                 continue;
             }
-            if mock.matches(&request) {
-                response_template = Some(mock.response_template(&request));
-                break;
+            if mock.matches(request) {
+                return Some(mock.responder());
             }
         }
-        if let Some(response_template) = response_template {
-            match response_template {
-                Ok(response_template) => {
-                    let delay = response_template.delay().map(sleep);
-                    Ok((response_template.generate_response(), delay))
-                }
-                Err(err) => Err(err),
-            }
-        } else {
-            let mut msg = "Got unexpected request:\n".to_string();
-            _ = request.print_with_limit(&mut msg, self.body_print_limit);
-            debug!("{}", msg);
-            let not_found_response = hyper::Response::builder()
-                .status(hyper::StatusCode::NOT_FOUND)
-                .body(Full::default())
-                .unwrap();
-            Ok((not_found_response, None))
-        }
+        let mut msg = "Got unexpected request:\n".to_string();
+        _ = request.print_with_limit(&mut msg, self.body_print_limit);
+        debug!("{}", msg);
+        None
     }
 
     pub(crate) fn register(

@@ -3,7 +3,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 use tokio::sync::Notify;
 
 use crate::{
-    ErrorResponse, Match, Mock, Request, ResponseTemplate, verification::VerificationReport,
+    Match, Mock, Request, verification::VerificationReport,
 };
 
 /// Given the behaviour specification as a [`Mock`], keep track of runtime information
@@ -91,11 +91,9 @@ impl MountedMock {
         }
     }
 
-    pub(crate) fn response_template(
-        &self,
-        request: &Request,
-    ) -> Result<ResponseTemplate, ErrorResponse> {
-        self.specification.response_template(request)
+    /// The mock's responder, to call after the server's lock is released (dwsim patch).
+    pub(crate) fn responder(&self) -> crate::mock::Responder {
+        self.specification.responder()
     }
 
     pub(crate) fn received_requests(&self) -> Vec<crate::Request> {

@@ -1,3 +1,4 @@
+use crate::mock::Responder;
 use crate::mock_server::hyper::run_server;
 use crate::mock_set::MockId;
 use crate::mock_set::MountedMockSet;
@@ -36,16 +37,16 @@ pub(super) struct MockServerState {
 }
 
 impl MockServerState {
-    pub(super) async fn handle_request(
-        &mut self,
-        request: Request,
-    ) -> Result<(hyper::Response<Full<Bytes>>, Option<tokio::time::Sleep>), ErrorResponse> {
+    /// Records `request` (when recording is on) and finds the responder of the mock it
+    /// matches; the caller answers with it after releasing the state's lock (dwsim patch:
+    /// this used to answer under the lock too).
+    pub(super) fn match_request(&mut self, request: &Request) -> Option<Responder> {
         // If request recording is enabled, record the incoming request
         // by adding it to the `received_requests` stack
         if let Some(received_requests) = &mut self.received_requests {
             received_requests.push(request.clone());
         }
-        self.mock_set.handle_request(request).await
+        self.mock_set.match_request(request)
     }
 }
 

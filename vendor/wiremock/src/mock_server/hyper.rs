@@ -32,11 +32,12 @@ pub(super) async fn answer<B: hyper::body::Body>(
             return Ok(bad_request);
         }
     };
-    let (response, delay) = server_state
+    // dwsim patch: the lock is held while the request is matched, not while it is answered.
+    let matched = server_state
         .write()
         .await
-        .handle_request(wiremock_request)
-        .await?;
+        .match_request(&wiremock_request);
+    let (response, delay) = crate::mock_set::respond(matched, &wiremock_request)?;
 
     // We do not wait for the delay within the handler otherwise we would be
     // holding on to the write-side of the `RwLock` on `mock_set`.
