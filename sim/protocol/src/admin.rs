@@ -14,7 +14,9 @@ fn error(status: u16, message: &str) -> Response {
         .with_header("content-type", "application/json")
 }
 
-/// Answers a `/_dwsim/...` request: export, import, end state, clock, faults, harness.
+/// Answers a `/_dwsim/...` request: export, end state, clock, faults, harness. The import
+/// (`PUT state`) is [`Sim::import_state`](crate::Sim::import_state)'s: it reads the new world
+/// before taking the world's lock, which a handler given the locked world cannot.
 pub fn handle(
     world: &mut World,
     _product: Product,
@@ -31,10 +33,6 @@ pub fn handle(
                 Err(e) => e,
             }
         }
-        ("PUT", ["state"]) => match serde_json::from_slice::<World>(&req.body) {
-            Ok(imported) => install_state(world, imported),
-            Err(e) => not_a_state(&e),
-        },
         ("GET", ["endstate"]) => Response::json(200, &json!(world.end_state()))
             .with_header("content-type", "application/json"),
         ("POST", ["reset"]) => {

@@ -190,15 +190,7 @@ impl Sim {
             endpoints.open_world(&world);
             (resp, world.clock.now().iso())
         };
-        self.journal(Entry {
-            at: now,
-            product: server.product().name(),
-            environment: server.environment().map(str::to_string),
-            method: req.method,
-            path,
-            query: req.query,
-            status: resp.status,
-        });
+        self.journal(server, now, req.method, path, req.query, resp.status);
         resp
     }
 }
@@ -231,14 +223,15 @@ impl Sim {
         let written = match self.admin_refusal(&world, &endpoints, head) {
             Some(refused) => Err(refused),
             None => {
-                let mut pieces = Pieces::default();
+                let mut pieces = PieceWriter::default();
                 admin::write_state(&mut world, head, &mut pieces).map(|()| pieces.finish())
             }
         };
         let now = world.clock.now().iso();
         drop(world);
         let status = written.as_ref().map_or_else(|r| r.status, |_| 200);
-        self.journal_state_verb(server, head, now, status);
+        let (method, path, query) = (head.method.clone(), head.path.clone(), head.query.clone());
+        self.journal(server, now, method, path, query, status);
         written
     }
 
@@ -255,19 +248,6 @@ impl Sim {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         admin_guard::check(world, endpoints, key.as_deref(), head)
-    }
-
-    /// Journals the answer `status` to `head` (a state verb), at the world's time `at`.
-    fn journal_state_verb(&self, server: &Server, head: &Request, at: String, status: u16) {
-        self.journal(Entry {
-            at,
-            product: server.product().name(),
-            environment: server.environment().map(str::to_string),
-            method: head.method.clone(),
-            path: head.path.clone(),
-            query: head.query.clone(),
-            status,
-        });
     }
 
     /// [`Sim::import_state`] with the world read by `read`; journals the answer.
@@ -300,7 +280,8 @@ impl Sim {
             },
         };
         let now = self.world().clock.now().iso();
-        self.journal_state_verb(server, head, now, resp.status);
+        let (method, path, query) = (head.method.clone(), head.path.clone(), head.query.clone());
+        self.journal(server, now, method, path, query, resp.status);
         resp
     }
 
@@ -320,19 +301,31 @@ impl Sim {
             let resp = refusal::refusal(&mut world, &endpoints, server, status, message);
             (resp, world.clock.now().iso())
         };
-        self.journal(Entry {
-            at: now,
-            product: server.product().name(),
-            environment: server.environment().map(str::to_string),
-            method: method.to_string(),
-            path: path.to_string(),
-            query: String::new(),
-            status: resp.status,
-        });
+        let (method, path) = (method.to_string(), path.to_string());
+        self.journal(server, now, method, path, String::new(), resp.status);
         resp
     }
 
-    fn journal(&self, entry: Entry) {
+    /// Journals the answer `status` that `server` gave to `method path?query`, at the
+    /// world's time `at`.
+    fn journal(
+        &self,
+        server: &Server,
+        at: String,
+        method: String,
+        path: String,
+        query: String,
+        status: u16,
+    ) {
+        let entry = Entry {
+            at,
+            product: server.product().name(),
+            environment: server.environment().map(str::to_string),
+            method,
+            path,
+            query,
+            status,
+        };
         self.journal
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -345,12 +338,12 @@ pub const STATE_PIECE: usize = 1 << 20;
 
 /// A writer that fills pieces of [`STATE_PIECE`] bytes, each allocated once at its size.
 #[derive(Default)]
-struct Pieces {
+struct PieceWriter {
     done: Vec<Bytes>,
     filling: Vec<u8>,
 }
 
-impl Pieces {
+impl PieceWriter {
     fn finish(mut self) -> Vec<Bytes> {
         if !self.filling.is_empty() {
             self.done.push(Bytes::from(self.filling));
@@ -359,7 +352,7 @@ impl Pieces {
     }
 }
 
-impl std::io::Write for Pieces {
+impl std::io::Write for PieceWriter {
     fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
         let n = buf.len();
         while !buf.is_empty() {
@@ -466,13 +459,13 @@ pub fn handle(
 
 #[cfg(test)]
 mod tests {
-    use super::{Pieces, STATE_PIECE};
+    use super::{PieceWriter, STATE_PIECE};
     use std::io::Write;
 
     #[test]
     fn pieces_hold_what_was_written_in_whole_pieces_but_the_last() {
         let text: Vec<u8> = (0..STATE_PIECE * 5 / 2).map(|i| (i % 251) as u8).collect();
-        let mut pieces = Pieces::default();
+        let mut pieces = PieceWriter::default();
         // Writes of odd sizes, some across a piece's end.
         for part in text.chunks(STATE_PIECE / 3 + 7) {
             pieces.write_all(part).unwrap();
@@ -481,6 +474,6 @@ mod tests {
         let sizes: Vec<usize> = pieces.iter().map(|p| p.len()).collect();
         assert_eq!(sizes, [STATE_PIECE, STATE_PIECE, STATE_PIECE / 2]);
         assert_eq!(pieces.concat(), text);
-        assert!(Pieces::default().finish().is_empty());
+        assert!(PieceWriter::default().finish().is_empty());
     }
 }
